@@ -1,0 +1,34 @@
+/**
+ * What the scheduler asks of a cache (lib/cache/* implements it; the CLI picks it). The engine only
+ * imports these types.
+ */
+import type { Node } from '../engine/graph.js';
+import type { NodeId } from '../engine/events.js';
+
+export interface CachedLog {
+  readonly stream: 'stdout' | 'stderr';
+  readonly chunk: string;
+}
+
+export type CacheLookup =
+  /** Outputs were restored byte-exact; `logs` are to be replayed (marked as replayed). */
+  | { readonly result: 'hit'; readonly fingerprint: string; readonly logs: readonly CachedLog[] }
+  /** Not in the store (or not restorable): run it. `detail` says why (e.g. "input src/a.txt changed"). */
+  | { readonly result: 'miss'; readonly fingerprint: string; readonly detail?: string | undefined }
+  /** The entry was corrupt: reported once, removed, treated as a miss. */
+  | { readonly result: 'corrupt'; readonly fingerprint: string; readonly detail: string }
+  /** The node is not cacheable (or caching is off); `fingerprint` is still computed for dependents when possible. */
+  | { readonly result: 'disabled'; readonly fingerprint?: string | undefined; readonly detail?: string | undefined };
+
+export interface CacheProvider {
+  /**
+   * Computes the node's fingerprint (from its definition, params, declared env, inputs, the given
+   * dependency fingerprints, platform, format version) and looks it up. Called once per node, right
+   * before it would run, after all its dependencies succeeded.
+   */
+  lookup(node: Node, depFingerprints: ReadonlyMap<NodeId, string>, opts: { readonly force: boolean }): Promise<CacheLookup>;
+  /** Stores a successful run's declared outputs and logs under the fingerprint. Never called for failures. */
+  save(node: Node, fingerprint: string, logs: readonly CachedLog[]): Promise<void>;
+  /** Declared outputs that do not exist after a successful run (the node then fails with missing-output). */
+  missingOutputs(node: Node): Promise<string[]>;
+}

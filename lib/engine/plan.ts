@@ -1,0 +1,28 @@
+/** The plan of a selection and its digest (approvals bind to it; `fabric plan --json` prints both). */
+import { createHash } from 'node:crypto';
+import type { PlannedNode } from './events.js';
+import type { Graph } from './graph.js';
+import { toPlanned } from './graph.js';
+
+/** JSON with object keys sorted at every level: the canonical form hashed for digests. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) => {
+    if (v && typeof v === 'object' && !Array.isArray(v)) {
+      return Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    }
+    return v;
+  });
+}
+
+export function plannedNodes(graph: Graph): PlannedNode[] {
+  return graph.order.map((id) => toPlanned(graph.nodes.get(id)!));
+}
+
+/**
+ * sha256 over the canonical JSON of the planned nodes in topological order, with `cwd` made relative
+ * to the repo root so that the same plan in another checkout has the same digest.
+ */
+export function planDigest(nodes: readonly PlannedNode[], repoRoot: string): string {
+  const rel = nodes.map((n) => ({ ...n, cwd: n.cwd === repoRoot ? '.' : n.cwd.startsWith(repoRoot + '/') ? n.cwd.slice(repoRoot.length + 1) : n.cwd }));
+  return 'sha256:' + createHash('sha256').update(canonicalJson(rel)).digest('hex');
+}
