@@ -1,0 +1,130 @@
+/**
+ * argv → global options → command → exit code. The only module that touches process.argv,
+ * process.exitCode and signal handlers. Commands are loaded lazily from the table in commands.ts.
+ */
+import { resolve } from 'node:path';
+import { COMMANDS } from './commands.js';
+import { EXIT, type CliContext } from './context.js';
+import { UsageError } from './args.js';
+import { nearest } from '../util/suggest.js';
+import { VERSION } from './version.js';
+
+const GLOBAL_HELP = `fabric ${VERSION}: a typed task-graph runner for infrastructure repositories
+
+Usage: fabric [-C DIR] [-f FILE] <command> [args]
+       fabric <task>... [VAR=value...]        (short for: fabric run <task>...)
+
+Commands:
+${Object.entries(COMMANDS)
+  .map(([n, c]) => `  ${n.padEnd(10)} ${c.summary}`)
+  .join('\n')}
+
+Global options:
+  -C, --directory DIR   act as if started in DIR
+  -f, --file FILE       use FILE as the fabricfile (default: fabricfile.ts, found upwards)
+      --debug           print stack traces for errors
+  -V, --version         print the version
+  -h, --help            print this help
+
+Exit codes: 0 ok, 1 a task failed, 2 usage or definition error, 130 interrupted.
+Run 'fabric help <command>' for a command's flags.
+`;
+
+async function main(argv: string[]): Promise<number> {
+  let cwd = process.cwd();
+  let file: string | undefined;
+  let debug = false;
+  let i = 0;
+  // Global options come before the command.
+  for (; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '-C' || a === '--directory') {
+      const v = argv[++i];
+      if (!v) return usage(`${a} needs a directory`);
+      cwd = resolve(cwd, v);
+    } else if (a.startsWith('--directory=')) cwd = resolve(cwd, a.slice(12));
+    else if (a.startsWith('-C') && a.length > 2) cwd = resolve(cwd, a.slice(2));
+    else if (a === '-f' || a === '--file') {
+      const v = argv[++i];
+      if (!v) return usage(`${a} needs a file`);
+      file = v;
+    } else if (a.startsWith('--file=')) file = a.slice(7);
+    else if (a === '--debug') debug = true;
+    else if (a === '-V' || a === '--version') {
+      process.stdout.write(`fabric ${VERSION}\n`);
+      return EXIT.ok;
+    } else if (a === '-h' || a === '--help') {
+      process.stdout.write(GLOBAL_HELP);
+      return EXIT.ok;
+    } else break;
+  }
+  const rest = argv.slice(i);
+  if (rest.length === 0) {
+    process.stdout.write(GLOBAL_HELP);
+    return EXIT.ok;
+  }
+  let name = rest[0]!;
+  let args = rest.slice(1);
+  if (!(name in COMMANDS)) {
+    // `fabric dns.up ENV=x` runs tasks, as `make dns.up ENV=x` does; a word that looks like no task is a typo of a command.
+    if (/[.*:[\]]/.test(name) || name.includes('=') || name.startsWith('-')) {
+      args = rest;
+      name = 'run';
+    } else {
+      const near = nearest(name, Object.keys(COMMANDS));
+      if (near) return usage(`unknown command "${name}"`, `did you mean 'fabric ${near}'? (to run a task named "${name}", use 'fabric run ${name}')`);
+      args = rest;
+      name = 'run';
+    }
+  }
+  const controller = new AbortController();
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signals++;
+    if (signals === 1) controller.abort(sig);
+    else if (signals >= 3) {
+      process.stderr.write('fabric: third signal, exiting now\n');
+      process.exit(EXIT.interrupted);
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  if (file) file = resolve(cwd, file);
+  const ctx: CliContext = {
+    argv,
+    env: process.env,
+    stdout: process.stdout,
+    stderr: process.stderr,
+    stdin: process.stdin,
+    globals: { file, cwd, debug },
+    signal: controller.signal,
+  };
+  try {
+    const mod = (await COMMANDS[name]!.load()).default;
+    return await mod.run(ctx, args);
+  } catch (e) {
+    if (e instanceof UsageError) return usage(e.message, e.hint);
+    process.stderr.write(`fabric: internal error: ${e instanceof Error ? e.message : String(e)}\n`);
+    if (debug && e instanceof Error && e.stack) process.stderr.write(e.stack + '\n');
+    else process.stderr.write('This is a bug in fabric. Rerun with --debug and report the output with the fabric version (fabric --version).\n');
+    return EXIT.failed;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+function usage(message: string, hint?: string): number {
+  process.stderr.write(`fabric: ${message}\n${hint ? `  ${hint}\n` : ''}Run 'fabric --help' for usage.\n`);
+  return EXIT.usage;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.stderr.write(`fabric: internal error: ${String(e)}\n`);
+    process.exitCode = EXIT.failed;
+  },
+);
