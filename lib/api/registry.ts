@@ -24,9 +24,23 @@ export function resetRegistry(): void {
   registry().tasks = [];
 }
 
-/** Frames from these files are fabric's own, never the user's declaration site. */
+/**
+ * fabric's own code: `<pkg>/dist/`, `<pkg>/lib/` (what source maps point at) and `<pkg>/build/lib/`.
+ * Frames there are never the user's declaration site.
+ */
+const OWN_DIRS: readonly string[] = (() => {
+  try {
+    const here = decodeURIComponent(new URL('.', import.meta.url).pathname);
+    const m = /^(.*?)[\\/](?:build[\\/]lib|dist|lib)[\\/]/.exec(here);
+    const root = m ? m[1]! : here;
+    return [`${root}/dist/`, `${root}/lib/`, `${root}/build/lib/`];
+  } catch {
+    return [];
+  }
+})();
+
 function isFabricFrame(file: string): boolean {
-  return /[\\/](?:dist|lib)[\\/](?:api|cli|engine)[^\\/]*\.[cm]?[jt]s$/.test(file) || file.startsWith('node:') || /[\\/]dist[\\/](?:api|cli)\.js$/.test(file);
+  return file.startsWith('node:') || file.includes('/node_modules/') || OWN_DIRS.some((d) => file.startsWith(d));
 }
 
 const FRAME = /\(?((?:file:\/\/)?[^\s()]+?):(\d+):(\d+)\)?\s*$/;

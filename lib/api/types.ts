@@ -54,8 +54,13 @@ export interface TaskContext {
 
 export type TaskFunction = (ctx: TaskContext) => Promise<void | number> | void | number;
 
+/**
+ * A step: a string is a shell command, an argv array runs without a shell, a `CommandStep` adds env and
+ * accepted exit codes, a function runs in-process. In a list, each element is one step (like a Makefile
+ * recipe's lines), so a lone argv is written `{ cmd: ['terraform', 'plan'] }` or `[['terraform', 'plan']]`.
+ */
 export type RunStep = Command | CommandStep | TaskFunction;
-export type RunSpec = RunStep | readonly RunStep[];
+export type RunSpec = string | CommandStep | TaskFunction | readonly RunStep[];
 
 /** A condition on the node's resolved params, visible in plans. */
 export interface ParamCondition {

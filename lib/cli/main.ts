@@ -8,6 +8,8 @@ import { EXIT, type CliContext } from './context.js';
 import { UsageError } from './args.js';
 import { nearest } from '../util/suggest.js';
 import { VERSION } from './version.js';
+import { DiagnosticsError } from '../diagnostics/error.js';
+import { formatDiagnostics } from '../diagnostics/print.js';
 
 const GLOBAL_HELP = `fabric ${VERSION}: a typed task-graph runner for infrastructure repositories
 
@@ -104,6 +106,11 @@ async function main(argv: string[]): Promise<number> {
     return await mod.run(ctx, args);
   } catch (e) {
     if (e instanceof UsageError) return usage(e.message, e.hint);
+    if (e instanceof DiagnosticsError) {
+      process.stderr.write(formatDiagnostics(e.diagnostics, { cwd }));
+      if (debug && e.stack) process.stderr.write(e.stack + '\n');
+      return EXIT.usage;
+    }
     process.stderr.write(`fabric: internal error: ${e instanceof Error ? e.message : String(e)}\n`);
     if (debug && e instanceof Error && e.stack) process.stderr.write(e.stack + '\n');
     else process.stderr.write('This is a bug in fabric. Rerun with --debug and report the output with the fabric version (fabric --version).\n');

@@ -1,0 +1,481 @@
+/**
+ * Analysis: task definitions + selection + variables → a resolved, validated Graph, or every problem
+ * found (never just the first). Nothing here runs a process or touches the terminal.
+ */
+import { createHash } from 'node:crypto';
+import { isAbsolute, resolve } from 'node:path';
+import type { Command, DepRef, Effect, ParamCondition, ParamSpec, RunSpec, RunStep, TaskDef } from '../api/types.js';
+import type { Diagnostic, Location, Result } from '../diagnostics/types.js';
+import { locationAt, narrowToLiteral } from '../diagnostics/location.js';
+import { nearest } from '../util/suggest.js';
+import { isSecretName, REDACTED } from '../util/redact.js';
+import type { NodeId } from './events.js';
+import type { Graph, Node, ResolvedStep } from './graph.js';
+import { expand, parseDuration } from './template.js';
+
+/** The environment every command gets, whatever the task declares (documented in the README). */
+export const BASE_ENV: readonly string[] = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'TERM', 'LANG', 'LC_ALL', 'LC_CTYPE', 'TZ', 'TMPDIR', 'SSH_AUTH_SOCK'];
+
+export interface AnalyzeRequest {
+  readonly tasks: readonly TaskDef[];
+  /** Task names or globs (`minio.*`); empty = no selection (definitions are still validated). */
+  readonly targets: readonly string[];
+  /** `VAR=value` from the command line. */
+  readonly vars: Readonly<Record<string, string>>;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly repoRoot: string;
+  readonly fabricfile: string;
+  readonly secretPatterns: readonly string[];
+  /** Memo for computed param defaults, shared by every analysis of one run (computed once per run). */
+  readonly defaultsMemo?: Map<() => string, string>;
+}
+
+const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.:@/-]*$/;
+const EFFECTS: readonly Effect[] = ['read-only', 'mutating'];
+
+export function taskLocation(def: TaskDef): Location | undefined {
+  const site = def.site();
+  return site ? locationAt(site.file, site.line, site.column, 4) : undefined;
+}
+
+const depName = (d: DepRef): string => (typeof d === 'string' ? d : d.task);
+
+export function conditionText(c: ParamCondition): string {
+  if (c.description) return c.description;
+  if (c.equals !== undefined) return `${c.param} == ${JSON.stringify(c.equals)}`;
+  if (c.notEquals !== undefined) return `${c.param} != ${JSON.stringify(c.notEquals)}`;
+  if (c.oneOf) return `${c.param} in [${c.oneOf.map((v) => JSON.stringify(v)).join(', ')}]`;
+  return `${c.param} is set`;
+}
+
+export function conditionHolds(c: ParamCondition, value: string | undefined): boolean {
+  if (c.equals !== undefined) return value === c.equals;
+  if (c.notEquals !== undefined) return value !== c.notEquals;
+  if (c.oneOf) return value !== undefined && c.oneOf.includes(value);
+  return value !== undefined && value !== '';
+}
+
+/** Checks every definition, selected or not: names, duplicates, deps, params, effects. */
+export function validateDefinitions(tasks: readonly TaskDef[]): Diagnostic[] {
+  const diags: Diagnostic[] = [];
+  const byName = new Map<string, TaskDef>();
+  for (const def of tasks) {
+    const loc = taskLocation(def);
+    if (typeof def.name !== 'string' || !NAME.test(def.name)) {
+      diags.push({ severity: 'error', code: 'invalid-name', message: `Invalid task name ${JSON.stringify(def.name)}: use letters, digits and . _ - : @ /.`, location: loc });
+      continue;
+    }
+    const prev = byName.get(def.name);
+    if (prev) {
+      const prevLoc = taskLocation(prev);
+      diags.push({
+        severity: 'error',
+        code: 'duplicate-task',
+        message: `Task "${def.name}" is defined twice.`,
+        location: loc,
+        related: prevLoc ? [{ message: `"${def.name}" is first defined here.`, location: prevLoc }] : undefined,
+      });
+      continue;
+    }
+    byName.set(def.name, def);
+  }
+  for (const def of tasks) {
+    if (byName.get(def.name) !== def) continue;
+    const loc = taskLocation(def);
+    const spec = def.spec;
+    if (spec.effect !== undefined && !EFFECTS.includes(spec.effect)) {
+      diags.push({ severity: 'error', code: 'invalid-effect', message: `Task "${def.name}" has effect ${JSON.stringify(spec.effect)}; use "read-only" or "mutating".`, location: loc && narrowToLiteral(loc, String(spec.effect)) });
+    }
+    for (const dep of spec.deps ?? []) {
+      const name = depName(dep);
+      if (!byName.has(name)) {
+        const near = nearest(name, byName.keys());
+        diags.push({
+          severity: 'error',
+          code: 'unknown-dependency',
+          message: `Task "${def.name}" depends on "${name}", which is not defined.`,
+          location: loc && narrowToLiteral(loc, name),
+          hint: near ? `did you mean "${near}"?` : undefined,
+          related: near && taskLocation(byName.get(near)!) ? [{ message: `A task named "${near}" is defined here.`, location: taskLocation(byName.get(near)!)! }] : undefined,
+        });
+      }
+      if (typeof dep !== 'string' && dep.when && !(spec.params && dep.when.param in spec.params)) {
+        diags.push({ severity: 'error', code: 'unknown-param', message: `Task "${def.name}": the condition on dependency "${name}" reads param "${dep.when.param}", which "${def.name}" does not declare.`, location: loc && narrowToLiteral(loc, dep.when.param) });
+      }
+    }
+    for (const [pname, p] of Object.entries(spec.params ?? {})) {
+      if (p.pattern !== undefined) {
+        try {
+          new RegExp(p.pattern);
+        } catch (e) {
+          diags.push({ severity: 'error', code: 'invalid-param-spec', message: `Task "${def.name}", param ${pname}: invalid pattern: ${(e as Error).message}`, location: loc });
+        }
+      }
+      if (typeof p.default === 'string' && (p.enum || p.pattern)) {
+        const problem = checkValue(p, p.default);
+        if (problem) diags.push({ severity: 'error', code: 'invalid-param-spec', message: `Task "${def.name}", param ${pname}: the default ${JSON.stringify(p.default)} ${problem}.`, location: loc && narrowToLiteral(loc, p.default) });
+      }
+    }
+    if (spec.variants && !(spec.params && spec.variants.param in spec.params)) {
+      diags.push({ severity: 'error', code: 'unknown-param', message: `Task "${def.name}": its variants are selected by param "${spec.variants.param}", which it does not declare.`, location: loc });
+    }
+    if (spec.variants && !(spec.variants.fallback in spec.variants.cases)) {
+      diags.push({ severity: 'error', code: 'invalid-variants', message: `Task "${def.name}": variant fallback "${spec.variants.fallback}" is not one of its cases (${Object.keys(spec.variants.cases).join(', ')}).`, location: loc });
+    }
+    if (spec.timeout !== undefined && parseDuration(spec.timeout) === undefined) {
+      diags.push({ severity: 'error', code: 'invalid-timeout', message: `Task "${def.name}": invalid timeout ${JSON.stringify(spec.timeout)} (use milliseconds or "90s", "5m", "1h").`, location: loc });
+    }
+    if (spec.retries !== undefined && (!Number.isInteger(spec.retries) || spec.retries < 0)) {
+      diags.push({ severity: 'error', code: 'invalid-retries', message: `Task "${def.name}": retries must be a whole number ≥ 0, got ${JSON.stringify(spec.retries)}.`, location: loc });
+    }
+  }
+  return diags;
+}
+
+function checkValue(p: ParamSpec, v: string): string | undefined {
+  if (p.enum && !p.enum.includes(v)) return `is not one of ${p.enum.map((x) => JSON.stringify(x)).join(', ')}`;
+  if (p.pattern !== undefined && !new RegExp(`^(?:${p.pattern})$`).test(v)) return `does not match /${p.pattern}/`;
+  return undefined;
+}
+
+/** `minio.*` style globs over task names: `*` matches any run of characters. */
+export function matchTargets(pattern: string, names: readonly string[]): string[] {
+  if (!pattern.includes('*') && !pattern.includes('?')) return names.includes(pattern) ? [pattern] : [];
+  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+  return names.filter((n) => re.test(n));
+}
+
+const short = (v: string): string => createHash('sha256').update(v).digest('hex').slice(0, 8);
+
+interface Pending {
+  def: TaskDef;
+  explicit: Record<string, string>;
+  /** Where the explicit values came from (a dependency edge) for diagnostics. */
+  origin: Location | undefined;
+  via: string;
+}
+
+export function analyze(req: AnalyzeRequest): Result<Graph> {
+  const diags = validateDefinitions(req.tasks);
+  if (diags.some((d) => d.severity === 'error')) return { ok: false, error: diags };
+  const byName = new Map(req.tasks.map((t) => [t.name, t] as const));
+  const names = req.tasks.map((t) => t.name);
+  const memo = req.defaultsMemo ?? new Map<() => string, string>();
+
+  const selected: TaskDef[] = [];
+  for (const t of req.targets) {
+    const matched = matchTargets(t, names);
+    if (matched.length === 0) {
+      const near = nearest(t, names);
+      diags.push({ severity: 'error', code: 'unknown-task', message: `No task named "${t}".`, hint: near ? `did you mean "${near}"?` : `run 'fabric list' to see the tasks` });
+    }
+    for (const m of matched) if (!selected.includes(byName.get(m)!)) selected.push(byName.get(m)!);
+  }
+  if (diags.length) return { ok: false, error: diags };
+
+  const nodes = new Map<NodeId, Node>();
+  const keyToId = new Map<string, NodeId>();
+  const order: NodeId[] = [];
+  const targets: NodeId[] = [];
+  const onStack: string[] = [];
+  const stackIds: string[] = [];
+  const failedKeys = new Set<string>();
+
+  const resolveDefault = (p: ParamSpec): string | undefined => {
+    if (typeof p.default === 'function') {
+      const fn = p.default;
+      let v = memo.get(fn);
+      if (v === undefined) {
+        v = String(fn());
+        memo.set(fn, v);
+      }
+      return v;
+    }
+    return p.default;
+  };
+
+  const visit = (pending: Pending): NodeId | undefined => {
+    const { def, explicit } = pending;
+    const spec = def.spec;
+    const loc = taskLocation(def);
+    // Params: explicit (CLI / dependency edge) > environment > default.
+    const params: Record<string, string> = {};
+    const defaults: Record<string, string | undefined> = {};
+    let bad = false;
+    for (const [pname, p] of Object.entries(spec.params ?? {})) {
+      const dflt = resolveDefault(p);
+      defaults[pname] = dflt;
+      let value: string | undefined;
+      let source: 'cli' | 'edge' | 'env' | 'default' = 'default';
+      if (explicit[pname] !== undefined) {
+        value = explicit[pname];
+        source = pending.origin ? 'edge' : 'cli';
+      } else if (p.fromEnv !== false && req.env[pname] !== undefined) {
+        value = req.env[pname];
+        source = 'env';
+      } else value = dflt;
+      if (value === undefined || (p.required && value === '')) {
+        bad = true;
+        diags.push({
+          severity: 'error',
+          code: 'missing-param',
+          message: `Task "${def.name}" needs ${pname}${p.description ? ` (${p.description})` : ''}: pass ${pname}=<value>${p.enum ? ` (one of ${p.enum.join(', ')})` : ''}.`,
+          location: loc,
+        });
+        continue;
+      }
+      const problem = checkValue(p, value);
+      if (problem) {
+        bad = true;
+        const from = source === 'cli' ? 'on the command line' : source === 'env' ? 'from the environment' : source === 'edge' ? `from the dependency edge ${pending.via}` : 'as default';
+        const shown = p.secret ? '[REDACTED]' : JSON.stringify(value);
+        diags.push({
+          severity: 'error',
+          code: 'invalid-param',
+          message: `Task "${def.name}": ${pname}=${shown} (${from}) ${problem}.`,
+          location: source === 'edge' ? pending.origin : loc && narrowToLiteral(loc, pname),
+          related: source === 'edge' && loc ? [{ message: `"${def.name}" declares ${pname} here.`, location: narrowToLiteral(loc, pname) }] : undefined,
+          hint: p.enum ? `allowed: ${p.enum.join(', ')}` : undefined,
+        });
+        continue;
+      }
+      params[pname] = value;
+    }
+    const pnames = Object.keys(params).sort();
+    const key = `${def.name}\u0000${JSON.stringify(pnames.map((k) => [k, params[k]]))}`;
+    if (bad) return undefined;
+    const known = keyToId.get(key);
+    if (known !== undefined) return known;
+    if (failedKeys.has(key)) return undefined;
+    const display = pnames
+      .filter((k) => params[k] !== defaults[k])
+      .map((k) => `${k}=${spec.params?.[k]?.secret ? `<secret:${short(params[k]!)}>` : params[k]}`);
+    const id: NodeId = display.length ? `${def.name}[${display.join(',')}]` : def.name;
+    const cyc = onStack.indexOf(key);
+    if (cyc !== -1) {
+      const path = [...stackIds.slice(cyc), id];
+      diags.push({
+        severity: 'error',
+        code: 'cycle',
+        message: `Dependency cycle: ${path.join(' -> ')}`,
+        location: loc,
+        related: stackIds.slice(cyc).flatMap((sid) => {
+          const d = byName.get(sid.replace(/\[.*$/, ''));
+          const l = d && taskLocation(d);
+          return l ? [{ message: `"${sid}" is declared here.`, location: l }] : [];
+        }),
+      });
+      return undefined;
+    }
+    // Variables this node passes on (Make's command-line vars propagate to sub-makes).
+    const vars: Record<string, string> = { ...explicit };
+    const lookup = (n: string): string | undefined => params[n] ?? vars[n];
+
+    onStack.push(key);
+    stackIds.push(id);
+    const deps: NodeId[] = [];
+    const skippedDeps: { task: string; condition: string }[] = [];
+    let depFailed = false;
+    for (const dep of spec.deps ?? []) {
+      const dname = depName(dep);
+      const ddef = byName.get(dname)!;
+      const childExplicit: Record<string, string> = { ...vars };
+      let origin: Location | undefined = pending.origin;
+      if (typeof dep !== 'string') {
+        if (dep.when && !conditionHolds(dep.when, params[dep.when.param])) {
+          skippedDeps.push({ task: dname, condition: conditionText(dep.when) });
+          continue;
+        }
+        if (dep.params) {
+          origin = loc && narrowToLiteral(loc, dname);
+          for (const [k, v] of Object.entries(dep.params)) {
+            const r = expand(v, lookup);
+            if (r.missing.length) {
+              diags.push({ severity: 'error', code: 'unknown-template', message: `Task "${def.name}": dependency "${dname}" param ${k} uses {{${r.missing[0]}}}, which is neither a param of "${def.name}" nor a given variable.`, location: origin });
+              depFailed = true;
+            }
+            childExplicit[k] = r.text;
+          }
+        }
+      }
+      const childId = visit({ def: ddef, explicit: childExplicit, origin, via: `${id} -> ${dname}` });
+      if (childId === undefined) depFailed = true;
+      else if (!deps.includes(childId)) deps.push(childId);
+    }
+    onStack.pop();
+    stackIds.pop();
+    if (depFailed) {
+      failedKeys.add(key);
+      return undefined;
+    }
+
+    const node = buildNode(req, def, id, params, vars, deps, skippedDeps, lookup, diags);
+    if (!node) {
+      failedKeys.add(key);
+      return undefined;
+    }
+    nodes.set(id, node);
+    keyToId.set(key, id);
+    order.push(id);
+    return id;
+  };
+
+  for (const def of selected) {
+    const id = visit({ def, explicit: { ...req.vars }, origin: undefined, via: 'command line' });
+    if (id !== undefined && !targets.includes(id)) targets.push(id);
+  }
+  if (diags.some((d) => d.severity === 'error')) return { ok: false, error: dedupe(diags) };
+  return { ok: true, value: { repoRoot: req.repoRoot, fabricfile: req.fabricfile, nodes, targets, order } };
+}
+
+function dedupe(diags: Diagnostic[]): Diagnostic[] {
+  const seen = new Set<string>();
+  return diags.filter((d) => {
+    const k = `${d.code}|${d.message}|${d.location?.file}:${d.location?.offset}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
+/**
+ * `run` as steps. A top-level array is a list of steps (like a Makefile recipe's lines): a string element
+ * is a shell command, an array element is an argv. A lone argv is written `{ cmd: [...] }` or `[[...]]`.
+ */
+function runSteps(spec: RunSpec | undefined): RunStep[] {
+  if (spec === undefined) return [];
+  if (Array.isArray(spec)) return [...(spec as readonly RunStep[])];
+  return [spec as RunStep];
+}
+
+function buildNode(
+  req: AnalyzeRequest,
+  def: TaskDef,
+  id: NodeId,
+  params: Record<string, string>,
+  vars: Record<string, string>,
+  deps: NodeId[],
+  skippedDeps: { task: string; condition: string }[],
+  lookup: (n: string) => string | undefined,
+  diags: Diagnostic[],
+): Node | undefined {
+  const spec = def.spec;
+  const loc = taskLocation(def);
+  let problems = 0;
+  const tmpl = (text: string, what: string, quote = false): string => {
+    const r = expand(text, lookup, quote);
+    if (r.missing.length) {
+      problems++;
+      diags.push({
+        severity: 'error',
+        code: 'unknown-template',
+        message: `Task "${def.name}": ${what} uses {{${r.missing[0]}}}, which is not a param of the task (declare it in params).`,
+        location: loc && narrowToLiteral(loc, text),
+      });
+    }
+    return r.text;
+  };
+
+  let effect: Effect = spec.effect ?? 'mutating';
+  let run: RunSpec | undefined = spec.run;
+  let variant: string | undefined;
+  if (spec.variants) {
+    const v = params[spec.variants.param];
+    const caseName = v !== undefined && v in spec.variants.cases ? v : spec.variants.fallback;
+    const c = spec.variants.cases[caseName]!;
+    variant = c.description ? `${caseName}: ${c.description}` : caseName;
+    if (c.run !== undefined) run = c.run;
+    if (c.effect !== undefined) effect = c.effect;
+  }
+
+  const secretParamValues = Object.entries(spec.params ?? {})
+    .filter(([n, p]) => p.secret && params[n])
+    .map(([n]) => params[n]!);
+  const envNames = [...(spec.env ?? [])];
+  const env: Record<string, string> = {};
+  for (const n of BASE_ENV) if (req.env[n] !== undefined) env[n] = req.env[n]!;
+  const secrets: string[] = [...secretParamValues];
+  for (const n of envNames) {
+    const v = req.env[n];
+    if (v === undefined) continue;
+    env[n] = v;
+    if (isSecretName(n, req.secretPatterns)) secrets.push(v);
+  }
+  for (const [k, v] of Object.entries(params)) {
+    env[k] = v;
+    if (isSecretName(k, req.secretPatterns) && v) secrets.push(v);
+  }
+  env['FABRIC_NODE'] = id;
+  env['FABRIC_TASK'] = def.name;
+
+  const redact = (s: string): string => {
+    let out = s;
+    for (const sec of secrets) if (sec.length >= 4) out = out.split(sec).join(REDACTED);
+    return out;
+  };
+
+  const steps: ResolvedStep[] = [];
+  for (const step of runSteps(run)) {
+    if (typeof step === 'function') {
+      steps.push({ kind: 'function', fn: step, display: `<function ${step.name || 'anonymous'}>`, source: step.toString() });
+      continue;
+    }
+    const cs = typeof step === 'string' || Array.isArray(step) ? { cmd: step as Command } : (step as Exclude<RunStep, string | readonly string[] | ((...a: never[]) => unknown)>);
+    const stepEnv: Record<string, string> = {};
+    for (const [k, v] of Object.entries(cs.env ?? {})) {
+      stepEnv[k] = tmpl(v, `env ${k}`);
+      if (isSecretName(k, req.secretPatterns) && stepEnv[k]) secrets.push(stepEnv[k]);
+    }
+    let cmd: Command;
+    let display: string;
+    if (typeof cs.cmd === 'string') {
+      cmd = tmpl(cs.cmd, 'command', true);
+      display = cmd;
+    } else {
+      const argv = (cs.cmd as readonly string[]).map((a) => tmpl(a, 'command'));
+      cmd = argv;
+      display = argv.map((a) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+    }
+    const envPrefix = Object.entries(stepEnv)
+      .map(([k, v]) => `${k}=${v === '' ? "''" : /^[A-Za-z0-9_@%+=:,./-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`}`)
+      .join(' ');
+    steps.push({ kind: 'command', cmd, display: (envPrefix ? envPrefix + ' ' : '') + display, env: stepEnv, okCodes: cs.okCodes ?? [], ignoreFailure: cs.ignoreFailure ?? false });
+  }
+  // Displays are redacted once every secret of the node is known.
+  const redactedSteps = steps.map((s) => (s.kind === 'command' ? { ...s, display: redact(s.display) } : s));
+
+  const cwdRaw = spec.cwd !== undefined ? tmpl(spec.cwd, 'cwd') : '.';
+  const cwd = isAbsolute(cwdRaw) ? cwdRaw : resolve(req.repoRoot, cwdRaw);
+  const timeoutMs = spec.timeout === undefined ? undefined : parseDuration(spec.timeout);
+  const inputs = (spec.inputs ?? []).map((g) => tmpl(g, 'input glob'));
+  const outputs = (spec.outputs ?? []).map((g) => tmpl(g, 'output glob'));
+  const mutex = (spec.mutex === undefined ? [] : typeof spec.mutex === 'string' ? [spec.mutex] : [...spec.mutex]).map((m) => tmpl(m, 'mutex'));
+  const cacheable = spec.cache === true || (spec.cache !== false && effect === 'read-only' && inputs.length > 0);
+  if (problems) return undefined;
+  return {
+    id,
+    task: def,
+    params,
+    vars,
+    effect,
+    deps,
+    skippedDeps,
+    steps: redactedSteps,
+    cwd,
+    env,
+    envNames,
+    secrets: [...new Set(secrets.filter((s) => s.length > 0))],
+    timeoutMs,
+    retries: spec.retries ?? 0,
+    retryDelayMs: spec.retryDelay ?? 250,
+    mutex,
+    tags: [...(spec.tags ?? [])],
+    inputs,
+    outputs,
+    cacheable,
+    guards: [...(spec.guards ?? [])],
+    ci: spec.ci,
+    variant,
+    gate: spec.gate ? { description: spec.gate.description, warnCode: spec.gate.warnCode ?? 2, allowWarnVar: spec.gate.allowWarnVar } : undefined,
+  };
+}

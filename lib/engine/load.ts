@@ -1,0 +1,183 @@
+/**
+ * Finding and loading the fabricfile. The fabricfile and every local module it imports are bundled by
+ * esbuild into `<root>/.fabric/build/` (inline source maps, so stacks and diagnostics point at the
+ * TypeScript source). A manifest records the content hash of every input; a warm start re-hashes those
+ * files and imports the cached bundle without loading esbuild at all.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve, isAbsolute } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { TaskDef } from '../api/types.js';
+import { registry, resetRegistry, callSiteFromStack } from '../api/registry.js';
+import { DiagnosticsError } from '../diagnostics/error.js';
+import { locationAt } from '../diagnostics/location.js';
+import type { Diagnostic } from '../diagnostics/types.js';
+
+export const FABRICFILE_NAMES = ['fabricfile.ts', 'fabricfile.mts', 'fabricfile.js', 'fabricfile.mjs'] as const;
+
+/** Walks up from `dir` to find a fabricfile (as Make looks in the current directory, but upwards like git). */
+export function findFabricfile(dir: string): string | undefined {
+  let cur = resolve(dir);
+  for (;;) {
+    for (const name of FABRICFILE_NAMES) {
+      const p = join(cur, name);
+      if (existsSync(p)) return p;
+    }
+    const up = dirname(cur);
+    if (up === cur) return undefined;
+    cur = up;
+  }
+}
+
+export interface LoadOptions {
+  readonly fabricfile: string;
+  /** Directory for bundles and their manifests (e.g. `<root>/.fabric/build`). */
+  readonly buildDir: string;
+  /** Absolute path of fabric's public API module, which `import ... from 'fabric'` resolves to. */
+  readonly apiModule: string;
+}
+
+interface BuildManifest {
+  readonly version: 1;
+  readonly fabricfile: string;
+  readonly apiModule: string;
+  readonly bundle: string;
+  /** Absolute path → sha256 of content. */
+  readonly inputs: Readonly<Record<string, string>>;
+}
+
+const sha256 = (data: string | Uint8Array): string => createHash('sha256').update(data).digest('hex');
+
+function manifestPath(opts: LoadOptions): string {
+  return join(opts.buildDir, `${sha256(opts.fabricfile).slice(0, 16)}.json`);
+}
+
+function warmBundle(opts: LoadOptions): string | undefined {
+  let m: BuildManifest;
+  try {
+    m = JSON.parse(readFileSync(manifestPath(opts), 'utf8')) as BuildManifest;
+  } catch {
+    return undefined;
+  }
+  if (m.version !== 1 || m.fabricfile !== opts.fabricfile || m.apiModule !== opts.apiModule || !existsSync(m.bundle)) return undefined;
+  for (const [file, hash] of Object.entries(m.inputs)) {
+    let text: Buffer;
+    try {
+      text = readFileSync(file);
+    } catch {
+      return undefined;
+    }
+    if (sha256(text) !== hash) return undefined;
+  }
+  return m.bundle;
+}
+
+interface EsbuildMessage {
+  text: string;
+  location: { file: string; line: number; column: number; length: number } | null;
+  notes?: { text: string; location: { file: string; line: number; column: number; length: number } | null }[];
+}
+
+async function coldBundle(opts: LoadOptions): Promise<string> {
+  const esbuild = await import('esbuild');
+  const root = dirname(opts.fabricfile);
+  const apiModule = opts.apiModule;
+  let result;
+  try {
+    result = await esbuild.build({
+      absWorkingDir: root,
+      entryPoints: [opts.fabricfile],
+      bundle: true,
+      write: false,
+      format: 'esm',
+      platform: 'node',
+      target: 'node20',
+      sourcemap: 'inline',
+      sourcesContent: false,
+      metafile: true,
+      logLevel: 'silent',
+      outfile: join(opts.buildDir, 'out.mjs'),
+      plugins: [
+        {
+          name: 'fabric-api',
+          setup(build) {
+            build.onResolve({ filter: /^fabric$/ }, () => ({ path: apiModule, external: true }));
+            // Packages stay external: they resolve from the repo's node_modules at run time.
+            build.onResolve({ filter: /^[^./]/ }, (args) => (isAbsolute(args.path) ? undefined : { path: args.path, external: true }));
+          },
+        },
+      ],
+    });
+  } catch (e) {
+    const errors = ((e as { errors?: EsbuildMessage[] }).errors ?? []) as EsbuildMessage[];
+    if (errors.length === 0) throw e;
+    throw new DiagnosticsError(
+      errors.map((m): Diagnostic => ({
+        severity: 'error',
+        code: 'syntax',
+        message: m.text,
+        location: m.location ? locationAt(resolve(root, m.location.file), m.location.line, m.location.column + 1, Math.max(1, m.location.length)) : undefined,
+        related: (m.notes ?? []).filter((n) => n.location).map((n) => ({ message: n.text, location: locationAt(resolve(root, n.location!.file), n.location!.line, n.location!.column + 1, Math.max(1, n.location!.length)) })),
+      })),
+    );
+  }
+  const out = result.outputFiles![0]!;
+  const inputs: Record<string, string> = {};
+  for (const rel of Object.keys(result.metafile!.inputs)) {
+    const abs = resolve(root, rel);
+    inputs[abs] = sha256(readFileSync(abs));
+  }
+  await mkdir(opts.buildDir, { recursive: true });
+  const bundle = join(opts.buildDir, `${sha256(out.contents).slice(0, 16)}.mjs`);
+  if (!existsSync(bundle)) {
+    const tmp = `${bundle}.${process.pid}.tmp`;
+    await writeFile(tmp, out.contents);
+    await rename(tmp, bundle);
+  }
+  const manifest: BuildManifest = { version: 1, fabricfile: opts.fabricfile, apiModule: opts.apiModule, bundle, inputs };
+  const mp = manifestPath(opts);
+  await writeFile(`${mp}.${process.pid}.tmp`, JSON.stringify(manifest));
+  await rename(`${mp}.${process.pid}.tmp`, mp);
+  return bundle;
+}
+
+/** Loads the fabricfile and returns the tasks it declared (in declaration order). Throws DiagnosticsError. */
+export async function loadFabricfile(opts: LoadOptions): Promise<readonly TaskDef[]> {
+  try {
+    if (!statSync(opts.fabricfile).isFile()) throw new Error('not a file');
+  } catch {
+    throw new DiagnosticsError([{ severity: 'error', code: 'no-fabricfile', message: `cannot read fabricfile ${opts.fabricfile}` }]);
+  }
+  const bundle = warmBundle(opts) ?? (await coldBundle(opts));
+  // Stack traces and call sites of tasks map back to the TypeScript sources.
+  process.setSourceMapsEnabled(true);
+  resetRegistry();
+  try {
+    await import(pathToFileURL(bundle).href);
+  } catch (e) {
+    const err = e instanceof Error ? e : new Error(String(e));
+    const site = callSiteFromStack(err.stack);
+    const inUser = site && !site.file.includes('/node_modules/') && existsSync(site.file) && !site.file.endsWith('.mjs');
+    throw new DiagnosticsError([
+      {
+        severity: 'error',
+        code: 'load-error',
+        message: `loading the fabricfile failed: ${err.message}`,
+        location: inUser ? locationAt(site.file, site.line, site.column) : undefined,
+        hint: inUser ? undefined : `while importing ${opts.fabricfile}`,
+      },
+    ]);
+  }
+  return [...registry().tasks];
+}
+
+/** Reads a file as text, or undefined. */
+export async function tryRead(file: string): Promise<string | undefined> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
