@@ -1,0 +1,20 @@
+/** Git facts for guards (approvals bind to the commit) and evidence (commit and dirty flag). */
+import { spawnSync } from 'node:child_process';
+
+export interface GitFacts {
+  readonly commit: string | undefined;
+  readonly dirty: boolean | undefined;
+  readonly topLevel: string | undefined;
+}
+
+function git(cwd: string, args: readonly string[]): string | undefined {
+  const r = spawnSync('git', ['-C', cwd, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 });
+  return r.status === 0 ? r.stdout.trim() : undefined;
+}
+
+export function gitFacts(cwd: string): GitFacts {
+  const commit = git(cwd, ['rev-parse', '--verify', '-q', 'HEAD']);
+  if (commit === undefined) return { commit: undefined, dirty: undefined, topLevel: git(cwd, ['rev-parse', '--show-toplevel']) };
+  const status = git(cwd, ['status', '--porcelain', '--untracked-files=no']);
+  return { commit, dirty: status === undefined ? undefined : status.length > 0, topLevel: git(cwd, ['rev-parse', '--show-toplevel']) };
+}
