@@ -11,5 +11,4 @@ export const COMMANDS: Readonly<Record<string, { readonly summary: string; reado
   cache: { summary: 'Cache statistics, pruning and cleaning', load: () => import('./commands/cache.js') },
   evidence: { summary: 'List, show and verify evidence packets', load: () => import('./commands/evidence.js') },
   config: { summary: 'Print the effective configuration and where each value came from', load: () => import('./commands/config.js') },
-  help: { summary: 'Show help for fabric or one command', load: () => import('./commands/help.js') },
 };

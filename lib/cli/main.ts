@@ -20,6 +20,7 @@ Commands:
 ${Object.entries(COMMANDS)
   .map(([n, c]) => `  ${n.padEnd(10)} ${c.summary}`)
   .join('\n')}
+  help       Show help for fabric or one command
 
 Global options:
   -C, --directory DIR   act as if started in DIR
@@ -67,6 +68,7 @@ async function main(argv: string[]): Promise<number> {
   }
   let name = rest[0]!;
   let args = rest.slice(1);
+  if (name === 'help') return help(args[0]);
   if (!(name in COMMANDS)) {
     // `fabric dns.up ENV=x` runs tasks, as `make dns.up ENV=x` does; a word that looks like no task is a typo of a command.
     if (/[.*:[\]]/.test(name) || name.includes('=') || name.startsWith('-')) {
@@ -119,6 +121,21 @@ async function main(argv: string[]): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+async function help(name: string | undefined): Promise<number> {
+  if (!name) {
+    process.stdout.write(GLOBAL_HELP);
+    return EXIT.ok;
+  }
+  const entry = COMMANDS[name];
+  if (!entry) {
+    const near = nearest(name, [...Object.keys(COMMANDS), 'help']);
+    return usage(`no command "${name}"`, near ? `did you mean 'fabric help ${near}'?` : undefined);
+  }
+  const mod = (await entry.load()).default;
+  process.stdout.write(mod.help().trimEnd() + '\n');
+  return EXIT.ok;
 }
 
 function usage(message: string, hint?: string): number {

@@ -1,0 +1,169 @@
+import * as assert from 'node:assert/strict';
+import type { TaskDef, TaskSpec } from '../../lib/api/types.js';
+import { analyze, matchTargets } from '../../lib/engine/analyze.js';
+import { shellQuote, expand, parseDuration } from '../../lib/engine/template.js';
+import { timedTest, test } from '../helpers/rig.js';
+
+const def = (name: string, spec: TaskSpec = {}): TaskDef => ({ name, spec, site: () => undefined, __fabricTask: true });
+const run = (tasks: TaskDef[], targets: string[], vars: Record<string, string> = {}, env: Record<string, string> = {}) =>
+  analyze({ tasks, targets, vars, env: { PATH: '/usr/bin', ...env }, repoRoot: '/repo', fabricfile: '/repo/fabricfile.ts', secretPatterns: ['TOKEN', 'SECRET'] });
+const ok = (r: ReturnType<typeof run>) => {
+  if (!r.ok) throw new Error(r.error.map((d) => d.message).join('\n'));
+  return r.value;
+};
+const errors = (r: ReturnType<typeof run>) => (r.ok ? [] : r.error.map((d) => d.message));
+
+const CYCLES: [string, Record<string, string[]>, string, string | null][] = [
+  ['no cycle', { a: ['b'], b: [] }, 'a', null],
+  ['self loop', { a: ['a'] }, 'a', 'Dependency cycle: a -> a'],
+  ['three', { a: ['b'], b: ['c'], c: ['a'] }, 'a', 'Dependency cycle: a -> b -> c -> a'],
+  ['cycle below a root', { r: ['a'], a: ['b'], b: ['a'] }, 'r', 'Dependency cycle: a -> b -> a'],
+  ['diamond is no cycle', { a: ['b', 'c'], b: ['d'], c: ['d'], d: [] }, 'a', null],
+];
+for (const [title, edges, target, cycle] of CYCLES) {
+  timedTest(`cycle detection: ${title}`, () => {
+    const r = run(Object.entries(edges).map(([n, deps]) => def(n, { deps })), [target]);
+    if (cycle === null) assert.ok(r.ok);
+    else assert.deepEqual(errors(r), [cycle]);
+  });
+}
+
+timedTest('a diamond has one node for the shared dependency, in topological order', () => {
+  const g = ok(run([def('a', { deps: ['b', 'c'] }), def('b', { deps: ['d'] }), def('c', { deps: ['d'] }), def('d')], ['a']));
+  assert.deepEqual(g.order, ['d', 'b', 'c', 'a']);
+  assert.deepEqual(g.nodes.get('a')!.deps, ['b', 'c']);
+});
+
+timedTest('params: dependency edge > CLI > env > default, and a node per distinct param set', () => {
+  const tasks = [
+    def('check', { params: { ENV: { default: 'samakia-prod' } } }),
+    def('smoke', { deps: ['check'], params: { ENV: { default: 'samakia-prod' } } }),
+    def('up', { deps: ['check', { task: 'smoke', params: { ENV: 'samakia-minio' } }], params: { ENV: { default: 'samakia-prod' } } }),
+  ];
+  const g = ok(run(tasks, ['up'], { ENV: 'samakia-dns' }));
+  assert.deepEqual([...g.nodes.keys()].sort(), ['check[ENV=samakia-dns]', 'check[ENV=samakia-minio]', 'smoke[ENV=samakia-minio]', 'up[ENV=samakia-dns]']);
+  const env = ok(run(tasks, ['check'], {}, { ENV: 'from-env' }));
+  assert.deepEqual([...env.nodes.keys()], ['check[ENV=from-env]']);
+  const dflt = ok(run(tasks, ['check']));
+  assert.deepEqual([...dflt.nodes.keys()], ['check']);
+  assert.equal(dflt.nodes.get('check')!.params['ENV'], 'samakia-prod');
+});
+
+timedTest('the same task reached with the same params along two paths is one node', () => {
+  const tasks = [
+    def('runner.env.check', { params: { ENV: { default: 'p' } } }),
+    def('tf.plan', { deps: ['runner.env.check'], params: { ENV: { default: 'p' } } }),
+    def('tf.apply', { deps: ['runner.env.check', 'tf.plan'], params: { ENV: { default: 'p' } } }),
+    def('up', { deps: ['runner.env.check', 'tf.plan', 'tf.apply'], params: { ENV: { default: 'p' } } }),
+  ];
+  const g = ok(run(tasks, ['up'], { ENV: 'x' }));
+  assert.equal([...g.nodes.keys()].filter((k) => k.startsWith('runner.env.check')).length, 1);
+});
+
+timedTest('invalid and missing params are all reported, with the source of the value', () => {
+  const tasks = [
+    def('a', { params: { ENV: { enum: ['dev', 'prod'] } } }),
+    def('b', { params: { NAME: { pattern: '[a-z]+' } } }),
+    def('c', { params: { REQ: { required: true } } }),
+  ];
+  const r = run(tasks, ['a', 'b', 'c'], { ENV: 'staging', NAME: 'Bad1' });
+  assert.deepEqual(errors(r), [
+    'Task "a": ENV="staging" (on the command line) is not one of "dev", "prod".',
+    'Task "b": NAME="Bad1" (on the command line) does not match /[a-z]+/.',
+    'Task "c" needs REQ: pass REQ=<value>.',
+  ]);
+});
+
+timedTest('unknown targets suggest the nearest name; globs select several', () => {
+  const tasks = [def('dns.up'), def('dns.down'), def('minio.up')];
+  const r = run(tasks, ['dns.upp']);
+  assert.equal(r.ok, false);
+  if (!r.ok) assert.equal(r.error[0]!.hint, 'did you mean "dns.up"?');
+  assert.deepEqual(matchTargets('dns.*', tasks.map((t) => t.name)), ['dns.up', 'dns.down']);
+  assert.deepEqual(ok(run(tasks, ['dns.*'])).targets, ['dns.up', 'dns.down']);
+});
+
+timedTest('conditional dependencies are dropped when false and recorded for the plan', () => {
+  const tasks = [
+    def('bootstrap'),
+    def('up', { params: { X: { default: '0' } }, deps: [{ task: 'bootstrap', when: { param: 'X', equals: '1' } }] }),
+  ];
+  const off = ok(run(tasks, ['up']));
+  assert.deepEqual(off.nodes.get('up')!.deps, []);
+  assert.deepEqual(off.nodes.get('up')!.skippedDeps, [{ task: 'bootstrap', condition: 'X == "1"' }]);
+  const on = ok(run(tasks, ['up'], { X: '1' }));
+  assert.deepEqual(on.nodes.get('up[X=1]')!.deps, ['bootstrap']);
+});
+
+timedTest('templates are shell-quoted in command strings, verbatim in argv, and secrets are redacted in displays', () => {
+  const tasks = [
+    def('t', {
+      params: { NAME: { default: "it's; rm -rf /" }, API_TOKEN: { default: 'sekrit-value', secret: true } },
+      run: ['echo {{NAME}}', ['printf', '%s', '{{NAME}}'], { cmd: 'curl -H {{API_TOKEN}}', env: { A: '{{NAME}}' } }],
+    }),
+  ];
+  const n = ok(run(tasks, ['t'])).nodes.get('t')!;
+  const [s0, s1, s2] = n.steps;
+  assert.ok(s0?.kind === 'command' && s1?.kind === 'command' && s2?.kind === 'command');
+  assert.equal(s0.cmd, `echo 'it'\\''s; rm -rf /'`);
+  assert.deepEqual(s1.cmd, ['printf', '%s', "it's; rm -rf /"]);
+  assert.equal(s2.cmd, 'curl -H sekrit-value');
+  assert.ok(!s2.display.includes('sekrit-value') && s2.display.includes('[REDACTED]'));
+  assert.ok(n.secrets.includes('sekrit-value'));
+  assert.equal(n.env['A'], undefined, 'step env is per step');
+  assert.equal(s2.env['A'], "it's; rm -rf /");
+});
+
+timedTest('env is scrubbed to the base set plus declared passthrough and params', () => {
+  const tasks = [def('t', { env: ['MY_TOKEN', 'KEEP'], params: { P: { default: 'v' } } })];
+  const n = ok(run(tasks, ['t'], {}, { MY_TOKEN: 'abcdef', KEEP: 'k', DROP: 'd', HOME: '/h' })).nodes.get('t')!;
+  assert.equal(n.env['KEEP'], 'k');
+  assert.equal(n.env['DROP'], undefined);
+  assert.equal(n.env['HOME'], '/h');
+  assert.equal(n.env['P'], 'v');
+  assert.deepEqual(n.secrets, ['abcdef']);
+});
+
+timedTest('effect defaults to mutating; variants select run and effect; cacheable rule', () => {
+  const tasks = [
+    def('m'),
+    def('r', { effect: 'read-only', inputs: ['src/**'] }),
+    def('r2', { effect: 'read-only' }),
+    def('v', {
+      params: { X_EXECUTE: { default: '' } },
+      variants: { param: 'X_EXECUTE', fallback: 'dry-run', cases: { '1': { run: 'apply', effect: 'mutating' }, 'dry-run': { run: 'plan', effect: 'read-only' } } },
+    }),
+  ];
+  const g = ok(run(tasks, ['m', 'r', 'r2', 'v']));
+  assert.equal(g.nodes.get('m')!.effect, 'mutating');
+  assert.equal(g.nodes.get('r')!.cacheable, true);
+  assert.equal(g.nodes.get('r2')!.cacheable, false);
+  assert.equal(g.nodes.get('m')!.cacheable, false);
+  assert.equal(g.nodes.get('v')!.variant, 'dry-run');
+  assert.equal(g.nodes.get('v')!.effect, 'read-only');
+  const ex = ok(run(tasks, ['v'], { X_EXECUTE: '1' })).nodes.get('v[X_EXECUTE=1]')!;
+  assert.equal(ex.effect, 'mutating');
+  assert.equal(ex.steps[0]!.display, 'apply');
+});
+
+timedTest('computed defaults are computed once per analysis memo', () => {
+  let calls = 0;
+  const id = () => `incident-${++calls}`;
+  const tasks = [def('a', { params: { INCIDENT_ID: { default: id } } }), def('b', { deps: ['a'], params: { INCIDENT_ID: { default: id } } })];
+  const g = ok(run(tasks, ['b']));
+  assert.equal(calls, 1);
+  assert.equal(g.nodes.get('a')!.params['INCIDENT_ID'], g.nodes.get('b')!.params['INCIDENT_ID']);
+});
+
+timedTest('templates: quoting and durations', () => {
+  assert.equal(shellQuote(''), "''");
+  assert.equal(shellQuote('a b'), "'a b'");
+  assert.equal(shellQuote('plain-1.2/x'), 'plain-1.2/x');
+  assert.deepEqual(expand('{{A}}-{{B}}', (n) => (n === 'A' ? '1' : undefined)), { text: '1-', missing: ['B'] });
+  assert.equal(parseDuration('90s'), 90_000);
+  assert.equal(parseDuration('5m'), 300_000);
+  assert.equal(parseDuration(250), 250);
+  assert.equal(parseDuration('soon'), undefined);
+});
+
+test.run();
