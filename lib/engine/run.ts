@@ -1,0 +1,356 @@
+/**
+ * The scheduler: guards first (nothing starts on a denial), then the graph in parallel up to `jobs`,
+ * fail-fast or keep-going, mutexes, gates, the content cache, retries with backoff, timeouts, and an
+ * interrupt that leaves no process of any task alive. Its only output channel is `emit`.
+ */
+import type { CacheLookup, CacheProvider } from '../cache/types.js';
+import type { GuardDecision, GuardFacts } from '../guards/types.js';
+import { evaluateGuards } from '../guards/evaluate.js';
+import type { FabricEvent, Failure, NodeId } from './events.js';
+import type { Graph, Node } from './graph.js';
+import { plannedNodes } from './plan.js';
+import { runAttempt, type ExecDeps } from './sched-exec.js';
+import { abortableSleep, backoffMs, normaliseJobs, seededRandom, shuffleInPlace } from './sched-util.js';
+import { groupSpawner, type Spawner } from './spawn.js';
+
+export interface RunGraphOptions {
+  /** Analyzed, resolved and validated (lib/engine/analyze.ts). */
+  readonly graph: Graph;
+  readonly runId: string;
+  /** `-j N`: at most this many nodes run at once (Infinity allowed). */
+  readonly jobs: number;
+  readonly keepGoing: boolean;
+  readonly dryRun: boolean;
+  readonly ci: boolean;
+  /** The only output channel. */
+  readonly emit: (e: FabricEvent) => void;
+  /** Aborted on SIGINT/SIGTERM by the CLI (the reason should be the signal name). */
+  readonly signal: AbortSignal;
+  /** SIGTERM → SIGKILL grace (default 3000). */
+  readonly graceMs?: number;
+  /** Absent: no cache. */
+  readonly cache?: CacheProvider;
+  /** `--force`: run even on a cache hit. */
+  readonly force?: boolean;
+  readonly guardFacts: (node: Node) => GuardFacts;
+  /** Shuffle ready siblings (reproducibly) so that a missing edge shows up early. */
+  readonly shuffleSeed?: number;
+  /** How processes are started (default: one process group per command with child_process.spawn). */
+  readonly spawner?: Spawner;
+}
+
+export type NodeStatus = 'ok' | 'cached' | 'failed' | 'cancelled' | 'denied' | 'skipped-after-failure' | 'not-run';
+
+export interface RunOutcome {
+  readonly ok: boolean;
+  readonly interrupted: boolean;
+  readonly denied: boolean;
+  readonly statuses: ReadonlyMap<NodeId, NodeStatus>;
+}
+
+const now = () => new Date().toISOString();
+
+function signalName(signal: AbortSignal): string {
+  return typeof signal.reason === 'string' && signal.reason !== '' ? signal.reason : 'SIGINT';
+}
+
+function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+export async function runGraph(opts: RunGraphOptions): Promise<RunOutcome> {
+  const started = Date.now();
+  const { graph, emit } = opts;
+  const statuses = new Map<NodeId, NodeStatus>();
+  const end = (ok: boolean, interrupted: boolean, denied: boolean): RunOutcome => {
+    emit({ type: 'run-end', ok, ms: Date.now() - started, interrupted, at: now() });
+    return { ok, interrupted, denied, statuses };
+  };
+
+  emit({ type: 'run-start', runId: opts.runId, targets: graph.targets, nodes: plannedNodes(graph), ci: opts.ci, dryRun: opts.dryRun, at: now() });
+
+  // Guards, for the whole selection, before anything starts; each decision is emitted as soon as it is
+  // made (a confirm guard may be prompting). An evaluator that throws denies (fail closed).
+  let denials: readonly { readonly node: NodeId; readonly decision: GuardDecision; readonly path: readonly NodeId[] }[];
+  try {
+    const r = await evaluateGuards(graph, opts.guardFacts, { ci: opts.ci, onDecision: (node, decision) => emit({ type: 'guard-decision', node, decision }) });
+    denials = r.denials;
+  } catch (e) {
+    const decision: GuardDecision = { guard: 'guard evaluation', kind: 'internal', outcome: 'deny', reason: `guard evaluation failed: ${errorMessage(e)}`, facts: {} };
+    const first = graph.targets[0] ?? graph.order[0] ?? '';
+    emit({ type: 'guard-decision', node: first, decision });
+    denials = [{ node: first, decision, path: [first] }];
+  }
+  if (denials.length > 0) {
+    emit({ type: 'run-denied', denials });
+    const denied = new Set(denials.map((d) => d.node));
+    for (const id of graph.order) statuses.set(id, denied.has(id) ? 'denied' : 'not-run');
+    return end(false, false, true);
+  }
+  if (opts.dryRun) {
+    for (const id of graph.order) statuses.set(id, 'not-run');
+    return end(true, false, false);
+  }
+  const sched = new Scheduler(opts, statuses);
+  const interrupted = await sched.run();
+  const ok = !interrupted && graph.order.every((id) => statuses.get(id) === 'ok' || statuses.get(id) === 'cached');
+  return end(ok, interrupted, false);
+}
+
+type GateState = { readonly state: 'pass' | 'warn' | 'fail'; readonly open: boolean; readonly detail: string };
+
+type NodeResult =
+  | { readonly ok: true; readonly reason: 'ran' | 'cached'; readonly exitCode: number | null; readonly warned: boolean }
+  | { readonly ok: false; readonly failure: Failure };
+
+class Scheduler {
+  private readonly graph: Graph;
+  private readonly jobs: number;
+  private readonly pending = new Set<NodeId>();
+  private readonly running = new Map<NodeId, Promise<void>>();
+  private readonly heldMutexes = new Set<string>();
+  private readonly rank = new Map<NodeId, number>();
+  private readonly fingerprints = new Map<NodeId, string>();
+  private readonly gates = new Map<NodeId, GateState>();
+  private readonly random: (() => number) | undefined;
+  private readonly exec: ExecDeps;
+  private failed = false;
+  private interrupted = false;
+
+  constructor(
+    private readonly opts: RunGraphOptions,
+    private readonly statuses: Map<NodeId, NodeStatus>,
+  ) {
+    this.graph = opts.graph;
+    this.jobs = normaliseJobs(opts.jobs);
+    this.graph.order.forEach((id, i) => {
+      this.rank.set(id, i);
+      this.pending.add(id);
+    });
+    this.random = opts.shuffleSeed !== undefined ? seededRandom(opts.shuffleSeed) : undefined;
+    this.exec = { emit: opts.emit, graceMs: opts.graceMs ?? 3000, repoRoot: this.graph.repoRoot, spawner: opts.spawner ?? groupSpawner, signal: opts.signal };
+  }
+
+  /** Runs to completion; resolves whether the run was interrupted. */
+  async run(): Promise<boolean> {
+    const onAbort = () => this.interrupt();
+    if (this.opts.signal.aborted) this.interrupt();
+    else this.opts.signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      for (;;) {
+        this.pump();
+        if (this.running.size === 0) break;
+        await Promise.race(this.running.values());
+      }
+    } finally {
+      this.opts.signal.removeEventListener('abort', onAbort);
+    }
+    // Whatever never started.
+    for (const id of this.graph.order) {
+      if (!this.pending.has(id)) continue;
+      if (this.interrupted) this.neverStarted(id, { reason: 'aborted' }, 'cancelled');
+      else if (this.failed) this.neverStarted(id, { reason: 'not-started' }, 'skipped-after-failure');
+      else this.neverStarted(id, { reason: 'internal-error', message: `the scheduler could not start ${id} (a dependency is missing from the graph)` }, 'failed');
+    }
+    return this.interrupted;
+  }
+
+  private interrupt(): void {
+    if (this.interrupted) return;
+    this.interrupted = true;
+    // Running attempts listen to the same signal: each SIGTERMs its groups and SIGKILLs after the grace period.
+    this.opts.emit({ type: 'run-interrupted', signal: signalName(this.opts.signal) });
+  }
+
+  private node(id: NodeId): Node {
+    const n = this.graph.nodes.get(id);
+    if (!n) throw new Error(`node ${id} is not in the graph`);
+    return n;
+  }
+
+  /** Starts every ready node that fits in a free job slot and whose mutexes are free. */
+  private pump(): void {
+    if (this.interrupted || (this.failed && !this.opts.keepGoing)) return;
+    if (this.running.size >= this.jobs) return;
+    const ready: NodeId[] = [];
+    for (const id of this.pending) {
+      const node = this.graph.nodes.get(id);
+      if (node && node.deps.every((d) => this.passable(d, node))) ready.push(id);
+    }
+    ready.sort((a, b) => this.rank.get(a)! - this.rank.get(b)!);
+    if (this.random) shuffleInPlace(ready, this.random);
+    for (const id of ready) {
+      if (this.running.size >= this.jobs) break;
+      const node = this.node(id);
+      // A node waiting for a mutex holds no job slot: the next ready node may take it.
+      if (node.mutex.some((m) => this.heldMutexes.has(m))) continue;
+      this.start(node);
+    }
+  }
+
+  /** Whether `dependent` may run as far as its dependency `dep` is concerned. */
+  private passable(dep: NodeId, dependent: Node): boolean {
+    const s = this.statuses.get(dep);
+    if (s === 'cached') return true;
+    if (s !== 'ok') return false;
+    const gate = this.gates.get(dep);
+    return !gate || gate.state === 'pass' || (gate.state === 'warn' && gate.open && dependent.effect === 'read-only');
+  }
+
+  /** Why `node` can never run, if one of its dependencies settled without letting it through. */
+  private blocked(node: Node): Failure | undefined {
+    for (const dep of node.deps) {
+      const s = this.statuses.get(dep);
+      if (s === undefined || this.passable(dep, node)) continue;
+      const gate = this.gates.get(dep);
+      if (gate && (gate.state === 'fail' || s === 'ok')) {
+        const detail =
+          gate.state === 'warn' && gate.open ? `${gate.detail}; only read-only dependents may pass a warning and ${node.id} is mutating` : gate.detail;
+        return { reason: 'gate-closed', gate: dep, detail };
+      }
+      return { reason: 'dependency-failed', dependency: dep };
+    }
+    return undefined;
+  }
+
+  /** After a node settled: every pending node that can no longer run fails now (topological order). */
+  private sweep(): void {
+    if (this.interrupted) return;
+    for (const id of this.graph.order) {
+      if (!this.pending.has(id)) continue;
+      const failure = this.blocked(this.node(id));
+      if (failure) this.neverStarted(id, failure, 'skipped-after-failure');
+    }
+  }
+
+  private neverStarted(id: NodeId, failure: Failure, status: NodeStatus): void {
+    this.pending.delete(id);
+    this.statuses.set(id, status);
+    if (failure.reason !== 'aborted') this.failed = true;
+    this.opts.emit({ type: 'task-failure', node: id, failure, ms: 0, at: now() });
+  }
+
+  private start(node: Node): void {
+    this.pending.delete(node.id);
+    for (const m of node.mutex) this.heldMutexes.add(m);
+    const t0 = Date.now();
+    const p = this.execute(node)
+      .catch((e: unknown): NodeResult => ({ ok: false, failure: { reason: 'internal-error', message: errorMessage(e) } }))
+      .then((r) => this.finish(node, r, Date.now() - t0))
+      .finally(() => {
+        for (const m of node.mutex) this.heldMutexes.delete(m);
+        this.running.delete(node.id);
+      });
+    this.running.set(node.id, p);
+  }
+
+  private finish(node: Node, r: NodeResult, ms: number): void {
+    const emit = this.opts.emit;
+    if (node.gate && !(!r.ok && r.failure.reason === 'aborted')) {
+      const gate = this.gateState(node, r);
+      this.gates.set(node.id, gate);
+      emit({ type: 'gate', node: node.id, state: gate.state, open: gate.open, detail: gate.detail });
+    }
+    if (r.ok) {
+      this.statuses.set(node.id, r.reason === 'cached' ? 'cached' : 'ok');
+      emit({ type: 'task-success', node: node.id, reason: r.reason, ms, exitCode: r.exitCode, at: now() });
+    } else {
+      const aborted = r.failure.reason === 'aborted';
+      this.statuses.set(node.id, aborted ? 'cancelled' : 'failed');
+      if (!aborted) this.failed = true;
+      emit({ type: 'task-failure', node: node.id, failure: r.failure, ms, at: now() });
+    }
+    this.sweep();
+  }
+
+  private gateState(node: Node, r: NodeResult): GateState {
+    const gate = node.gate!;
+    if (!r.ok) return { state: 'fail', open: false, detail: `gate failed: ${describeFailure(r.failure)}` };
+    if (!r.warned) return { state: 'pass', open: true, detail: r.reason === 'cached' ? 'passed (cached)' : 'passed' };
+    const v = gate.allowWarnVar;
+    const value = v === undefined ? undefined : (node.params[v] ?? node.vars[v] ?? node.env[v]);
+    const open = value === '1';
+    const detail =
+      v === undefined
+        ? `gate warned (exit ${gate.warnCode}); no variable lets dependents run on a warning`
+        : open
+          ? `gate warned (exit ${gate.warnCode}); ${v}=1 lets read-only dependents run`
+          : `gate warned (exit ${gate.warnCode}); set ${v}=1 to let read-only dependents run`;
+    return { state: 'warn', open, detail };
+  }
+
+  private async execute(node: Node): Promise<NodeResult> {
+    const { emit, signal } = this.opts;
+    if (signal.aborted) return { ok: false, failure: { reason: 'aborted' } };
+    const cache = this.opts.cache;
+    let lookup: CacheLookup | undefined;
+    if (cache) {
+      if (node.gate) {
+        // A gate is a live check (quorum, window): always run it.
+        emit({ type: 'cache', node: node.id, result: 'disabled', detail: 'gates always run' });
+      } else {
+        const depFingerprints = new Map<NodeId, string>();
+        for (const d of node.deps) {
+          const fp = this.fingerprints.get(d);
+          if (fp !== undefined) depFingerprints.set(d, fp);
+        }
+        try {
+          lookup = await cache.lookup(node, depFingerprints, { force: this.opts.force ?? false });
+        } catch (e) {
+          lookup = { result: 'disabled', detail: `cache lookup failed: ${errorMessage(e)}` };
+          emit({ type: 'warning', node: node.id, message: `cache lookup failed, running without the cache: ${errorMessage(e)}` });
+        }
+        emit({ type: 'cache', node: node.id, result: lookup.result, fingerprint: lookup.fingerprint, detail: lookup.result === 'hit' ? undefined : lookup.detail });
+        if (signal.aborted) return { ok: false, failure: { reason: 'aborted' } };
+        if (lookup.result === 'hit') {
+          for (const log of lookup.logs) emit({ type: 'task-output', node: node.id, stream: log.stream, chunk: log.chunk, replayed: true });
+          this.fingerprints.set(node.id, lookup.fingerprint);
+          return { ok: true, reason: 'cached', exitCode: null, warned: false };
+        }
+      }
+    }
+
+    let attempt = 1;
+    let result: Awaited<ReturnType<typeof runAttempt>>;
+    for (;;) {
+      emit({ type: 'task-start', node: node.id, attempt, at: now() });
+      result = await runAttempt(node, this.exec);
+      if (result.ok) break;
+      if (result.failure.reason === 'aborted' || signal.aborted) return { ok: false, failure: { reason: 'aborted' } };
+      if (attempt > node.retries) return { ok: false, failure: result.failure };
+      const delayMs = backoffMs(node.retryDelayMs, attempt);
+      emit({ type: 'task-retry', node: node.id, attempt, delayMs, failure: result.failure });
+      if (!(await abortableSleep(delayMs, signal))) return { ok: false, failure: { reason: 'aborted' } };
+      attempt++;
+    }
+
+    if (cache && !node.gate) {
+      const missing = await cache.missingOutputs(node);
+      if (missing.length > 0) return { ok: false, failure: { reason: 'missing-output', paths: missing } };
+      if (lookup && (lookup.result === 'miss' || lookup.result === 'corrupt')) {
+        try {
+          await cache.save(node, lookup.fingerprint, result.logs);
+        } catch (e) {
+          emit({ type: 'warning', node: node.id, message: `could not save to the cache: ${errorMessage(e)}` });
+        }
+      }
+      if (lookup?.fingerprint !== undefined) this.fingerprints.set(node.id, lookup.fingerprint);
+    }
+    return { ok: true, reason: 'ran', exitCode: result.exitCode, warned: result.warned };
+  }
+}
+
+function describeFailure(f: Failure): string {
+  switch (f.reason) {
+    case 'exit-non-zero':
+      return `exit ${f.status}`;
+    case 'signal':
+      return `killed by ${f.signal}`;
+    case 'timeout':
+      return `timed out after ${f.ms} ms`;
+    case 'function-threw':
+      return `threw: ${f.message}`;
+    default:
+      return f.reason;
+  }
+}
