@@ -56,7 +56,7 @@ async function readConfigFile(dir: string): Promise<{ file: string; raw: Raw } |
 }
 
 async function validate(file: string, raw: Raw): Promise<void> {
-  const [{ default: Ajv }, schemaText] = await Promise.all([import('ajv/dist/2020.js'), import('node:fs/promises').then((fs) => fs.readFile(new URL('../../contracts/config.schema.json', importMetaBase()), 'utf8'))]);
+  const [{ default: Ajv }, schemaText] = await Promise.all([import('ajv/dist/2020.js'), import('node:fs/promises').then((fs) => fs.readFile(new URL('contracts/config.schema.json', importMetaBase()), 'utf8'))]);
   const AjvCtor = Ajv as unknown as typeof import('ajv/dist/2020.js').default;
   const ajv = new AjvCtor({ allErrors: true, strict: false });
   const check = ajv.compile(JSON.parse(schemaText) as object);

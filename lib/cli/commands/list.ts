@@ -1,6 +1,7 @@
 /** `fabric list [pattern] [--json]`: what `make help` gives, from typed data, grouped by section. */
 import type { TaskDef } from '../../api/types.js';
-import { matchTargets } from '../../engine/analyze.js';
+import { matchTargets, validateDefinitions } from '../../engine/analyze.js';
+import { DiagnosticsError } from '../../diagnostics/error.js';
 import { parseArgs, flagHelp, type FlagSpec } from '../args.js';
 import type { CommandModule } from '../context.js';
 import { loadProject } from '../project.js';
@@ -49,6 +50,8 @@ ${flagHelp(FLAGS)}
   async run(ctx, args) {
     const { flags, positionals } = parseArgs(args, FLAGS);
     const project = await loadProject(ctx, {}, { config: false });
+    const problems = validateDefinitions(project.tasks);
+    if (problems.some((d) => d.severity === 'error')) throw new DiagnosticsError(problems);
     let tasks = [...project.tasks];
     if (positionals.length) {
       const names = tasks.map((t) => t.name);

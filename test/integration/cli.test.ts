@@ -1,0 +1,189 @@
+// The CLI's own behaviour on bad and good input: located definition errors, suggestions, list, graph,
+// config, fabricfile discovery and the warm-start bundle cache.
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readdirSync, chmodSync } from 'node:fs';
+import { rigTest, test } from '../helpers/rig.js';
+
+const FF = (body: string) => `import { task } from 'fabric';\n${body}\n`;
+
+rigTest('definition errors are all reported with file:line:col and exit 2', async (rig) => {
+  await rig.write({
+    'fabricfile.ts': FF(`import './tasks/more.js';
+task('build', { description: 'b', deps: ['gen', 'lint'], run: 'true' });
+task('lint', { description: 'l', run: 'true' });`),
+    'tasks/more.ts': FF(`task('codegen', { description: 'c', run: 'true' });
+task('lint', { description: 'dup' });`),
+  });
+  const r = await rig.fabric(['list']);
+  assert.equal(r.code, 2);
+  // The import is hoisted: tasks/more.ts registers first, so the fabricfile's "lint" is the duplicate.
+  assert.match(r.stderr, /fabricfile\.ts:3:42 Task "build" depends on "gen", which is not defined\./);
+  assert.match(r.stderr, /\n {4}\| {42}~~~~~\n/);
+  assert.match(r.stderr, /fabricfile\.ts:4:1 Task "lint" is defined twice\./);
+  assert.match(r.stderr, /tasks\/more\.ts:3:1 "lint" is first defined here\./);
+  assert.match(r.stderr, /2 errors/);
+  assert.doesNotMatch(r.stderr, /at .*\(.*:\d+:\d+\)/, 'no stack trace');
+});
+
+rigTest('a cycle prints its path and the declaration sites', async (rig) => {
+  await rig.write({ 'fabricfile.ts': FF(`task('a', { deps: ['b'] });\ntask('b', { deps: ['c'] });\ntask('c', { deps: ['a'] });`) });
+  const r = await rig.fabric(['graph', 'a']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /Dependency cycle: a -> b -> c -> a/);
+  assert.match(r.stderr, /fabricfile\.ts:2:1 "a" is declared here/);
+});
+
+rigTest('a syntax error and a throw at load time are located with a code frame', async (rig) => {
+  await rig.write({ 'fabricfile.ts': FF(`task('a', { run: 'true' );`) });
+  const r = await rig.fabric(['list']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /fabricfile\.ts:2:\d+ /);
+  assert.match(r.stderr, /2 \| task\('a', \{ run: 'true' \);/);
+  await rig.write({ 'fabricfile.ts': FF(`const cfg: any = undefined;\ntask('a', { run: cfg.command });`) });
+  const t = await rig.fabric(['list']);
+  assert.equal(t.code, 2);
+  assert.match(t.stderr, /fabricfile\.ts:3:22 loading the fabricfile failed: Cannot read properties of undefined/);
+});
+
+rigTest('unknown task, command and flag get suggestions; bad params name their source', async (rig) => {
+  await rig.write({ 'fabricfile.ts': FF(`task('dns.up', { description: 'up', params: { ENV: { enum: ['samakia-dns'], default: 'samakia-dns' } }, run: 'true' });`) });
+  const t = await rig.fabric(['run', 'dns.upp']);
+  assert.equal(t.code, 2);
+  assert.match(t.stderr, /No task named "dns\.upp"\.\n\s+did you mean "dns\.up"\?/);
+  const c = await rig.fabric(['lsit']);
+  assert.equal(c.code, 2);
+  assert.match(c.stderr, /unknown command "lsit"\n\s+did you mean 'fabric list'\?/);
+  const f = await rig.fabric(['list', '--jsn']);
+  assert.equal(f.code, 2);
+  assert.match(f.stderr, /unknown flag --jsn\n\s+did you mean --json\?/);
+  const p = await rig.fabric(['graph', 'dns.up', 'ENV=prod']);
+  assert.equal(p.code, 2);
+  assert.match(p.stderr, /Task "dns\.up": ENV="prod" \(on the command line\) is not one of "samakia-dns"\./);
+  const e = await rig.fabric(['graph', 'dns.up'], { env: { ENV: 'nope' } });
+  assert.match(e.stderr, /ENV="nope" \(from the environment\)/);
+});
+
+rigTest('missing fabricfile and unusable directories are clear errors (exit 2)', async (rig) => {
+  const r = await rig.fabric(['list']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /no fabricfile\.ts found in .* or any parent directory/);
+  const d = await rig.fabric(['-C', rig.path('nope'), 'list']);
+  assert.equal(d.code, 2);
+  assert.match(d.stderr, /cannot use directory .*nope/);
+  const f = await rig.fabric(['-f', 'missing.ts', 'list']);
+  assert.equal(f.code, 2);
+  assert.match(f.stderr, /no such fabricfile/);
+});
+
+rigTest('the fabricfile is found walking up; -C and -f work like make', async (rig) => {
+  await rig.write({ 'fabricfile.ts': FF(`task('top', { description: 'the top' });`), 'sub/dir/.keep': '', 'other/alt.ts': FF(`task('alt', { description: 'alternative' });`) });
+  const up = await rig.fabric(['list', '--json'], { cwd: rig.path('sub', 'dir') });
+  assert.equal(up.code, 0, up.stderr);
+  assert.deepEqual((JSON.parse(up.stdout) as { name: string }[]).map((t) => t.name), ['top']);
+  const c = await rig.fabric(['-C', 'other', '-f', 'alt.ts', 'list', '--json']);
+  assert.equal(c.code, 0, c.stderr);
+  assert.deepEqual((JSON.parse(c.stdout) as { name: string }[]).map((t) => t.name), ['alt']);
+});
+
+rigTest('list groups by section with aligned descriptions; --json carries typed data', async (rig) => {
+  await rig.write({
+    'fabricfile.ts': FF(`task('minio.up', { description: 'bring up MinIO', params: { ENV: { default: 'samakia-prod' } } });
+task('minio.tf.plan', { description: 'plan', effect: 'read-only', deps: ['runner.env.check'] });
+task('runner.env.check', { description: 'check the runner', effect: 'read-only', section: 'Runner' });`),
+  });
+  const r = await rig.fabric(['list']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout.split('\n').slice(0, 7).join('\n'), ['minio', '  minio.up         ! bring up MinIO', '  minio.tf.plan      plan', '', 'Runner', '  runner.env.check   check the runner', ''].join('\n'));
+  const j = JSON.parse((await rig.fabric(['list', '--json', 'minio'])).stdout) as { name: string; effect: string; params: { name: string; default?: string }[]; deps: string[] }[];
+  assert.deepEqual(j.map((t) => [t.name, t.effect]), [['minio.up', 'mutating'], ['minio.tf.plan', 'read-only']]);
+  assert.deepEqual(j[0]!.params, [{ name: 'ENV', default: 'samakia-prod' }]);
+  assert.deepEqual(j[1]!.deps, ['runner.env.check']);
+});
+
+rigTest('graph renders ascii (shared node once), dot (parses with Graphviz), mermaid and json', async (rig) => {
+  await rig.write({
+    'fabricfile.ts': FF(`task('check', { effect: 'read-only' });
+task('plan', { deps: ['check'], effect: 'read-only' });
+task('apply', { deps: ['check', 'plan'] });
+task('up', { deps: ['check', 'plan', 'apply'], params: { X: { default: '0' } } });
+task('boot', {});
+task('up2', { deps: [{ task: 'boot', when: { param: 'X', equals: '1' } }], params: { X: { default: '0' } } });`),
+  });
+  const a = await rig.fabric(['graph', 'up']);
+  assert.equal(a.code, 0, a.stderr);
+  assert.equal(a.stdout, ['up !', '├── check', '├── plan', '│   └── check', '└── apply !', '    ├── check', '    └── plan (see above)', ''].join('\n'));
+  const s = await rig.fabric(['graph', 'up2']);
+  assert.match(s.stdout, /boot \(when X == "1"\) \[skipped\]/);
+  const d = await rig.fabric(['graph', 'up', '--format', 'dot']);
+  assert.match(d.stdout, /^digraph fabric \{/);
+  assert.match(d.stdout, /"apply" -> "plan";/);
+  const hasDot = spawnSync('dot', ['-V']).status === 0;
+  if (hasDot) {
+    const parsed = spawnSync('dot', ['-Tplain'], { input: d.stdout, encoding: 'utf8' });
+    assert.equal(parsed.status, 0, parsed.stderr);
+    assert.match(parsed.stdout, /^graph /);
+  }
+  const m = await rig.fabric(['graph', 'up', '--format=mermaid']);
+  assert.match(m.stdout, /^graph TD\n/);
+  assert.match(m.stdout, /n\d+ --> n\d+/);
+  const j = JSON.parse((await rig.fabric(['graph', 'up', '--format', 'json'])).stdout) as { roots: string[]; edges: [string, string][] };
+  assert.deepEqual(j.roots, ['up']);
+  assert.deepEqual(j.edges.filter(([from]) => from === 'up'), [['up', 'check'], ['up', 'plan'], ['up', 'apply']]);
+  const bad = await rig.fabric(['graph', 'up', '--format', 'svg']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /unknown graph format "svg"/);
+});
+
+rigTest('a warm start reuses the bundle; a change in an imported module rebuilds it', async (rig) => {
+  await rig.write({ 'fabricfile.ts': FF(`import { DESC } from './tasks/desc.js';\ntask('a', { description: DESC });`), 'tasks/desc.ts': `export const DESC = 'one';\n` });
+  const first = await rig.fabric(['list', '--json']);
+  assert.equal(first.code, 0, first.stderr);
+  const bundles = () => readdirSync(rig.path('.fabric', 'build')).filter((f) => f.endsWith('.mjs')).sort();
+  const before = bundles();
+  assert.equal(before.length, 1);
+  // Without write permission on the build dir a cold build would fail to write: the warm path must not write.
+  chmodSync(rig.path('.fabric', 'build'), 0o500);
+  const warm = await rig.fabric(['list', '--json']);
+  chmodSync(rig.path('.fabric', 'build'), 0o700);
+  assert.equal(warm.code, 0, warm.stderr);
+  assert.deepEqual(bundles(), before);
+  await rig.write({ 'tasks/desc.ts': `export const DESC = 'two';\n` });
+  const changed = await rig.fabric(['list', '--json']);
+  assert.equal((JSON.parse(changed.stdout) as { description: string }[])[0]!.description, 'two');
+  assert.equal(bundles().length, 2);
+});
+
+rigTest('config: values and their sources; a bad config file is a located error', async (rig) => {
+  await rig.write({ 'fabricfile.ts': FF(`task('a', {});`), '.fabricrc.yaml': 'jobs: 3\ncacheDir: .cache/fab\n' });
+  const r = await rig.fabric(['config', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const c = JSON.parse(r.stdout) as { values: { jobs: number; cacheDir: string; output: unknown }; sources: Record<string, string> };
+  assert.equal(c.values.jobs, 3);
+  assert.equal(c.values.cacheDir, rig.path('.cache', 'fab'));
+  assert.equal(c.sources['jobs'], rig.path('.fabricrc.yaml'));
+  assert.equal(c.sources['evidenceDir'], 'default');
+  await rig.write({ '.fabricrc.yaml': 'jobs: 3\nouptut: plain\njobs2: x\n' });
+  const bad = await rig.fabric(['config']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /\.fabricrc\.yaml:2:1 unknown property "ouptut"/);
+  assert.match(bad.stderr, /\.fabricrc\.yaml:3:1 unknown property "jobs2"/);
+  await rig.write({ '.fabricrc.yaml': 'jobs: many\n' });
+  const typed = await rig.fabric(['config']);
+  assert.match(typed.stderr, /\.fabricrc\.yaml:1:7 config at \/jobs must be integer/);
+});
+
+rigTest('--version, --help and help <command>', async (rig) => {
+  const v = await rig.fabric(['--version']);
+  assert.match(v.stdout, /^fabric \d+\.\d+\.\d+/);
+  const h = await rig.fabric(['--help']);
+  assert.match(h.stdout, /Usage: fabric/);
+  assert.match(h.stdout, /Exit codes: 0 ok, 1 a task failed, 2 usage or definition error, 130 interrupted/);
+  const hl = await rig.fabric(['help', 'graph']);
+  assert.match(hl.stdout, /--format ascii\|dot\|mermaid\|json/);
+  const hx = await rig.fabric(['help', 'grph']);
+  assert.equal(hx.code, 2);
+  assert.match(hx.stderr, /did you mean 'fabric help graph'\?/);
+});
+
+test.run();
