@@ -4,6 +4,8 @@
  * throws, or returns something malformed, is a `deny`.
  */
 
+import type { Diagnostic } from '../diagnostics/types.js';
+
 export type GuardOutcome = 'allow' | 'deny' | 'overridden' | 'skip';
 
 /** What an override recorded when it turned a failing check into `overridden`. */
@@ -34,6 +36,8 @@ export interface GuardDecision {
   /** The facts the guard looked at (secret values are never put here in clear). */
   readonly facts: Readonly<Record<string, unknown>>;
   readonly override?: OverrideRecord | undefined;
+  /** Located problems in a file the guard read (policy, approval), for the diagnostics printer. */
+  readonly diagnostics?: readonly Diagnostic[] | undefined;
 }
 
 /** Everything a guard may look at. Built once per run by the caller (CLI), never by guards. */
@@ -64,11 +68,21 @@ export interface GuardFacts {
   /** Digest of the dry-run plan of the whole selection (`fabric plan --json`). */
   readonly planDigest?: string | undefined;
   /** Ids and params of every node in the selection (approvals bind to these). */
-  readonly selection: readonly { readonly id: string; readonly task: string; readonly params: Readonly<Record<string, string>> }[];
+  readonly selection: readonly {
+    readonly id: string;
+    readonly task: string;
+    readonly params: Readonly<Record<string, string>>;
+    /** Names of params whose values are secret (approvals bind to a hash of them, never the value). */
+    readonly secretParams?: readonly string[] | undefined;
+  }[];
   /** Configured keyrings (paths) for approvals and signatures. */
   readonly keyrings: { readonly ed25519?: string | undefined; readonly gpgHome?: string | undefined };
   /** Asks the operator a question (only when `interactive`); resolves to the typed answer. */
   readonly prompt?: ((question: string) => Promise<string>) | undefined;
+  /** Variable names whose values are secret (secret params, secret-pattern names): shown as `[set]` in decisions. */
+  readonly secretNames?: readonly string[] | undefined;
+  /** Secret values of this node (never shown in clear in decisions). */
+  readonly secrets?: readonly string[] | undefined;
 }
 
 export interface Guard {
