@@ -12,7 +12,13 @@ export interface CachedLog {
 
 export type CacheLookup =
   /** Outputs were restored byte-exact; `logs` are to be replayed (marked as replayed). */
-  | { readonly result: 'hit'; readonly fingerprint: string; readonly logs: readonly CachedLog[] }
+  | {
+      readonly result: 'hit';
+      readonly fingerprint: string;
+      readonly logs: readonly CachedLog[];
+      /** Outputs (relative to the node's cwd) that had to be written back; empty when all were already in place. */
+      readonly restored?: readonly string[] | undefined;
+    }
   /** Not in the store (or not restorable): run it. `detail` says why (e.g. "input src/a.txt changed"). */
   | { readonly result: 'miss'; readonly fingerprint: string; readonly detail?: string | undefined }
   /** The entry was corrupt: reported once, removed, treated as a miss. */
@@ -31,4 +37,6 @@ export interface CacheProvider {
   save(node: Node, fingerprint: string, logs: readonly CachedLog[]): Promise<void>;
   /** Declared outputs that do not exist after a successful run (the node then fails with missing-output). */
   missingOutputs(node: Node): Promise<string[]>;
+  /** Called once after the run (also after a failed or interrupted one): persists the stat cache. */
+  close?(): Promise<void>;
 }

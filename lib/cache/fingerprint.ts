@@ -1,0 +1,180 @@
+/**
+ * The cache key of a node, kept whole as an object (so `fabric explain` can say what changed), and
+ * its fingerprint: sha256 of the key's canonical JSON.
+ *
+ * The key holds everything that decides what the node produces, as far as fabric knows it: cache
+ * format version, platform, task name and effect, each step's expanded command text (or a function's
+ * source), resolved params, the values of the declared env vars, the cwd relative to the repo, the
+ * declared input files (sorted paths with content hashes), the declared output globs, and the
+ * fingerprints of the dependencies. Undeclared inputs are not tracked (docs/cache.md).
+ *
+ * Secrets never enter the key in clear: secret params, env vars whose name matches a secret pattern,
+ * and any value listed in `node.secrets` appear only as HMAC-SHA256 digests under a random key kept
+ * in the store directory (a plain hash of a short secret could be brute-forced from the key file).
+ */
+import { createHmac, createHash } from 'node:crypto';
+import { relative, resolve, sep } from 'node:path';
+import type { Node, ResolvedStep } from '../engine/graph.js';
+import type { NodeId } from '../engine/events.js';
+import { canonicalJson } from '../engine/plan.js';
+import { isSecretName } from '../util/redact.js';
+import { expandGlobs } from './files.js';
+import type { StatCache } from './stat-cache.js';
+
+/** Bump when the key's shape or meaning changes: every fingerprint changes with it. */
+export const CACHE_FORMAT_VERSION = 1;
+
+/** A secret value, only as a keyed digest. */
+export interface SecretDigest {
+  readonly secret: string;
+}
+/** `null`: the variable is not set. */
+export type KeyValue = string | SecretDigest | null;
+
+export type KeyStep =
+  | { readonly kind: 'command'; readonly cmd: string | readonly string[]; readonly env: Readonly<Record<string, string>>; readonly okCodes: readonly number[]; readonly ignoreFailure: boolean }
+  | { readonly kind: 'function'; readonly name: string; readonly source: string };
+
+export interface CacheKey {
+  readonly version: number;
+  readonly platform: string;
+  readonly arch: string;
+  readonly task: string;
+  readonly effect: string;
+  readonly variant: string | null;
+  readonly steps: readonly KeyStep[];
+  readonly params: Readonly<Record<string, KeyValue>>;
+  readonly env: Readonly<Record<string, KeyValue>>;
+  /** Relative to the repo root, `/`-separated (`.` for the root). */
+  readonly cwd: string;
+  readonly inputGlobs: readonly string[];
+  /** Path relative to cwd → sha256 of the content. */
+  readonly inputs: Readonly<Record<string, string>>;
+  readonly outputs: readonly string[];
+  /** Dependency node id → its fingerprint. */
+  readonly deps: Readonly<Record<NodeId, string>>;
+}
+
+export function fingerprintOf(key: CacheKey): string {
+  return createHash('sha256').update(canonicalJson(key)).digest('hex');
+}
+
+export function isSecretDigest(v: KeyValue | undefined): v is SecretDigest {
+  return typeof v === 'object' && v !== null;
+}
+
+/** Digests secret values with the store's key (loaded lazily: most nodes have no secrets). */
+export class SecretDigester {
+  private key: Buffer | undefined;
+  constructor(private readonly loadKey: () => Promise<Buffer>) {}
+  async ready(): Promise<void> {
+    this.key ??= await this.loadKey();
+  }
+  /** Call `ready()` first. */
+  digest(value: string): string {
+    if (!this.key) throw new Error('SecretDigester used before ready()');
+    return 'hmac-sha256:' + createHmac('sha256', this.key).update(value).digest('hex');
+  }
+}
+
+export interface KeyContext {
+  readonly repoRoot: string;
+  readonly secretPatterns: readonly string[];
+  readonly statCache: StatCache;
+  readonly digester: SecretDigester;
+  /** Absolute directories never read as inputs (the cache directory, evidence). */
+  readonly ignoreDirs: readonly string[];
+}
+
+export type KeyResult =
+  | { readonly ok: true; readonly key: CacheKey; readonly fingerprint: string }
+  /** A dependency has no fingerprint (it was not computed), so neither has this node. */
+  | { readonly ok: false; readonly missingDependency: NodeId };
+
+function relPath(from: string, to: string): string {
+  const r = relative(from, to);
+  return r === '' ? '.' : r.split(sep).join('/');
+}
+
+/** Secret values of the node, longest first (so a secret containing another is replaced whole). */
+function secretValues(node: Node, ctx: KeyContext): string[] {
+  const vals = new Set<string>();
+  for (const s of node.secrets) if (s) vals.add(s);
+  const specs = node.task.spec.params ?? {};
+  for (const [name, v] of Object.entries(node.params)) if (specs[name]?.secret && v) vals.add(v);
+  for (const name of node.envNames) {
+    const v = node.env[name];
+    if (v && isSecretName(name, ctx.secretPatterns)) vals.add(v);
+  }
+  return [...vals].sort((a, b) => b.length - a.length);
+}
+
+/** Replaces each secret occurrence by a short keyed marker: the text stays comparable, never readable. */
+function scrub(text: string, secrets: readonly string[], d: SecretDigester): string {
+  let out = text;
+  for (const s of secrets) if (out.includes(s)) out = out.split(s).join(`[SECRET:${d.digest(s).slice(12, 28)}]`);
+  return out;
+}
+
+function keyStep(step: ResolvedStep, secrets: readonly string[], d: SecretDigester): KeyStep {
+  if (step.kind === 'function') return { kind: 'function', name: step.display, source: step.source };
+  const cmd = typeof step.cmd === 'string' ? scrub(step.cmd, secrets, d) : step.cmd.map((a) => scrub(a, secrets, d));
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(step.env)) env[k] = scrub(v, secrets, d);
+  return { kind: 'command', cmd, env, okCodes: [...step.okCodes], ignoreFailure: step.ignoreFailure };
+}
+
+/** Hashes the declared inputs: path (relative to cwd) → sha256, sorted by path. */
+export async function hashInputs(node: Node, ctx: Pick<KeyContext, 'statCache' | 'ignoreDirs'>): Promise<Record<string, string>> {
+  const rels = await expandGlobs(node.inputs, node.cwd, ctx.ignoreDirs);
+  if (rels.length === 0) return {};
+  const abs = rels.map((r) => resolve(node.cwd, r));
+  const hashed = await ctx.statCache.hashFiles(abs);
+  const out: Record<string, string> = {};
+  for (let i = 0; i < rels.length; i++) {
+    const h = hashed.get(abs[i]!);
+    if (h) out[rels[i]!] = h.sha256;
+  }
+  return out;
+}
+
+export async function computeKey(node: Node, depFingerprints: ReadonlyMap<NodeId, string>, ctx: KeyContext): Promise<KeyResult> {
+  const deps: Record<NodeId, string> = {};
+  for (const id of node.deps) {
+    const fp = depFingerprints.get(id);
+    if (fp === undefined) return { ok: false, missingDependency: id };
+    deps[id] = fp;
+  }
+  const secrets = secretValues(node, ctx);
+  const paramSpecs = node.task.spec.params ?? {};
+  const secretParams = Object.keys(node.params).filter((n) => paramSpecs[n]?.secret === true || secrets.includes(node.params[n]!));
+  const secretEnv = node.envNames.filter((n) => isSecretName(n, ctx.secretPatterns) || (node.env[n] !== undefined && secrets.includes(node.env[n]!)));
+  if (secrets.length > 0 || secretParams.length > 0 || secretEnv.length > 0) await ctx.digester.ready();
+  const d = ctx.digester;
+
+  const params: Record<string, KeyValue> = {};
+  for (const [name, v] of Object.entries(node.params)) params[name] = secretParams.includes(name) ? { secret: d.digest(v) } : v;
+  const env: Record<string, KeyValue> = {};
+  for (const name of node.envNames) {
+    const v = node.env[name];
+    env[name] = v === undefined ? null : secretEnv.includes(name) ? { secret: d.digest(v) } : v;
+  }
+  const inputs = await hashInputs(node, ctx);
+  const key: CacheKey = {
+    version: CACHE_FORMAT_VERSION,
+    platform: process.platform,
+    arch: process.arch,
+    task: node.task.name,
+    effect: node.effect,
+    variant: node.variant ?? null,
+    steps: node.steps.map((s) => keyStep(s, secrets, d)),
+    params,
+    env,
+    cwd: relPath(ctx.repoRoot, node.cwd),
+    inputGlobs: [...node.inputs],
+    inputs,
+    outputs: [...node.outputs],
+    deps,
+  };
+  return { ok: true, key, fingerprint: fingerprintOf(key) };
+}

@@ -1,0 +1,290 @@
+/**
+ * The local cache provider the CLI hands to the scheduler: fingerprint (fingerprint.ts) → store
+ * (store.ts), with the stat cache (stat-cache.ts) on the hot path and a last-run record per node for
+ * `fabric explain`. Cache trouble never fails a task: it becomes a miss plus a warning.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmod } from 'node:fs/promises';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
+import type { Node } from '../engine/graph.js';
+import type { NodeId } from '../engine/events.js';
+import type { CachedLog, CacheLookup, CacheProvider } from './types.js';
+import { computeKey, SecretDigester, type CacheKey, type KeyContext } from './fingerprint.js';
+import { diffKeys, summarizeChanges } from './diff.js';
+import { expandGlobs, unmatchedPatterns } from './files.js';
+import { StatCache } from './stat-cache.js';
+import { STORE_FORMAT, Store, type CacheEntry, type RunOutcome, type RunRecord, type StoredOutput } from './store.js';
+import { errorMessage } from './fsutil.js';
+
+export interface LocalCacheOptions {
+  /** Absolute store directory (`<repo>/.fabric/cache` by default). */
+  readonly dir: string;
+  readonly repoRoot: string;
+  /** Env var name patterns whose values are secret (config `secretPatterns`). */
+  readonly secretPatterns: readonly string[];
+  /** Non-fatal notices (corrupt entry, cacheable task without inputs, store write failure). */
+  readonly warn: (message: string) => void;
+  /** False for `--no-cache`: nothing is looked up or written (declared outputs are still checked). */
+  readonly enabled?: boolean;
+  /** More absolute directories that are never inputs (e.g. the evidence directory). */
+  readonly ignoreDirs?: readonly string[];
+}
+
+export interface LocalCache extends CacheProvider {
+  readonly store: Store;
+  readonly statCache: StatCache;
+  close(): Promise<void>;
+}
+
+interface Pending {
+  readonly fingerprint: string;
+  readonly key: CacheKey;
+  /** The node's run record as it is on disk. */
+  prev: RunRecord | undefined;
+}
+
+type Restore =
+  | { readonly state: 'ok'; readonly restored: string[] }
+  | { readonly state: 'missing'; readonly detail: string }
+  | { readonly state: 'corrupt'; readonly detail: string };
+
+/** Why a node is not cacheable, in words (for the `disabled` detail). */
+export function notCacheableReason(node: Node): string {
+  if (node.task.spec.cache === false) return 'not cacheable: the task sets cache: false';
+  if (node.effect === 'mutating') return 'not cacheable: a mutating task (set cache: true to cache it)';
+  if (node.inputs.length === 0) return 'not cacheable: a read-only task without declared inputs';
+  return 'not cacheable';
+}
+
+function isInside(root: string, p: string): boolean {
+  const r = relative(root, p);
+  return r === '' || (!r.startsWith('..' + sep) && r !== '..' && !isAbsolute(r));
+}
+
+function validLogs(x: unknown): x is CachedLog[] {
+  return Array.isArray(x) && x.every((l) => !!l && typeof l === 'object' && (l.stream === 'stdout' || l.stream === 'stderr') && typeof l.chunk === 'string');
+}
+
+export function createLocalCache(opts: LocalCacheOptions): LocalCache {
+  const enabled = opts.enabled ?? true;
+  const store = new Store(opts.dir);
+  const statCache = new StatCache(enabled ? store.statCacheFile : undefined);
+  const ignoreDirs = [opts.dir, ...(opts.ignoreDirs ?? [])];
+  const digester = new SecretDigester(async () => (await store.hmacKey(true))!);
+  const keyCtx: KeyContext = { repoRoot: opts.repoRoot, secretPatterns: opts.secretPatterns, statCache, digester, ignoreDirs };
+  const pending = new Map<NodeId, Pending>();
+  const warned = new Set<string>();
+  const warnOnce = (id: string, message: string) => {
+    if (warned.has(id)) return;
+    warned.add(id);
+    opts.warn(message);
+  };
+  const bestEffort = async (what: string, fn: () => Promise<void>) => {
+    try {
+      await fn();
+    } catch (e) {
+      warnOnce(`io:${what}`, `cache: could not ${what}: ${errorMessage(e)}`);
+    }
+  };
+
+  const now = () => new Date().toISOString();
+
+  /**
+   * The key is stored once per fingerprint; the run record is rewritten only when it changes (a no-op
+   * run writes nothing). `p.prev` follows what is on disk.
+   */
+  const recordStart = (node: Node, p: Pending) =>
+    bestEffort('record the run', async () => {
+      const { prev, fingerprint } = p;
+      if (prev?.last.fingerprint === fingerprint && prev.last.outcome === 'started') return;
+      await store.ensureLayout();
+      if (prev?.last.fingerprint !== fingerprint && prev?.lastSuccess?.fingerprint !== fingerprint) await store.writeKey(fingerprint, p.key);
+      const record: RunRecord = { v: STORE_FORMAT, node: node.id, task: node.task.name, last: { fingerprint, at: now(), outcome: 'started' }, lastSuccess: prev?.lastSuccess };
+      await store.writeRun(record);
+      p.prev = record;
+    });
+
+  const recordSuccess = (node: Node, p: Pending, outcome: Exclude<RunOutcome, 'started'>) =>
+    bestEffort('record the run', async () => {
+      const { prev, fingerprint } = p;
+      if (prev && prev.last.fingerprint === fingerprint && prev.last.outcome !== 'started' && prev.lastSuccess?.fingerprint === fingerprint) return;
+      await store.ensureLayout();
+      await store.writeKey(fingerprint, p.key);
+      const mark = { fingerprint, at: now(), outcome };
+      const record: RunRecord = { v: STORE_FORMAT, node: node.id, task: node.task.name, last: mark, lastSuccess: mark };
+      await store.writeRun(record);
+      p.prev = record;
+    });
+
+  async function missDetail(p: Pending): Promise<string> {
+    const base = p.prev?.lastSuccess ?? p.prev?.last;
+    if (!base) return 'never ran';
+    if (base.fingerprint === p.fingerprint) return p.prev?.lastSuccess ? 'not in the cache (pruned or cleaned)' : 'the last run with this fingerprint did not succeed';
+    const before = await store.readKey(base.fingerprint);
+    if (!before) return 'changed since the last run (its key is no longer stored)';
+    return summarizeChanges(diffKeys(before, p.key));
+  }
+
+  async function corrupt(fp: string, detail: string): Promise<void> {
+    warnOnce(`corrupt:${fp}`, `cache: ${detail}; removed it (the task runs instead)`);
+    await store.removeEntry(fp).catch(() => undefined);
+  }
+
+  async function readLogs(entry: CacheEntry): Promise<CachedLog[] | { readonly state: 'missing' | 'corrupt'; readonly detail: string }> {
+    if (!entry.logs) return [];
+    const blob = await store.readBlob(entry.logs.sha256);
+    if (blob === 'missing') return { state: 'missing', detail: 'the stored logs are missing from the cache' };
+    if (blob === 'corrupt') return { state: 'corrupt', detail: `the stored logs of entry ${entry.fingerprint.slice(0, 12)} do not match their hash` };
+    try {
+      const logs = JSON.parse(blob.toString('utf8')) as unknown;
+      if (validLogs(logs)) return logs;
+    } catch {
+      /* fall through */
+    }
+    return { state: 'corrupt', detail: `the stored logs of entry ${entry.fingerprint.slice(0, 12)} are not a log array` };
+  }
+
+  /** Puts the entry's outputs in place; files already identical (per the stat cache) are left alone. */
+  async function restore(node: Node, entry: CacheEntry): Promise<Restore> {
+    const targets = entry.outputs.map((o) => resolve(node.cwd, o.path));
+    for (const t of targets) {
+      if (!isInside(opts.repoRoot, t)) return { state: 'corrupt', detail: `cache entry ${entry.fingerprint.slice(0, 12)} names an output outside the repository (${t})` };
+    }
+    const current = await statCache.hashFiles(targets);
+    const restored: string[] = [];
+    for (let i = 0; i < entry.outputs.length; i++) {
+      const o = entry.outputs[i]!;
+      const target = targets[i]!;
+      const cur = current.get(target);
+      if (cur && cur.sha256 === o.sha256) {
+        if ((cur.stat.mode & 0o7777) !== (o.mode & 0o7777)) await chmod(target, o.mode & 0o7777);
+        continue;
+      }
+      let r;
+      try {
+        r = await store.restoreBlob(o.sha256, target, o.mode);
+      } catch (e) {
+        return { state: 'missing', detail: `could not restore ${o.path}: ${errorMessage(e)}` };
+      }
+      if (r === 'missing') return { state: 'missing', detail: `the stored content of output ${o.path} is missing from the cache` };
+      if (r === 'corrupt') return { state: 'corrupt', detail: `the stored content of output ${o.path} (entry ${entry.fingerprint.slice(0, 12)}) does not match its hash` };
+      restored.push(o.path);
+    }
+    return { state: 'ok', restored };
+  }
+
+  const provider: LocalCache = {
+    store,
+    statCache,
+
+    async lookup(node, depFingerprints, { force }): Promise<CacheLookup> {
+      if (!enabled) return { result: 'disabled', detail: 'the cache is disabled (--no-cache)' };
+      const prevP = store.readRun(node.id);
+      let kr;
+      try {
+        kr = await computeKey(node, depFingerprints, keyCtx);
+      } catch (e) {
+        await prevP.catch(() => undefined);
+        warnOnce(`key:${node.id}`, `cache: could not compute the fingerprint of ${node.id}: ${errorMessage(e)}`);
+        return { result: 'disabled', detail: `no fingerprint: ${errorMessage(e)}` };
+      }
+      const prev = await prevP.catch(() => undefined);
+      if (!kr.ok) return { result: 'disabled', detail: `dependency ${kr.missingDependency} has no fingerprint` };
+      const p: Pending = { fingerprint: kr.fingerprint, key: kr.key, prev };
+      const fp = p.fingerprint;
+      pending.set(node.id, p);
+
+      if (!node.cacheable) {
+        await recordStart(node, p);
+        return { result: 'disabled', fingerprint: fp, detail: notCacheableReason(node) };
+      }
+      if (node.inputs.length === 0) {
+        warnOnce(`no-inputs:${node.task.name}`, `task "${node.task.name}" is cacheable but declares no inputs: only its definition, params, env and dependencies decide a cache hit (undeclared inputs are not tracked)`);
+      }
+      if (force) {
+        await recordStart(node, p);
+        return { result: 'miss', fingerprint: fp, detail: 'forced (--force)' };
+      }
+      let read;
+      try {
+        read = await store.readEntry(fp);
+      } catch (e) {
+        read = { state: 'corrupt', detail: `unreadable cache entry: ${errorMessage(e)}` } as const;
+      }
+      if (read.state === 'absent') {
+        const detail = await missDetail(p).catch(() => undefined);
+        await recordStart(node, p);
+        return { result: 'miss', fingerprint: fp, detail };
+      }
+      if (read.state === 'corrupt') {
+        await corrupt(fp, read.detail);
+        await recordStart(node, p);
+        return { result: 'corrupt', fingerprint: fp, detail: read.detail };
+      }
+      const logs = await readLogs(read.entry).catch((e: unknown) => ({ state: 'missing', detail: `could not read the stored logs: ${errorMessage(e)}` }) as const);
+      const restored: Restore = Array.isArray(logs) ? await restore(node, read.entry) : logs;
+      if (restored.state === 'corrupt') {
+        await corrupt(fp, restored.detail);
+        await recordStart(node, p);
+        return { result: 'corrupt', fingerprint: fp, detail: restored.detail };
+      }
+      if (restored.state === 'missing') {
+        await store.removeEntry(fp).catch(() => undefined);
+        await recordStart(node, p);
+        return { result: 'miss', fingerprint: fp, detail: restored.detail };
+      }
+      await store.touchEntry(fp);
+      await recordSuccess(node, p, 'cached');
+      return { result: 'hit', fingerprint: fp, logs: logs as CachedLog[], restored: restored.restored };
+    },
+
+    async save(node, fingerprint, logs): Promise<void> {
+      if (!enabled) return;
+      const p = pending.get(node.id);
+      if (!p || p.fingerprint !== fingerprint) {
+        warnOnce(`save:${node.id}`, `cache: save(${node.id}) without a matching lookup; not stored`);
+        return;
+      }
+      pending.delete(node.id);
+      if (!node.cacheable) {
+        await recordSuccess(node, p, 'succeeded');
+        return;
+      }
+      await bestEffort(`store ${node.id}`, async () => {
+        await store.ensureLayout();
+        const rels = await expandGlobs(node.outputs, node.cwd, [opts.dir]);
+        const abs = rels.map((r) => resolve(node.cwd, r));
+        const hashed = await statCache.hashFiles(abs);
+        const outputs: StoredOutput[] = [];
+        for (let i = 0; i < rels.length; i++) {
+          const h = hashed.get(abs[i]!);
+          if (!h) continue;
+          let { sha256, size } = { sha256: h.sha256, size: h.stat.size };
+          // Copy unless the blob is already there; the copy's own hash wins if the file changed meanwhile.
+          if (!(await store.hasBlob(sha256))) ({ sha256, size } = await store.putFile(abs[i]!));
+          outputs.push({ path: rels[i]!, mode: h.stat.mode & 0o7777, sha256, size });
+        }
+        const logBlob = logs.length > 0 ? await store.putData(JSON.stringify(logs)) : null;
+        await store.writeKey(fingerprint, p.key);
+        await store.writeEntry({ v: STORE_FORMAT, fingerprint, node: node.id, task: node.task.name, created: now(), outputs, logs: logBlob });
+      });
+      await recordSuccess(node, p, 'succeeded');
+    },
+
+    async missingOutputs(node): Promise<string[]> {
+      return unmatchedPatterns(node.outputs, node.cwd);
+    },
+
+    async close(): Promise<void> {
+      const problem = await statCache.save();
+      if (problem) warnOnce('stat-cache', `cache: ${problem}`);
+    },
+  };
+  return provider;
+}
+
+/** A random-key digester for read-only callers when the store has no key yet (nothing recorded can match). */
+export function ephemeralDigester(): SecretDigester {
+  const key = randomBytes(32);
+  return new SecretDigester(async () => key);
+}

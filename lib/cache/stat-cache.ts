@@ -1,0 +1,199 @@
+/**
+ * The stat cache: (path, size, mtime, ctime, inode) → sha256, persisted in the cache directory so a
+ * no-op run does not re-read unchanged files.
+ *
+ * Racy timestamps (git's "racy clean" problem): a file written in the same timestamp tick as the moment
+ * its hash was recorded can change again without changing its stat. So a recorded hash is reused only
+ * if the file's mtime is older than the recording time by more than the timestamp granularity
+ * (`RACY_WINDOW_MS`); otherwise the file is re-hashed next time (and then usually recorded as settled).
+ *
+ * Hot path: the file is loaded lazily once and saved once per run (`save`); stats are taken in
+ * batches of synchronous calls (much cheaper than one promise per file) with a yield between batches;
+ * only files whose stat changed are read, asynchronously, a few at a time.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, statSync, type Stats } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { errorMessage, readIfExists, writeAtomic } from './fsutil.js';
+
+/** Coarsest file timestamp granularity we allow for (FAT: 2 s; ext3/HFS+: 1 s). */
+export const RACY_WINDOW_MS = 2000;
+const FORMAT = 1;
+const STAT_BATCH = 512;
+const HASH_CONCURRENCY = 8;
+const STREAM_ABOVE = 8 * 1024 * 1024;
+
+/** `[size, mtimeMs, ctimeMs, ino, sha256, recordedAtMs]`: compact, since there may be 10^5 of them. */
+export type StatRow = [number, number, number, number, string, number];
+
+export interface FileStat {
+  readonly size: number;
+  readonly mtimeMs: number;
+  readonly ctimeMs: number;
+  readonly ino: number;
+  readonly mode: number;
+}
+
+export interface HashedFile {
+  readonly sha256: string;
+  readonly stat: FileStat;
+}
+
+/** Whether a recorded row may be reused for a file with stat `s` (pure: the racy rule lives here). */
+export function rowIsUsable(row: StatRow, s: FileStat): boolean {
+  return row[0] === s.size && row[1] === s.mtimeMs && row[2] === s.ctimeMs && row[3] === s.ino && s.mtimeMs + RACY_WINDOW_MS <= row[5];
+}
+
+export function toFileStat(s: Stats): FileStat {
+  return { size: s.size, mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs, ino: s.ino, mode: s.mode };
+}
+
+export async function sha256File(path: string, size?: number): Promise<string> {
+  if (size !== undefined && size <= STREAM_ABOVE) return createHash('sha256').update(await readFile(path)).digest('hex');
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+export class StatCache {
+  private rows = new Map<string, StatRow>();
+  private loading: Promise<void> | undefined;
+  private dirty = false;
+  private readonly inflight = new Map<string, Promise<HashedFile | undefined>>();
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+  /** Counters for tests and `--debug` (files read vs reused). */
+  readonly counters = { hashed: 0, reused: 0 };
+
+  /** `file` undefined: in memory only. */
+  constructor(
+    private readonly file: string | undefined,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  private load(): Promise<void> {
+    this.loading ??= (async () => {
+      if (!this.file) return;
+      let text: string | undefined;
+      try {
+        text = await readIfExists(this.file);
+      } catch {
+        return;
+      }
+      if (!text) return;
+      try {
+        const doc = JSON.parse(text) as { v?: unknown; rows?: unknown };
+        if (doc.v !== FORMAT || !doc.rows || typeof doc.rows !== 'object') return;
+        for (const [p, row] of Object.entries(doc.rows as Record<string, unknown>)) {
+          if (Array.isArray(row) && row.length === 6 && typeof row[4] === 'string') this.rows.set(p, row as StatRow);
+        }
+      } catch {
+        // A damaged stat cache only costs re-hashing; start empty and overwrite it on save.
+        this.rows = new Map();
+        this.dirty = true;
+      }
+    })();
+    return this.loading;
+  }
+
+  /**
+   * Stats and hashes absolute `paths`. Files that vanished (or are not regular files) are absent from
+   * the result. Unchanged files are not read.
+   */
+  async hashFiles(paths: readonly string[]): Promise<Map<string, HashedFile>> {
+    await this.load();
+    const out = new Map<string, HashedFile>();
+    const pending: Promise<void>[] = [];
+    for (let i = 0; i < paths.length; i += STAT_BATCH) {
+      if (i > 0) await yieldToLoop();
+      const end = Math.min(paths.length, i + STAT_BATCH);
+      for (let j = i; j < end; j++) {
+        const p = paths[j]!;
+        const at = this.now();
+        let st: Stats | undefined;
+        try {
+          st = statSync(p, { throwIfNoEntry: false });
+        } catch {
+          st = undefined;
+        }
+        if (!st || !st.isFile()) continue;
+        const s = toFileStat(st);
+        const row = this.rows.get(p);
+        if (row && rowIsUsable(row, s)) {
+          this.counters.reused++;
+          out.set(p, { sha256: row[4], stat: s });
+          continue;
+        }
+        pending.push(
+          this.hashChanged(p, s, at).then((h) => {
+            if (h) out.set(p, h);
+          }),
+        );
+      }
+    }
+    await Promise.all(pending);
+    return out;
+  }
+
+  /** One file (e.g. an output being stored); undefined if it does not exist. */
+  async hashFile(path: string): Promise<HashedFile | undefined> {
+    return (await this.hashFiles([path])).get(path);
+  }
+
+  private hashChanged(p: string, s: FileStat, at: number): Promise<HashedFile | undefined> {
+    const running = this.inflight.get(p);
+    if (running) return running;
+    const job = this.limited(async () => {
+      let sha256: string;
+      try {
+        sha256 = await sha256File(p, s.size);
+      } catch {
+        return undefined; // vanished or unreadable between stat and read: treated as absent
+      }
+      this.counters.hashed++;
+      this.rows.set(p, [s.size, s.mtimeMs, s.ctimeMs, s.ino, sha256, at]);
+      this.dirty = true;
+      return { sha256, stat: s };
+    }).finally(() => this.inflight.delete(p));
+    this.inflight.set(p, job);
+    return job;
+  }
+
+  /** Records a hash computed elsewhere (e.g. a restored output whose content is known). */
+  remember(p: string, s: FileStat, sha256: string, at: number): void {
+    this.rows.set(p, [s.size, s.mtimeMs, s.ctimeMs, s.ino, sha256, at]);
+    this.dirty = true;
+  }
+
+  forget(p: string): void {
+    if (this.rows.delete(p)) this.dirty = true;
+  }
+
+  get size(): number {
+    return this.rows.size;
+  }
+
+  private async limited<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.active >= HASH_CONCURRENCY) await new Promise<void>((r) => this.waiting.push(r));
+    this.active++;
+    try {
+      return await fn();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
+  }
+
+  /** Persists the rows if anything changed. Returns an error message instead of throwing. */
+  async save(): Promise<string | undefined> {
+    if (!this.file || !this.dirty) return undefined;
+    try {
+      await writeAtomic(this.file, JSON.stringify({ v: FORMAT, rows: Object.fromEntries(this.rows) }));
+      this.dirty = false;
+      return undefined;
+    } catch (e) {
+      return `could not save the stat cache ${this.file}: ${errorMessage(e)}`;
+    }
+  }
+}

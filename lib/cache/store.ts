@@ -1,0 +1,602 @@
+/**
+ * The local content-addressed store (`.fabric/cache` by default):
+ *
+ *   blobs/ab/<sha256>          file contents (outputs, replayed logs), addressed by their sha256
+ *   entries/ab/<fp>.json       one successful run of a node: its outputs (path, mode, sha256, size)
+ *                              and its logs blob; the file's mtime is the entry's last-used time
+ *   keys/ab/<fp>.json          the full key object whose canonical JSON hashes to <fp>
+ *   runs/<sha256(node)>.json   the last recorded run of a node (task + params), cacheable or not
+ *   stat-cache.json            see stat-cache.ts
+ *   hmac.key                   the random key for digests of secrets (mode 0600)
+ *
+ * Every write is a temp file plus a rename, so two fabric processes on the same repo can only ever
+ * replace a complete file with another complete file. Anything that does not verify (bad JSON, a key
+ * whose hash is not its name, a blob whose content does not match its name) is treated as absent.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { chmod, link, mkdir, readdir, readFile, rename, rm, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Transform } from 'node:stream';
+import type { NodeId } from '../engine/events.js';
+import { canonicalJson } from '../engine/plan.js';
+import type { CacheKey } from './fingerprint.js';
+import { errorMessage, isCode, readIfExists, tempNameFor, writeAtomic } from './fsutil.js';
+
+export const STORE_FORMAT = 1;
+const SHA = /^[0-9a-f]{64}$/;
+
+export interface StoredOutput {
+  /** Relative to the node's cwd, `/`-separated. */
+  readonly path: string;
+  readonly mode: number;
+  readonly sha256: string;
+  readonly size: number;
+}
+
+export interface CacheEntry {
+  readonly v: number;
+  readonly fingerprint: string;
+  readonly node: NodeId;
+  readonly task: string;
+  /** ISO-8601 time the entry was written. */
+  readonly created: string;
+  readonly outputs: readonly StoredOutput[];
+  /** The logs to replay (a JSON array of `{stream, chunk}`), or null when there were none. */
+  readonly logs: { readonly sha256: string; readonly size: number } | null;
+}
+
+export type RunOutcome = 'started' | 'succeeded' | 'cached';
+
+export interface RunMark {
+  readonly fingerprint: string;
+  readonly at: string;
+  /** `started`: looked up and run, with no success recorded (failed, interrupted or still running). */
+  readonly outcome: RunOutcome;
+}
+
+export interface RunRecord {
+  readonly v: number;
+  readonly node: NodeId;
+  readonly task: string;
+  readonly last: RunMark;
+  readonly lastSuccess?: RunMark | undefined;
+}
+
+export type EntryRead = { readonly state: 'absent' } | { readonly state: 'ok'; readonly entry: CacheEntry } | { readonly state: 'corrupt'; readonly detail: string };
+export type BlobResult = 'ok' | 'missing' | 'corrupt';
+
+export interface StoreStats {
+  readonly dir: string;
+  readonly entries: number;
+  readonly blobs: number;
+  readonly blobBytes: number;
+  readonly keys: number;
+  readonly runs: number;
+  readonly totalBytes: number;
+  readonly oldestUse: string | undefined;
+  readonly newestUse: string | undefined;
+  /** Entries per task, most first. */
+  readonly byTask: readonly { readonly task: string; readonly entries: number }[];
+}
+
+export interface PruneResult {
+  readonly removedEntries: number;
+  readonly removedBlobs: number;
+  readonly removedKeys: number;
+  readonly freedBytes: number;
+  readonly remainingBytes: number;
+  readonly corrupt: number;
+}
+
+function shard(dir: string, name: string, ext = ''): string {
+  return join(dir, name.slice(0, 2), name + ext);
+}
+
+function validEntry(x: unknown, fp: string): x is CacheEntry {
+  if (!x || typeof x !== 'object') return false;
+  const e = x as Record<string, unknown>;
+  if (e.v !== STORE_FORMAT || e.fingerprint !== fp || typeof e.node !== 'string' || typeof e.task !== 'string' || typeof e.created !== 'string') return false;
+  if (!Array.isArray(e.outputs)) return false;
+  for (const o of e.outputs as unknown[]) {
+    if (!o || typeof o !== 'object') return false;
+    const r = o as Record<string, unknown>;
+    if (typeof r.path !== 'string' || r.path === '' || typeof r.mode !== 'number' || typeof r.size !== 'number' || typeof r.sha256 !== 'string' || !SHA.test(r.sha256)) return false;
+  }
+  if (e.logs !== null) {
+    const l = e.logs as Record<string, unknown> | undefined;
+    if (!l || typeof l !== 'object' || typeof l.sha256 !== 'string' || !SHA.test(l.sha256) || typeof l.size !== 'number') return false;
+  }
+  return true;
+}
+
+function validRun(x: unknown): x is RunRecord {
+  if (!x || typeof x !== 'object') return false;
+  const r = x as Record<string, unknown>;
+  const mark = (m: unknown) => !!m && typeof m === 'object' && typeof (m as RunMark).fingerprint === 'string' && typeof (m as RunMark).at === 'string' && typeof (m as RunMark).outcome === 'string';
+  return r.v === STORE_FORMAT && typeof r.node === 'string' && typeof r.task === 'string' && mark(r.last) && (r.lastSuccess === undefined || mark(r.lastSuccess));
+}
+
+/** A stream that hashes what passes through. */
+function hasher(): Transform & { digest(): string; bytes: number } {
+  const h = createHash('sha256');
+  const t = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      h.update(chunk);
+      (t as unknown as { bytes: number }).bytes += chunk.length;
+      cb(null, chunk);
+    },
+  }) as Transform & { digest(): string; bytes: number };
+  t.bytes = 0;
+  t.digest = () => h.digest('hex');
+  return t;
+}
+
+export class Store {
+  readonly blobsDir: string;
+  readonly entriesDir: string;
+  readonly keysDir: string;
+  readonly runsDir: string;
+  readonly statCacheFile: string;
+  readonly hmacKeyFile: string;
+  private laidOut: Promise<void> | undefined;
+
+  constructor(readonly dir: string) {
+    this.blobsDir = join(dir, 'blobs');
+    this.entriesDir = join(dir, 'entries');
+    this.keysDir = join(dir, 'keys');
+    this.runsDir = join(dir, 'runs');
+    this.statCacheFile = join(dir, 'stat-cache.json');
+    this.hmacKeyFile = join(dir, 'hmac.key');
+  }
+
+  blobPath(sha: string): string {
+    return shard(this.blobsDir, sha);
+  }
+  entryPath(fp: string): string {
+    return shard(this.entriesDir, fp, '.json');
+  }
+  keyPath(fp: string): string {
+    return shard(this.keysDir, fp, '.json');
+  }
+  runPath(node: NodeId): string {
+    return join(this.runsDir, createHash('sha256').update(node).digest('hex').slice(0, 40) + '.json');
+  }
+
+  /** Creates the directory (once per process) with a `.gitignore` that ignores everything in it. */
+  ensureLayout(): Promise<void> {
+    this.laidOut ??= (async () => {
+      await mkdir(this.dir, { recursive: true });
+      const gi = join(this.dir, '.gitignore');
+      if ((await readIfExists(gi)) === undefined) await writeAtomic(gi, '# fabric cache: never commit\n*\n');
+    })();
+    return this.laidOut;
+  }
+
+  /**
+   * The store's secret-digest key (32 random bytes, mode 0600). With `create`, a missing or damaged
+   * key is created; two processes racing here agree on one key (hard link: the first one wins).
+   * Without `create`, a missing key gives undefined.
+   */
+  async hmacKey(create: boolean): Promise<Buffer | undefined> {
+    const read = async () => {
+      try {
+        const b = await readFile(this.hmacKeyFile);
+        return b.length === 32 ? b : undefined;
+      } catch (e) {
+        if (isCode(e, 'ENOENT')) return undefined;
+        throw e;
+      }
+    };
+    const existing = await read();
+    if (existing || !create) return existing;
+    await this.ensureLayout();
+    const tmp = tempNameFor(this.hmacKeyFile);
+    await writeFile(tmp, randomBytes(32), { mode: 0o600, flag: 'wx' });
+    try {
+      await link(tmp, this.hmacKeyFile);
+    } catch (e) {
+      if (!isCode(e, 'EEXIST')) throw e;
+      const now = await read();
+      if (now) return now;
+      await rename(tmp, this.hmacKeyFile); // damaged key (wrong length): replace it
+    } finally {
+      await rm(tmp, { force: true });
+    }
+    const made = await read();
+    if (!made) throw new Error(`could not create ${this.hmacKeyFile}`);
+    return made;
+  }
+
+  async hasBlob(sha: string): Promise<boolean> {
+    try {
+      await stat(this.blobPath(sha));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Copies a file into the store (hashing while copying); returns what was actually stored. */
+  async putFile(src: string): Promise<{ sha256: string; size: number }> {
+    await mkdir(this.blobsDir, { recursive: true });
+    const tmp = tempNameFor(join(this.blobsDir, 'blob'));
+    const h = hasher();
+    try {
+      await pipeline(createReadStream(src), h, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
+      const sha256 = h.digest();
+      await this.commitBlob(tmp, sha256);
+      return { sha256, size: h.bytes };
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
+  async putData(data: string | Buffer): Promise<{ sha256: string; size: number }> {
+    const buf = typeof data === 'string' ? Buffer.from(data) : data;
+    const sha256 = createHash('sha256').update(buf).digest('hex');
+    if (!(await this.hasBlob(sha256))) await writeAtomic(this.blobPath(sha256), buf);
+    return { sha256, size: buf.length };
+  }
+
+  private async commitBlob(tmp: string, sha256: string): Promise<void> {
+    const dest = this.blobPath(sha256);
+    try {
+      await rename(tmp, dest);
+    } catch (e) {
+      if (!isCode(e, 'ENOENT')) throw e;
+      await mkdir(dirname(dest), { recursive: true });
+      await rename(tmp, dest);
+    }
+  }
+
+  /** A blob's bytes, verified against its name. */
+  async readBlob(sha: string): Promise<Buffer | 'missing' | 'corrupt'> {
+    let buf: Buffer;
+    try {
+      buf = await readFile(this.blobPath(sha));
+    } catch (e) {
+      if (isCode(e, 'ENOENT')) return 'missing';
+      throw e;
+    }
+    return createHash('sha256').update(buf).digest('hex') === sha ? buf : 'corrupt';
+  }
+
+  /**
+   * Writes blob `sha` to `target` with `mode`: through a temp file next to the target, verified, then
+   * renamed, so the target is either untouched or complete. A blob that does not hash to its name
+   * is removed from the store.
+   */
+  async restoreBlob(sha: string, target: string, mode: number): Promise<BlobResult> {
+    const tmp = tempNameFor(target);
+    const h = hasher();
+    try {
+      const src = createReadStream(this.blobPath(sha));
+      const opened = new Promise<void>((resolve, reject) => {
+        src.once('open', () => resolve());
+        src.once('error', reject);
+      });
+      try {
+        await opened;
+      } catch (e) {
+        src.destroy();
+        if (isCode(e, 'ENOENT')) return 'missing';
+        throw e;
+      }
+      await mkdir(dirname(target), { recursive: true });
+      await pipeline(src, h, createWriteStream(tmp, { flags: 'wx', mode: 0o600 }));
+      if (h.digest() !== sha) {
+        await rm(this.blobPath(sha), { force: true });
+        return 'corrupt';
+      }
+      await chmod(tmp, mode & 0o7777);
+      await rename(tmp, target);
+      return 'ok';
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
+  async readEntry(fp: string): Promise<EntryRead> {
+    let text: string | undefined;
+    try {
+      text = await readIfExists(this.entryPath(fp));
+    } catch (e) {
+      return { state: 'corrupt', detail: `unreadable cache entry: ${errorMessage(e)}` };
+    }
+    if (text === undefined) return { state: 'absent' };
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (e) {
+      return { state: 'corrupt', detail: `cache entry ${fp.slice(0, 12)} is not valid JSON (${errorMessage(e)})` };
+    }
+    if (!validEntry(parsed, fp)) return { state: 'corrupt', detail: `cache entry ${fp.slice(0, 12)} has an unexpected shape` };
+    return { state: 'ok', entry: parsed };
+  }
+
+  async writeEntry(entry: CacheEntry): Promise<void> {
+    await writeAtomic(this.entryPath(entry.fingerprint), JSON.stringify(entry));
+  }
+
+  async removeEntry(fp: string): Promise<void> {
+    await rm(this.entryPath(fp), { force: true });
+  }
+
+  /** Marks an entry as used now (its mtime is the last-used time that `prune --older-than` reads). */
+  async touchEntry(fp: string): Promise<void> {
+    const now = new Date();
+    await utimes(this.entryPath(fp), now, now).catch(() => undefined);
+  }
+
+  /** Writes the key object under its fingerprint unless it is already there. */
+  async writeKey(fp: string, key: CacheKey): Promise<void> {
+    const p = this.keyPath(fp);
+    try {
+      await stat(p);
+      return;
+    } catch {
+      /* not there yet */
+    }
+    await writeAtomic(p, canonicalJson(key));
+  }
+
+  /** The key object stored under `fp`, if present and intact (its canonical JSON must hash to `fp`). */
+  async readKey(fp: string): Promise<CacheKey | undefined> {
+    let text: string | undefined;
+    try {
+      text = await readIfExists(this.keyPath(fp));
+    } catch {
+      return undefined;
+    }
+    if (text === undefined) return undefined;
+    try {
+      const key = JSON.parse(text) as CacheKey;
+      if (createHash('sha256').update(canonicalJson(key)).digest('hex') !== fp) return undefined;
+      return key;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async readRun(node: NodeId): Promise<RunRecord | undefined> {
+    let text: string | undefined;
+    try {
+      text = await readIfExists(this.runPath(node));
+    } catch {
+      return undefined;
+    }
+    if (text === undefined) return undefined;
+    try {
+      const r = JSON.parse(text) as unknown;
+      return validRun(r) && r.node === node ? r : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async writeRun(record: RunRecord): Promise<void> {
+    await writeAtomic(this.runPath(record.node), JSON.stringify(record));
+  }
+
+  // ---- maintenance: stats, prune, clean ----
+
+  private async listShards(dir: string, ext: string): Promise<{ name: string; path: string; size: number; mtimeMs: number }[]> {
+    const out: { name: string; path: string; size: number; mtimeMs: number }[] = [];
+    let shards: string[];
+    try {
+      shards = await readdir(dir);
+    } catch {
+      return out;
+    }
+    for (const s of shards) {
+      let names: string[];
+      try {
+        names = await readdir(join(dir, s));
+      } catch {
+        continue;
+      }
+      for (const n of names) {
+        if (!n.endsWith(ext) || n.startsWith('.')) continue;
+        const p = join(dir, s, n);
+        try {
+          const st = await stat(p);
+          out.push({ name: ext ? n.slice(0, -ext.length) : n, path: p, size: st.size, mtimeMs: st.mtimeMs });
+        } catch {
+          /* removed meanwhile */
+        }
+      }
+    }
+    return out;
+  }
+
+  private async listRuns(): Promise<{ record: RunRecord | undefined; size: number }[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.runsDir);
+    } catch {
+      return [];
+    }
+    const out: { record: RunRecord | undefined; size: number }[] = [];
+    for (const n of names) {
+      if (!n.endsWith('.json') || n.startsWith('.')) continue;
+      const p = join(this.runsDir, n);
+      try {
+        const text = await readFile(p, 'utf8');
+        let record: RunRecord | undefined;
+        try {
+          const r = JSON.parse(text) as unknown;
+          record = validRun(r) ? r : undefined;
+        } catch {
+          record = undefined;
+        }
+        out.push({ record, size: Buffer.byteLength(text) });
+      } catch {
+        /* removed meanwhile */
+      }
+    }
+    return out;
+  }
+
+  private async loadEntries(): Promise<{ fp: string; entry: CacheEntry | undefined; size: number; mtimeMs: number; path: string }[]> {
+    const files = await this.listShards(this.entriesDir, '.json');
+    const out: { fp: string; entry: CacheEntry | undefined; size: number; mtimeMs: number; path: string }[] = [];
+    for (const f of files) {
+      const r = await this.readEntry(f.name);
+      out.push({ fp: f.name, entry: r.state === 'ok' ? r.entry : undefined, size: f.size, mtimeMs: f.mtimeMs, path: f.path });
+    }
+    return out;
+  }
+
+  private async fileSize(p: string): Promise<number> {
+    try {
+      return (await stat(p)).size;
+    } catch {
+      return 0;
+    }
+  }
+
+  async stats(): Promise<StoreStats> {
+    const [entries, blobs, keys, runs] = await Promise.all([this.loadEntries(), this.listShards(this.blobsDir, ''), this.listShards(this.keysDir, '.json'), this.listRuns()]);
+    const blobBytes = blobs.reduce((n, b) => n + b.size, 0);
+    const other = (await this.fileSize(this.statCacheFile)) + (await this.fileSize(this.hmacKeyFile));
+    const totalBytes = blobBytes + entries.reduce((n, e) => n + e.size, 0) + keys.reduce((n, k) => n + k.size, 0) + runs.reduce((n, r) => n + r.size, 0) + other;
+    const uses = entries.map((e) => e.mtimeMs).sort((a, b) => a - b);
+    const byTask = new Map<string, number>();
+    for (const e of entries) if (e.entry) byTask.set(e.entry.task, (byTask.get(e.entry.task) ?? 0) + 1);
+    return {
+      dir: this.dir,
+      entries: entries.length,
+      blobs: blobs.length,
+      blobBytes,
+      keys: keys.length,
+      runs: runs.length,
+      totalBytes,
+      oldestUse: uses.length ? new Date(uses[0]!).toISOString() : undefined,
+      newestUse: uses.length ? new Date(uses[uses.length - 1]!).toISOString() : undefined,
+      byTask: [...byTask].map(([task, n]) => ({ task, entries: n })).sort((a, b) => b.entries - a.entries || (a.task < b.task ? -1 : 1)),
+    };
+  }
+
+  /**
+   * Removes entries last used before `now - olderThanMs`, then least-recently-used entries until the
+   * store is at most `maxBytes`, then every blob and key no remaining entry or run record refers to,
+   * corrupt entries, and temp files left by killed processes. A run racing with prune can lose a blob
+   * it just wrote: its entry then fails to restore and is a miss, never a wrong hit.
+   */
+  async prune(opts: { readonly maxBytes?: number | undefined; readonly olderThanMs?: number | undefined; readonly now?: number }): Promise<PruneResult> {
+    const now = opts.now ?? Date.now();
+    const [entries, blobs, keys, runs] = await Promise.all([this.loadEntries(), this.listShards(this.blobsDir, ''), this.listShards(this.keysDir, '.json'), this.listRuns()]);
+    const blobSize = new Map(blobs.map((b) => [b.name, b.size]));
+    const keySize = new Map(keys.map((k) => [k.name, k.size]));
+    const blobRefs = new Map<string, number>();
+    const keyRefs = new Map<string, number>();
+    const inc = (m: Map<string, number>, k: string, d: number) => m.set(k, (m.get(k) ?? 0) + d);
+    const blobsOf = (e: CacheEntry) => [...new Set([...e.outputs.map((o) => o.sha256), ...(e.logs ? [e.logs.sha256] : [])])];
+    for (const r of runs) {
+      if (!r.record) continue;
+      inc(keyRefs, r.record.last.fingerprint, 1);
+      if (r.record.lastSuccess) inc(keyRefs, r.record.lastSuccess.fingerprint, 1);
+    }
+    let corrupt = 0;
+    const live: typeof entries = [];
+    const remove: typeof entries = [];
+    for (const e of entries) {
+      if (!e.entry) {
+        corrupt++;
+        remove.push(e);
+        continue;
+      }
+      live.push(e);
+      for (const b of blobsOf(e.entry)) inc(blobRefs, b, 1);
+      inc(keyRefs, e.fp, 1);
+    }
+    const fixed = runs.reduce((n, r) => n + r.size, 0) + (await this.fileSize(this.statCacheFile)) + (await this.fileSize(this.hmacKeyFile));
+    let total = fixed + live.reduce((n, e) => n + e.size, 0);
+    for (const [b] of blobRefs) total += blobSize.get(b) ?? 0;
+    for (const [k] of keyRefs) total += keySize.get(k) ?? 0;
+    const drop = (e: (typeof entries)[number]) => {
+      remove.push(e);
+      total -= e.size;
+      for (const b of blobsOf(e.entry!)) {
+        inc(blobRefs, b, -1);
+        if (blobRefs.get(b) === 0) total -= blobSize.get(b) ?? 0;
+      }
+      inc(keyRefs, e.fp, -1);
+      if (keyRefs.get(e.fp) === 0) total -= keySize.get(e.fp) ?? 0;
+    };
+    live.sort((a, b) => a.mtimeMs - b.mtimeMs);
+    const kept: typeof entries = [];
+    for (const e of live) {
+      if (opts.olderThanMs !== undefined && e.mtimeMs < now - opts.olderThanMs) drop(e);
+      else kept.push(e);
+    }
+    if (opts.maxBytes !== undefined) {
+      while (total > opts.maxBytes && kept.length > 0) drop(kept.shift()!);
+    }
+    let freed = 0;
+    for (const e of remove) {
+      await rm(e.path, { force: true });
+      freed += e.size;
+    }
+    let removedBlobs = 0;
+    for (const b of blobs) {
+      if ((blobRefs.get(b.name) ?? 0) > 0) continue;
+      await rm(b.path, { force: true });
+      removedBlobs++;
+      freed += b.size;
+    }
+    let removedKeys = 0;
+    for (const k of keys) {
+      if ((keyRefs.get(k.name) ?? 0) > 0) continue;
+      await rm(k.path, { force: true });
+      removedKeys++;
+      freed += k.size;
+    }
+    await this.removeStaleTemps(now);
+    return { removedEntries: remove.length, removedBlobs, removedKeys, freedBytes: freed, remainingBytes: Math.max(0, total), corrupt };
+  }
+
+  /** Temp files older than an hour were left by a killed process. */
+  private async removeStaleTemps(now: number): Promise<void> {
+    const dirs = [this.dir, this.blobsDir, this.runsDir];
+    for (const base of [this.blobsDir, this.entriesDir, this.keysDir]) {
+      try {
+        for (const s of await readdir(base)) dirs.push(join(base, s));
+      } catch {
+        /* absent */
+      }
+    }
+    for (const d of dirs) {
+      let names: string[];
+      try {
+        names = await readdir(d);
+      } catch {
+        continue;
+      }
+      for (const n of names) {
+        if (!n.startsWith('.') || !n.endsWith('.tmp')) continue;
+        const p = join(d, n);
+        try {
+          if ((await stat(p)).mtimeMs < now - 3_600_000) await unlink(p);
+        } catch {
+          /* gone */
+        }
+      }
+    }
+  }
+
+  /** Removes the whole store (renamed away first, so a concurrent run sees it all or nothing). */
+  async clean(): Promise<void> {
+    const trash = `${this.dir}.trash-${process.pid}-${randomBytes(4).toString('hex')}`;
+    try {
+      await rename(this.dir, trash);
+    } catch (e) {
+      if (isCode(e, 'ENOENT')) return;
+      throw e;
+    }
+    await rm(trash, { recursive: true, force: true });
+    this.laidOut = undefined;
+  }
+}
