@@ -1,0 +1,137 @@
+// Process handling of runGraph: timeouts, retries, interrupts (no process survives), redaction, leftovers.
+import * as assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { rigTest, test } from '../helpers/rig.js';
+import { fx, fxSh, gone, graphOf, pidsIn, run, until } from './scheduler-helpers.js';
+
+rigTest('a timeout kills the whole group (also a child ignoring SIGTERM) and fails with reason timeout', async (rig) => {
+  const pids = rig.path('pids');
+  const g = graphOf(rig.dir, {
+    slow: { timeoutMs: 600, run: `${fxSh('hang.mjs', pids)} & ${fxSh('hang.mjs', pids, 'ignore-term')} & wait` },
+  });
+  const t0 = Date.now();
+  const r = await run(g, { graceMs: 300 });
+  const f = r.events.find((e) => e.type === 'task-failure');
+  assert.ok(f?.type === 'task-failure' && f.failure.reason === 'timeout' && f.failure.ms === 600, JSON.stringify(f));
+  assert.ok(Date.now() - t0 >= 600);
+  const all = [...pidsIn(pids), ...r.pids('slow')];
+  assert.equal(all.length, 3);
+  for (const pid of all) assert.ok(gone(pid), `pid ${pid} survived the timeout`);
+  assert.equal(r.outcome.statuses.get('slow'), 'failed');
+});
+
+rigTest('retries: a command failing twice then succeeding, with task-retry events and exponential backoff', async (rig) => {
+  const counter = rig.path('counter');
+  const g = graphOf(rig.dir, { flaky: { retries: 3, retryDelayMs: 40, run: fx('flaky.mjs', counter, '2') } });
+  const r = await run(g);
+  assert.equal(r.outcome.ok, true);
+  assert.equal(readFileSync(counter, 'utf8').trim(), '3');
+  const retries = r.events.flatMap((e) => (e.type === 'task-retry' ? [[e.attempt, e.delayMs, e.failure.reason]] : []));
+  assert.deepEqual(retries, [[1, 40, 'exit-non-zero'], [2, 80, 'exit-non-zero']]);
+  const starts = r.events.flatMap((e) => (e.type === 'task-start' ? [e.attempt] : []));
+  assert.deepEqual(starts, [1, 2, 3]);
+  assert.equal(r.output('flaky', 'stdout'), 'attempt 1\nattempt 2\nattempt 3\n');
+});
+
+rigTest('retries exhausted: the last failure is reported', async (rig) => {
+  const counter = rig.path('counter');
+  const g = graphOf(rig.dir, { flaky: { retries: 1, retryDelayMs: 5, run: fx('flaky.mjs', counter, '5') } });
+  const r = await run(g);
+  assert.equal(r.outcome.ok, false);
+  assert.equal(readFileSync(counter, 'utf8').trim(), '2');
+  assert.deepEqual(r.brief(['task-start', 'task-retry', 'task-failure']), ['task-start flaky', 'task-retry', 'task-start flaky', 'task-failure flaky exit-non-zero']);
+});
+
+rigTest('a timed-out attempt is retried', async (rig) => {
+  const counter = rig.path('counter');
+  const g = graphOf(rig.dir, { flaky: { retries: 1, timeoutMs: 500, retryDelayMs: 5, run: fx('flaky.mjs', counter, '1', 'hang') } });
+  const r = await run(g, { graceMs: 200 });
+  assert.equal(r.outcome.ok, true, JSON.stringify(r.brief()));
+  const retry = r.events.find((e) => e.type === 'task-retry');
+  assert.ok(retry?.type === 'task-retry' && retry.failure.reason === 'timeout');
+  for (const pid of r.pids('flaky')) assert.ok(gone(pid));
+});
+
+rigTest('an interrupt: run-interrupted, SIGTERM then SIGKILL to every group, no process survives, nothing else starts', async (rig) => {
+  const pids = rig.path('pids');
+  const ac = new AbortController();
+  const g = graphOf(rig.dir, {
+    a: { run: fx('hang.mjs', pids) },
+    b: { run: `${fxSh('hang.mjs', pids)} & ${fxSh('hang.mjs', pids, 'ignore-term')} & wait` },
+    c: { deps: ['a'], run: `touch '${rig.path('c')}'` },
+    d: { run: `touch '${rig.path('d')}'` },
+  });
+  const running = run(g, { jobs: 2, signal: ac.signal, graceMs: 400 });
+  await until(() => pidsIn(pids).length === 3, 10_000, 'three hanging processes');
+  const t0 = Date.now();
+  ac.abort('SIGINT');
+  const r = await running;
+  assert.ok(Date.now() - t0 >= 350, 'the child ignoring SIGTERM was given the grace period');
+  assert.equal(r.outcome.interrupted, true);
+  assert.equal(r.outcome.ok, false);
+  const all = [...pidsIn(pids), ...r.pids()];
+  assert.equal(all.length, 5);
+  for (const pid of all) assert.ok(gone(pid), `pid ${pid} survived the interrupt`);
+  assert.equal(rig.exists('c'), false);
+  assert.equal(rig.exists('d'), false);
+  const interrupted = r.events.find((e) => e.type === 'run-interrupted');
+  assert.ok(interrupted?.type === 'run-interrupted' && interrupted.signal === 'SIGINT');
+  assert.deepEqual(Object.fromEntries(r.outcome.statuses), { a: 'cancelled', b: 'cancelled', c: 'cancelled', d: 'cancelled' });
+  assert.deepEqual(r.brief(['task-failure']).sort(), ['task-failure a aborted', 'task-failure b aborted', 'task-failure c aborted', 'task-failure d aborted']);
+  const endEv = r.events.at(-1);
+  assert.ok(endEv?.type === 'run-end' && endEv.interrupted && !endEv.ok);
+});
+
+rigTest('an interrupt during a retry backoff stops at once and does not retry', async (rig) => {
+  const counter = rig.path('counter');
+  const ac = new AbortController();
+  const g = graphOf(rig.dir, { flaky: { retries: 5, retryDelayMs: 20_000, run: fx('flaky.mjs', counter, '9') } });
+  const running = run(g, { signal: ac.signal, emit: (e) => e.type === 'task-retry' && ac.abort('SIGTERM') });
+  const r = await running;
+  assert.equal(r.outcome.interrupted, true);
+  assert.equal(readFileSync(counter, 'utf8').trim(), '1');
+  assert.deepEqual(r.brief(['task-start', 'task-retry', 'run-interrupted', 'task-failure']), ['task-start flaky', 'task-retry', 'run-interrupted', 'task-failure flaky aborted']);
+});
+
+rigTest('an already aborted signal starts nothing', async (rig) => {
+  const ac = new AbortController();
+  ac.abort('SIGTERM');
+  const r = await run(graphOf(rig.dir, { a: { run: `touch '${rig.path('a')}'` } }), { signal: ac.signal });
+  assert.equal(r.outcome.interrupted, true);
+  assert.equal(rig.exists('a'), false);
+  assert.deepEqual(r.brief(['task-start', 'run-interrupted', 'task-failure']), ['run-interrupted', 'task-failure a aborted']);
+});
+
+rigTest('a secret split across two output chunks is redacted; it never appears in any chunk', async (rig) => {
+  const secret = 'hunter2-very-secret';
+  const g = graphOf(rig.dir, {
+    leak: { secrets: [secret], steps: [fx('chunks.mjs', '150', 'before hunter2-ve', 'ry-secret after\n'), { cmd: `echo "${secret}" >&2` }] },
+  });
+  const r = await run(g);
+  assert.equal(r.outcome.ok, true);
+  const chunks = r.events.flatMap((e) => (e.type === 'task-output' ? [e.chunk] : []));
+  assert.ok(chunks.length >= 2);
+  for (const c of chunks) {
+    assert.ok(!c.includes(secret), `chunk leaked: ${c}`);
+    assert.ok(!c.includes('ry-secret'), `chunk leaked a tail: ${c}`);
+    assert.ok(!c.includes('hunter2'), `chunk leaked a head: ${c}`);
+  }
+  assert.equal(r.output('leak', 'stdout'), 'before [REDACTED] after\n');
+  assert.equal(r.output('leak', 'stderr'), '[REDACTED]\n');
+  // The two writes really were two chunks: the first one's safe part came out before the second write.
+  const stdout = r.events.filter((e) => e.type === 'task-output' && e.stream === 'stdout').length;
+  assert.ok(stdout >= 2, `expected several stdout chunks, got ${stdout}`);
+});
+
+rigTest('processes a command leaves behind in its group are terminated, with a warning', async (rig) => {
+  const pids = rig.path('pids');
+  const g = graphOf(rig.dir, { bg: { run: `${fxSh('hang.mjs', pids)} & while [ ! -s '${pids}' ]; do sleep 0.05; done; echo started` } });
+  const r = await run(g, { graceMs: 300 });
+  assert.equal(r.outcome.ok, true);
+  assert.equal(r.output('bg'), 'started\n');
+  const [pid] = pidsIn(pids);
+  assert.ok(pid && gone(pid), 'the background process was terminated');
+  assert.ok(r.events.some((e) => e.type === 'warning' && e.node === 'bg' && /left processes running/.test(e.message)));
+});
+
+test.run();
