@@ -1,12 +1,140 @@
-// TEMPORARY: replaced by the real 'run' command (in progress).
-import type { CommandModule } from '../context.js';
+/**
+ * `fabric run <task|glob>... [VAR=value...]`: analyze → guards (whole selection, before anything starts)
+ * → schedule, with the renderer, the evidence writer and the cache picked here and passed in.
+ */
+import type { EventSink } from '../../engine/events.js';
+import { plannedNodes, planDigest } from '../../engine/plan.js';
+import { runGraph } from '../../engine/run.js';
+import { isCiMode } from '../../guards/ci.js';
+import { defaultOperator, linePrompt, makeFactsProvider } from '../../guards/facts.js';
+import { FanoutSink } from '../../render/fanout.js';
+import { UsageError, flagHelp, parseArgs, type FlagSpec } from '../args.js';
+import type { CliContext, CommandModule } from '../context.js';
+import { EXIT } from '../context.js';
+import { gitFacts } from '../git.js';
+import { pickRenderer } from '../pick-renderer.js';
+import { buildGraph, loadProject } from '../project.js';
+import { VERSION } from '../version.js';
+
+export const RUN_FLAGS: readonly FlagSpec[] = [
+  { name: 'jobs', short: 'j', type: 'number', value: 'N', description: 'run up to N tasks at once (default: number of CPUs)' },
+  { name: 'keep-going', short: 'k', type: 'boolean', description: 'after a failure, run everything not downstream of it' },
+  { name: 'dry-run', short: 'n', type: 'boolean', description: 'print the plan (nodes, params, commands, guard decisions) and run nothing' },
+  { name: 'output', short: 'o', type: 'string', value: 'tty|plain|grouped|json', description: 'renderer (default: tty on a terminal, plain otherwise)' },
+  { name: 'events', type: 'string', value: 'FILE', description: 'also write the JSON event stream to FILE (or set FABRIC_EVENT_LOG)' },
+  { name: 'ci', type: 'boolean', description: 'CI mode: refuse any selection that could mutate (also on when CI is set, except empty/0/false)' },
+  { name: 'cache', type: 'boolean', description: 'use the content cache (--no-cache: neither read nor write it)' },
+  { name: 'force', type: 'boolean', description: 'run every task even when the cache has a hit (results are still recorded)' },
+  { name: 'evidence', type: 'boolean', description: 'write an evidence packet (--no-evidence to skip)' },
+];
+
+const OUTPUTS = ['tty', 'plain', 'grouped', 'json'] as const;
+
 const command: CommandModule = {
   name: 'run',
-  summary: '',
-  help: () => 'fabric run',
-  async run(ctx) {
-    ctx.stderr.write('fabric run: not available yet\n');
-    return 2;
+  summary: 'Run tasks and their dependencies',
+  help: () => `Usage: fabric run <task|glob>... [VAR=value...] [flags]
+
+Runs the selected tasks and everything they depend on, each (task, params) node once, in parallel.
+Every guard of every selected node is evaluated before anything starts; in CI mode a selection that
+could mutate is refused with the dependency path. VAR=value sets params as on a make command line;
+params also come from the environment.
+
+${flagHelp(RUN_FLAGS)}
+
+Exit codes: 0 ok, 1 a task failed, 2 usage or definition error or refused by a guard, 130 interrupted.
+`,
+  async run(ctx, args) {
+    const { flags, positionals, vars } = parseArgs(args, RUN_FLAGS, { vars: true });
+    if (positionals.length === 0) throw new UsageError('no task given', "usage: fabric run <task>... (see 'fabric list')");
+    const output = flags['output'] as string | undefined;
+    if (output !== undefined && !OUTPUTS.includes(output as (typeof OUTPUTS)[number])) throw new UsageError(`unknown output "${output}"`, `use one of: ${OUTPUTS.join(', ')}`);
+    const jobsFlag = flags['jobs'] as number | undefined;
+    if (jobsFlag !== undefined && (!Number.isInteger(jobsFlag) || jobsFlag < 1)) throw new UsageError(`-j needs a whole number ≥ 1, got ${jobsFlag}`);
+    const dryRun = flags['dry-run'] === true;
+    const project = await loadProject(ctx, {
+      jobs: jobsFlag,
+      output: output as 'tty' | 'plain' | 'grouped' | 'json' | undefined,
+      cache: flags['cache'] as boolean | undefined,
+      evidence: flags['evidence'] as boolean | undefined,
+    });
+    const config = project.config;
+    const graph = buildGraph(project, positionals, vars, ctx.env);
+    const ci = isCiMode(ctx.env, flags['ci'] === true);
+    const git = gitFacts(project.repoRoot);
+    const digest = planDigest(plannedNodes(graph), project.repoRoot);
+    const op = defaultOperator(ctx.env);
+    const { newRunId } = await import('../../evidence/run-id.js');
+    const runId = newRunId();
+
+    const sinks: EventSink[] = [];
+    const eventsFile = (flags['events'] as string | undefined) ?? ctx.env['FABRIC_EVENT_LOG'];
+    sinks.push(await pickRenderer({ output: config.output, out: ctx.stdout, env: ctx.env, cwd: ctx.globals.cwd, ...(eventsFile ? { eventsFile } : {}) }));
+    if (config.evidence && !dryRun) {
+      const { createEvidenceSink } = await import('../../evidence/sink.js');
+      sinks.push(
+        createEvidenceSink({
+          dir: config.evidenceDir,
+          runId,
+          graph,
+          argv: ctx.argv,
+          version: VERSION,
+          repoRoot: project.repoRoot,
+          ci,
+          operator: op,
+          git: { ...(git.commit ? { commit: git.commit } : {}), ...(git.dirty !== undefined ? { dirty: git.dirty } : {}) },
+          secretValues: [...new Set([...graph.nodes.values()].flatMap((n) => n.secrets))],
+          ...(config.signing ? { signing: config.signing } : {}),
+        }),
+      );
+    }
+    const sink = sinks.length === 1 ? sinks[0]! : new FanoutSink(sinks);
+    let cache;
+    if (config.cache && !dryRun) {
+      const { createLocalCache } = await import('../../cache/local.js');
+      cache = createLocalCache({
+        dir: config.cacheDir,
+        repoRoot: project.repoRoot,
+        secretPatterns: config.secretPatterns,
+        warn: (message: string) => sink.onEvent({ type: 'warning', message }),
+      });
+    }
+    // A confirmation may be asked only on a terminal outside CI; otherwise confirm guards fail closed.
+    const prompt = !ci && ctx.stdin.isTTY && ctx.stdout.isTTY ? linePrompt(ctx.stdin, ctx.stderr, ctx.signal) : undefined;
+    const facts = makeFactsProvider({
+      graph,
+      env: ctx.env,
+      ci,
+      interactive: prompt !== undefined,
+      operator: op,
+      ...(git.commit ? { gitCommit: git.commit } : {}),
+      planDigest: digest,
+      keyrings: config.keyrings,
+      secretPatterns: config.secretPatterns,
+      ...(prompt ? { prompt } : {}),
+    });
+    let outcome;
+    try {
+      outcome = await runGraph({
+        graph,
+        runId,
+        jobs: config.jobs,
+        keepGoing: flags['keep-going'] === true,
+        dryRun,
+        ci,
+        emit: (e) => sink.onEvent(e),
+        signal: ctx.signal,
+        graceMs: config.graceMs,
+        ...(cache ? { cache } : {}),
+        force: flags['force'] === true,
+        guardFacts: facts,
+      });
+    } finally {
+      await sink.close?.();
+    }
+    if (outcome.interrupted) return EXIT.interrupted;
+    if (outcome.denied) return EXIT.usage;
+    return outcome.ok ? EXIT.ok : EXIT.failed;
   },
 };
 export default command;
