@@ -1,0 +1,82 @@
+/** File helpers of the evidence writer and verifier: atomic writes, streaming hashes, a sorted walk. */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+
+export function sha256Hex(data: string | Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** sha256 and size of a file, read as a stream (inputs and outputs may be large). */
+export function hashFile(path: string): Promise<{ sha256: string; size: number }> {
+  return new Promise((resolve, reject) => {
+    const h = createHash('sha256');
+    let size = 0;
+    createReadStream(path)
+      .on('data', (d) => {
+        const b = d as Buffer;
+        size += b.length;
+        h.update(b);
+      })
+      .on('error', reject)
+      .on('end', () => resolve({ sha256: h.digest('hex'), size }));
+  });
+}
+
+/**
+ * Writes a file so that a reader (or a SIGKILL) sees either the old content or the new one, never a
+ * torn file: write to a temp name (in `tmpDir`, which must be on the same file system; default: the
+ * target's directory), fsync, rename over the target.
+ */
+export async function writeFileAtomic(path: string, data: string | Uint8Array, tmpDir: string = dirname(path)): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  await mkdir(tmpDir, { recursive: true });
+  const tmp = join(tmpDir, `.${randomBytes(6).toString('hex')}.tmp`);
+  const fh = await open(tmp, 'w', 0o644);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** Every regular file under `dir`, as `/`-separated paths relative to it (symlinks are listed, not followed). */
+export async function walkFiles(dir: string, skipTop: readonly string[] = []): Promise<string[]> {
+  const out: string[] = [];
+  const visit = async (rel: string): Promise<void> => {
+    const entries = await readdir(join(dir, rel), { withFileTypes: true });
+    for (const e of entries) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (!rel && skipTop.includes(e.name)) continue;
+      if (e.isDirectory()) await visit(r);
+      else out.push(r);
+    }
+  };
+  await visit('');
+  return out.sort(compareBytes);
+}
+
+/** Byte-wise (C locale) order of UTF-8 strings, as `LC_ALL=C sort` orders file names. */
+export function compareBytes(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+/**
+ * A directory name for a node id: `tf.plan[ENV=samakia-dns]` → `tf.plan_ENV_samakia-dns_-1c0ffee1`.
+ * Characters outside `[A-Za-z0-9._-]` become `_`; when anything was changed (or the name is long) a
+ * short hash of the id keeps distinct ids distinct.
+ */
+export function safeNodeId(id: string): string {
+  let s = id.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '_');
+  if (s === id && s.length <= 100) return s;
+  s = s.replace(/_+$/, '').slice(0, 100);
+  return `${s}-${sha256Hex(id).slice(0, 8)}`;
+}
