@@ -44,18 +44,19 @@ export function formatPlan(nodes: readonly PlannedNode[], targets: readonly Node
   return lines;
 }
 
-const OUTCOME: Record<GuardOutcome, string> = { allow: 'allow', deny: 'deny', overridden: 'overridden', skip: 'skip' };
+const LABEL_WIDTH = 12;
 
 function outcomeMark(outcome: GuardOutcome, style: Style): string {
+  const label = (mark: string, name: string) => `${mark} ${name}`.padEnd(LABEL_WIDTH);
   switch (outcome) {
     case 'allow':
-      return style.green('✓ allow');
+      return style.green(label('✓', 'allow'));
     case 'deny':
-      return style.red('✗ deny');
+      return style.red(label('✗', 'deny'));
     case 'overridden':
-      return style.yellow('! overridden');
+      return style.yellow(label('!', 'overridden'));
     case 'skip':
-      return style.dim('- skip');
+      return style.dim(label('-', 'skip'));
     default:
       return unreachable(outcome);
   }
@@ -63,8 +64,8 @@ function outcomeMark(outcome: GuardOutcome, style: Style): string {
 
 /** Lines describing one decision (outcome, guard, reason, remedy, override record), indented by `pad`. */
 export function formatDecision(d: GuardDecision, pad: string, style: Style = PLAIN): string[] {
-  const lines = [`${pad}${outcomeMark(d.outcome, style)}  ${d.guard}: ${d.reason}`];
-  const sub = pad + ' '.repeat(OUTCOME[d.outcome].length + 4);
+  const lines = [`${pad}${outcomeMark(d.outcome, style)} ${d.guard}: ${d.reason}`];
+  const sub = pad + ' '.repeat(LABEL_WIDTH + 1);
   if (d.remedy) lines.push(`${sub}remedy: ${d.remedy}`);
   if (d.override) {
     const o = d.override;

@@ -20,6 +20,8 @@ interface NodeRecord {
   failure: Failure | undefined;
   tail: string[];
   failedAt: number;
+  /** Why it was denied (guard: reason). */
+  denial: string | undefined;
 }
 
 export interface Counts {
@@ -42,7 +44,7 @@ export class RunSummary {
   private rec(id: NodeId): NodeRecord {
     let r = this.nodes.get(id);
     if (!r) {
-      r = { id, status: undefined, ms: undefined, reason: undefined, failure: undefined, tail: [], failedAt: 0 };
+      r = { id, status: undefined, ms: undefined, reason: undefined, failure: undefined, tail: [], failedAt: 0, denial: undefined };
       this.nodes.set(id, r);
     }
     return r;
@@ -68,7 +70,11 @@ export class RunSummary {
         return;
       case 'run-denied':
         this.denied = true;
-        for (const d of e.denials) this.rec(d.node).status = 'denied';
+        for (const d of e.denials) {
+          const r = this.rec(d.node);
+          r.status = 'denied';
+          r.denial = r.denial ? `${r.denial}; ${d.decision.guard}` : `${d.decision.guard}: ${d.decision.reason}`;
+        }
         return;
       case 'task-start': {
         // The tail is of the last attempt.
@@ -159,6 +165,7 @@ export class RunSummary {
       let note = '';
       if (r.failure) note = describeFailure(r.failure).text;
       else if (r.reason === 'fresh') note = 'up to date';
+      else if (r.denial) note = `denied by ${r.denial}`;
       const line = `  ${mark} ${r.id.padEnd(width)}  ${s.padEnd(11)} ${dur.padStart(9)}${note ? `  ${note}` : ''}`;
       out.push(s === 'failed' ? line : s === 'ok' || s === 'cached' ? line : style.dim(line));
     };
