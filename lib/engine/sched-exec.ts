@@ -82,7 +82,11 @@ class Attempt {
   private output(stream: StreamName, text: string, collect = true): void {
     if (text === '' || this.finished) return;
     this.emit({ type: 'task-output', node: this.node.id, stream, chunk: text });
-    if (collect) this.logs.push({ stream, chunk: text });
+    if (!collect) return;
+    // Adjacent chunks of one stream are kept as one log entry (the redactor splits them arbitrarily).
+    const last = this.logs.at(-1);
+    if (last?.stream === stream) this.logs[this.logs.length - 1] = { stream, chunk: last.chunk + text };
+    else this.logs.push({ stream, chunk: text });
   }
 
   private async runCommand(cmd: Command, display: string, cwd: string, env: Readonly<Record<string, string>>): Promise<ExitInfo> {
