@@ -5,7 +5,7 @@
  */
 import { createPrivateKey, createPublicKey, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, writeFile, chmod } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { sha256Hex } from './fsutil.js';
@@ -172,7 +172,7 @@ export function parseEd25519PublicKey(pem: string): KeyObject | undefined {
 }
 
 /**
- * Loads a keyring directory: ed25519 public keys (`*.pub`/`*.pem`, PEM SPKI; key id = file name
+ * Loads a keyring directory (or a single key file): ed25519 public keys (`*.pub`/`*.pem`, PEM SPKI; key id = file name
  * without extension) and OpenPGP public keys (armored or binary, any name), which are imported into a
  * temporary GPG home. `gpgHome` adds an existing GPG home instead (its keys are trusted as they are).
  */
@@ -181,14 +181,14 @@ export async function loadKeyring(opts: { dir?: string | undefined; gpgHome?: st
   const ignored: string[] = [];
   const pgpFiles: string[] = [];
   if (opts.dir) {
-    let names: string[];
+    let files: string[];
     try {
-      names = (await readdir(opts.dir)).sort();
+      files = (await stat(opts.dir)).isDirectory() ? (await readdir(opts.dir)).sort().map((n) => join(opts.dir!, n)) : [opts.dir];
     } catch (e) {
-      throw new EvidenceKeyError(`cannot read the keyring directory: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, opts.dir);
+      throw new EvidenceKeyError(`cannot read the keyring: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, opts.dir);
     }
-    for (const name of names) {
-      const file = join(opts.dir, name);
+    for (const file of files) {
+      const name = basename(file);
       let buf: Buffer;
       try {
         buf = await readFile(file);

@@ -81,6 +81,8 @@ export interface EvidenceOptions {
 export interface EvidenceSink extends EventSink {
   /** The packet directory, `<dir>/<runId>`. */
   readonly packetDir: string;
+  /** Waits until the files for every event seen so far are written (tests; a packet is consistent after each node anyway). */
+  drain(): Promise<void>;
   /** Drains queued writes, writes the last run.json and manifest, signs. Rejects with EvidenceError if anything failed. */
   close(): Promise<void>;
 }
@@ -317,6 +319,10 @@ class Writer implements EvidenceSink {
       default:
         return unreachable(e);
     }
+  }
+
+  async drain(): Promise<void> {
+    await this.queue;
   }
 
   async close(): Promise<void> {

@@ -251,7 +251,7 @@ export async function verifyPacket(packetDir: string, opts: VerifyOptions = {}):
     // 4. Signatures of manifest.sha256.
     const signatures: SignatureCheck[] = [];
     const signers = new Set<string>();
-    if (!trusted) notes.push('no keyring given: signatures were checked against the public keys shipped in signatures/, which proves integrity, not identity (pass --keyring)');
+    if (!trusted && (await listSignatureFiles(dir)).length > 0) notes.push('no keyring given: signatures were checked against the public keys shipped in signatures/, which proves integrity, not identity (pass --keyring)');
     for (const f of await listSignatureFiles(dir)) {
       const sig = await readFile(join(dir, f.file));
       let res: SignatureCheck;

@@ -1,0 +1,80 @@
+// The small formats of a packet: run ids, node directory names, the sha256sum manifest (checked
+// against the real `sha256sum`), and atomic writes.
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { newRunId, RUN_ID_PATTERN } from '../../lib/evidence/run-id.js';
+import { safeNodeId, sha256Hex, writeFileAtomic, walkFiles } from '../../lib/evidence/fsutil.js';
+import { formatManifest, parseManifest } from '../../lib/evidence/manifest.js';
+import { rigTest, test } from '../helpers/rig.js';
+
+test('run ids: UTC timestamp plus a random suffix, file-name safe, sortable', () => {
+  const id = newRunId(new Date('2026-11-26T14:05:51.987Z'));
+  assert.match(id, /^20261126T140551Z-[0-9a-f]{6}$/);
+  assert.match(id, RUN_ID_PATTERN);
+  assert.notEqual(newRunId(new Date(0)), newRunId(new Date(0)));
+  assert.ok(newRunId(new Date('2026-01-02T00:00:00Z')) < newRunId(new Date('2026-01-10T00:00:00Z')));
+});
+
+const SAFE: [string, RegExp][] = [
+  ['lint', /^lint$/],
+  ['tf.plan', /^tf\.plan$/],
+  ['tf.plan[ENV=samakia-dns]', /^tf\.plan_ENV_samakia-dns-[0-9a-f]{8}$/],
+  ['../../etc/passwd', /^__\.\._etc_passwd-[0-9a-f]{8}$/],
+  ['a/b', /^a_b-[0-9a-f]{8}$/],
+  ['x'.repeat(300), /^x{100}-[0-9a-f]{8}$/],
+];
+for (const [id, re] of SAFE) test(`safeNodeId(${JSON.stringify(id.slice(0, 30))})`, () => assert.match(safeNodeId(id), re));
+
+test('safeNodeId keeps ids that sanitize alike apart', () => {
+  assert.notEqual(safeNodeId('a[X=1]'), safeNodeId('a[X_1]'));
+  assert.notEqual(safeNodeId('a/b'), safeNodeId('a_b'));
+});
+
+test('manifest lines are sorted in byte order (C locale) and round-trip', () => {
+  const h = (s: string) => sha256Hex(s);
+  const text = formatManifest([
+    { path: 'nodes/b/x', sha256: h('1') },
+    { path: 'Z.json', sha256: h('2') },
+    { path: 'nodes/a/x', sha256: h('3') },
+    { path: 'run.json', sha256: h('4') },
+  ]);
+  assert.deepEqual(
+    text.split('\n').filter(Boolean).map((l) => l.slice(66)),
+    ['./Z.json', './nodes/a/x', './nodes/b/x', './run.json'],
+  );
+  const back = parseManifest(text);
+  assert.deepEqual(back.malformed, []);
+  assert.deepEqual(back.entries.map((e) => e.path), ['Z.json', 'nodes/a/x', 'nodes/b/x', 'run.json']);
+  const bad = parseManifest(`${h('1')}  ./ok\nnot a line\n${'a'.repeat(63)}  ./short\n\\${h('2')}  ./escaped\\nname\n`);
+  assert.deepEqual(bad.malformed.map((m) => m.line), [2, 3, 4]);
+});
+
+rigTest('the manifest is what sha256sum writes and accepts', async (rig) => {
+  await rig.write({ 'p/run.json': '{}\n', 'p/nodes/a b/out.log': 'hello\n', 'p/nodes/B/x': '' });
+  const dir = rig.path('p');
+  const files = await walkFiles(dir);
+  const entries = await Promise.all(files.map(async (f) => ({ path: f, sha256: sha256Hex(await readFile(join(dir, f))) })));
+  const ours = formatManifest(entries);
+  // What Samakia's scripts do: find . -type f | LC_ALL=C sort | xargs sha256sum
+  const theirs = spawnSync('bash', ['-c', 'find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum'], { cwd: dir, encoding: 'utf8' }).stdout;
+  assert.equal(ours, theirs);
+  await writeFile(join(dir, 'manifest.sha256'), ours);
+  const r = spawnSync('sha256sum', ['-c', '--strict', 'manifest.sha256'], { cwd: dir, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+});
+
+rigTest('writeFileAtomic replaces the file whole and leaves no temp file behind', async (rig) => {
+  const target = rig.path('d', 'f.json');
+  await writeFileAtomic(target, 'one');
+  await writeFileAtomic(target, 'two');
+  assert.equal(await readFile(target, 'utf8'), 'two');
+  assert.deepEqual(await readdir(rig.path('d')), ['f.json']);
+  await mkdir(rig.path('tmp'));
+  await writeFileAtomic(target, 'three', rig.path('tmp'));
+  assert.equal(await readFile(target, 'utf8'), 'three');
+  assert.deepEqual(await readdir(rig.path('tmp')), []);
+});
+
+test.run();
