@@ -116,13 +116,20 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
       p.prev = record;
     });
 
-  async function missDetail(p: Pending): Promise<string> {
-    const base = p.prev?.lastSuccess ?? p.prev?.last;
-    if (!base) return 'never ran';
-    if (base.fingerprint === p.fingerprint) return p.prev?.lastSuccess ? 'not in the cache (pruned or cleaned)' : 'the last run with this fingerprint did not succeed';
+  /** Why a lookup missed: the changes since the node's last successful run (or its task's, for new params). */
+  async function missDetail(node: Node, p: Pending): Promise<string> {
+    let record = p.prev;
+    let prefix = '';
+    if (!record) {
+      record = await store.readTaskRun(node.task.name);
+      if (!record) return 'never ran';
+      prefix = `first run of ${node.id}; since ${record.node}: `;
+    }
+    const base = record.lastSuccess ?? record.last;
+    if (base.fingerprint === p.fingerprint) return record.lastSuccess ? 'not in the cache (pruned or cleaned)' : 'the last run with this fingerprint did not succeed';
     const before = await store.readKey(base.fingerprint);
-    if (!before) return 'changed since the last run (its key is no longer stored)';
-    return summarizeChanges(diffKeys(before, p.key));
+    if (!before) return `${prefix}changed since the last run (its key is no longer stored)`;
+    return prefix + summarizeChanges(diffKeys(before, p.key));
   }
 
   async function corrupt(fp: string, detail: string): Promise<void> {
@@ -212,7 +219,7 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
         read = { state: 'corrupt', detail: `unreadable cache entry: ${errorMessage(e)}` } as const;
       }
       if (read.state === 'absent') {
-        const detail = await missDetail(p).catch(() => undefined);
+        const detail = await missDetail(node, p).catch(() => undefined);
         await recordStart(node, p);
         return { result: 'miss', fingerprint: fp, detail };
       }

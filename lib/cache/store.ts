@@ -6,6 +6,7 @@
  *                              and its logs blob; the file's mtime is the entry's last-used time
  *   keys/ab/<fp>.json          the full key object whose canonical JSON hashes to <fp>
  *   runs/<sha256(node)>.json   the last recorded run of a node (task + params), cacheable or not
+ *   runs/task-<sha256(task)>.json  the same record for the task's most recently recorded node
  *   stat-cache.json            see stat-cache.ts
  *   hmac.key                   the random key for digests of secrets (mode 0600)
  *
@@ -162,6 +163,10 @@ export class Store {
   }
   runPath(node: NodeId): string {
     return join(this.runsDir, createHash('sha256').update(node).digest('hex').slice(0, 40) + '.json');
+  }
+  /** The last recorded run of any node of `task` (whatever its params): what a new param set is compared with. */
+  taskRunPath(task: string): string {
+    return join(this.runsDir, 'task-' + createHash('sha256').update(task).digest('hex').slice(0, 40) + '.json');
   }
 
   /** Creates the directory (once per process) with a `.gitignore` that ignores everything in it. */
@@ -376,8 +381,26 @@ export class Store {
     }
   }
 
+  async readTaskRun(task: string): Promise<RunRecord | undefined> {
+    let text: string | undefined;
+    try {
+      text = await readIfExists(this.taskRunPath(task));
+    } catch {
+      return undefined;
+    }
+    if (text === undefined) return undefined;
+    try {
+      const r = JSON.parse(text) as unknown;
+      return validRun(r) && r.task === task ? r : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Writes the node's record and the task's "most recent node" record. */
   async writeRun(record: RunRecord): Promise<void> {
-    await writeAtomic(this.runPath(record.node), JSON.stringify(record));
+    const text = JSON.stringify(record);
+    await Promise.all([writeAtomic(this.runPath(record.node), text), writeAtomic(this.taskRunPath(record.task), text)]);
   }
 
   // ---- maintenance: stats, prune, clean ----
@@ -411,14 +434,15 @@ export class Store {
     return out;
   }
 
-  private async listRuns(): Promise<{ record: RunRecord | undefined; size: number }[]> {
+  /** Node records and task records (`task: true`). */
+  private async listRuns(): Promise<{ record: RunRecord | undefined; size: number; task: boolean }[]> {
     let names: string[];
     try {
       names = await readdir(this.runsDir);
     } catch {
       return [];
     }
-    const out: { record: RunRecord | undefined; size: number }[] = [];
+    const out: { record: RunRecord | undefined; size: number; task: boolean }[] = [];
     for (const n of names) {
       if (!n.endsWith('.json') || n.startsWith('.')) continue;
       const p = join(this.runsDir, n);
@@ -431,7 +455,7 @@ export class Store {
         } catch {
           record = undefined;
         }
-        out.push({ record, size: Buffer.byteLength(text) });
+        out.push({ record, size: Buffer.byteLength(text), task: n.startsWith('task-') });
       } catch {
         /* removed meanwhile */
       }
@@ -471,7 +495,7 @@ export class Store {
       blobs: blobs.length,
       blobBytes,
       keys: keys.length,
-      runs: runs.length,
+      runs: runs.filter((r) => !r.task).length,
       totalBytes,
       oldestUse: uses.length ? new Date(uses[0]!).toISOString() : undefined,
       newestUse: uses.length ? new Date(uses[uses.length - 1]!).toISOString() : undefined,

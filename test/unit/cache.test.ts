@@ -1,0 +1,317 @@
+// Unit tests of the content cache with real files in temp dirs and real analyzed nodes (the analyzer
+// builds them from task definitions; no process runs: each test "runs" a node by writing its outputs).
+import * as assert from 'node:assert/strict';
+import { chmod, readFile, readdir, rm, stat, writeFile, mkdir, truncate } from 'node:fs/promises';
+import { join, dirname } from 'node:path';
+import type { TaskDef, TaskSpec } from '../../lib/api/types.js';
+import { analyze } from '../../lib/engine/analyze.js';
+import type { NodeId } from '../../lib/engine/events.js';
+import type { Graph, Node } from '../../lib/engine/graph.js';
+import type { CacheLookup } from '../../lib/cache/types.js';
+import { createLocalCache, type LocalCache } from '../../lib/cache/local.js';
+import { computeKey, SecretDigester, fingerprintOf } from '../../lib/cache/fingerprint.js';
+import { diffKeys, describeChange } from '../../lib/cache/diff.js';
+import { StatCache } from '../../lib/cache/stat-cache.js';
+import { rigTest, timedTest, test, type Rig } from '../helpers/rig.js';
+
+const def = (name: string, spec: TaskSpec = {}): TaskDef => ({ name, spec, site: () => undefined, __fabricTask: true });
+
+function graphOf(rig: Rig, tasks: TaskDef[], targets: string[], opts: { vars?: Record<string, string>; env?: Record<string, string> } = {}): Graph {
+  const r = analyze({ tasks, targets, vars: opts.vars ?? {}, env: { PATH: '/usr/bin:/bin', ...opts.env }, repoRoot: rig.dir, fabricfile: join(rig.dir, 'fabricfile.ts'), secretPatterns: ['TOKEN', 'SECRET', 'PASSWORD'] });
+  if (!r.ok) throw new Error(r.error.map((d) => d.message).join('\n'));
+  return r.value;
+}
+
+interface Harness {
+  cache: LocalCache;
+  warnings: string[];
+}
+function cacheFor(rig: Rig, extra: { enabled?: boolean } = {}): Harness {
+  const warnings: string[] = [];
+  const cache = createLocalCache({ dir: rig.path('.fabric', 'cache'), repoRoot: rig.dir, secretPatterns: ['TOKEN', 'SECRET', 'PASSWORD'], warn: (m) => warnings.push(m), ...extra });
+  return { cache, warnings };
+}
+
+/**
+ * What the scheduler does, with `produce` standing in for the commands: lookup in topological order,
+ * "run" on a miss, check outputs, save. Returns each node's lookup and which nodes ran.
+ */
+async function simulate(h: Harness, g: Graph, produce: (n: Node) => Promise<void> = async () => {}, force = false) {
+  const fps = new Map<NodeId, string>();
+  const lookups = new Map<NodeId, CacheLookup>();
+  const ran: NodeId[] = [];
+  for (const id of g.order) {
+    const node = g.nodes.get(id)!;
+    const deps = new Map<NodeId, string>();
+    for (const d of node.deps) if (fps.has(d)) deps.set(d, fps.get(d)!);
+    const l = await h.cache.lookup(node, deps, { force });
+    lookups.set(id, l);
+    if (l.result !== 'hit') {
+      ran.push(id);
+      await produce(node);
+      const missing = await h.cache.missingOutputs(node);
+      if (missing.length) throw new Error(`missing outputs of ${id}: ${missing.join(', ')}`);
+      if (l.fingerprint !== undefined) await h.cache.save(node, l.fingerprint, [{ stream: 'stdout', chunk: `ran ${id}\n` }]);
+    }
+    if (l.fingerprint !== undefined) fps.set(id, l.fingerprint);
+  }
+  await h.cache.close();
+  // Node ids carry params (`lint[LEVEL=high]`); tests name nodes by task.
+  const idOf = (task: string) => g.order.find((id) => g.nodes.get(id)!.task.name === task)!;
+  return { lookups, ran: ran.map((id) => g.nodes.get(id)!.task.name), fps, result: (task: string) => lookups.get(idOf(task))!.result, lookup: (task: string) => lookups.get(idOf(task))!, fp: (task: string) => fps.get(idOf(task)) };
+}
+
+const lint = (extra: TaskSpec = {}) => def('lint', { effect: 'read-only', run: 'echo lint', inputs: ['src/**'], ...extra });
+
+// ---- fingerprint: what is in the key ----
+
+rigTest('a second lookup with no change is a hit; the key changes with an input byte', async (rig) => {
+  await rig.write({ 'src/a.txt': 'hello', 'src/b.txt': 'world' });
+  const h = cacheFor(rig);
+  const g = graphOf(rig, [lint()], ['lint']);
+  const first = await simulate(h, g);
+  assert.equal(first.result('lint'), 'miss');
+  const second = await simulate(cacheFor(rig), g);
+  assert.equal(second.result('lint'), 'hit');
+  assert.deepEqual(second.ran, []);
+  await rig.write({ 'src/a.txt': 'hellp' });
+  const third = await simulate(cacheFor(rig), g);
+  assert.equal(third.result('lint'), 'miss');
+  const l = third.lookup('lint');
+  assert.equal(l.result === 'miss' && l.detail, 'input changed: src/a.txt');
+});
+
+const VARIATIONS: [string, TaskSpec, TaskSpec, Record<string, string>, Record<string, string>, boolean, string][] = [
+  ['declared env var value', { env: ['REGION'] }, { env: ['REGION'] }, { REGION: 'eu' }, { REGION: 'us' }, true, 'env REGION: "eu" → "us"'],
+  ['undeclared env var', {}, {}, { REGION: 'eu' }, { REGION: 'us' }, false, ''],
+  ['command text', { run: 'echo a' }, { run: 'echo b' }, {}, {}, true, 'command changed (step 1): echo a → echo b'],
+  ['argv command', { run: [['echo', 'a b']] }, { run: [['echo', 'a c']] }, {}, {}, true, `command changed (step 1): echo 'a b' → echo 'a c'`],
+  ['step env', { run: { cmd: 'x', env: { A: '1' } } }, { run: { cmd: 'x', env: { A: '2' } } }, {}, {}, true, 'command changed (step 1): A=1 x → A=2 x'],
+  ['ok codes', { run: { cmd: 'x' } }, { run: { cmd: 'x', okCodes: [2] } }, {}, {}, true, 'command changed (step 1): x → x (ok codes: 2)'],
+  ['output globs', { outputs: [] }, { outputs: ['out/x'] }, {}, {}, true, 'outputs changed: [] → ["out/x"]'],
+];
+for (const [title, before, after, envBefore, envAfter, changes, described] of VARIATIONS) {
+  rigTest(`key: ${title} ${changes ? 'changes' : 'does not change'} the fingerprint`, async (rig) => {
+    await rig.write({ 'src/a.txt': 'x', 'out/x': 'o' });
+    const h = cacheFor(rig);
+    const a = (await simulate(h, graphOf(rig, [lint(before)], ['lint'], { env: envBefore }))).lookups.get('lint')!;
+    const b = (await simulate(cacheFor(rig), graphOf(rig, [lint(after)], ['lint'], { env: envAfter }))).lookups.get('lint')!;
+    assert.equal(a.fingerprint !== b.fingerprint, changes);
+    assert.equal(b.result, changes ? 'miss' : 'hit');
+    if (changes) assert.equal(b.result === 'miss' && b.detail, described);
+  });
+}
+
+rigTest('key: a param change names the param; a dependency change names the dependency', async (rig) => {
+  await rig.write({ 'src/a.txt': 'x', 'gen/in.txt': '1' });
+  const tasks = (genCmd: string) => [
+    def('gen', { effect: 'read-only', run: genCmd, inputs: ['gen/**'] }),
+    def('lint', { effect: 'read-only', run: 'echo {{LEVEL}}', deps: ['gen'], inputs: ['src/**'], params: { LEVEL: { default: 'low' } } }),
+  ];
+  await simulate(cacheFor(rig), graphOf(rig, tasks('gen a'), ['lint']));
+  const p = await simulate(cacheFor(rig), graphOf(rig, tasks('gen a'), ['lint'], { vars: { LEVEL: 'high' } }));
+  const lp = p.lookup('lint');
+  assert.equal(p.result('gen'), 'hit');
+  assert.equal(lp.result === 'miss' && lp.detail, 'first run of lint[LEVEL=high]; since lint: command changed (step 1): echo low → echo high; param LEVEL: "low" → "high"');
+  await rig.write({ 'gen/in.txt': '2' });
+  const d = await simulate(cacheFor(rig), graphOf(rig, tasks('gen a'), ['lint'], { vars: { LEVEL: 'high' } }));
+  const ld = d.lookup('lint');
+  assert.deepEqual(d.ran, ['gen', 'lint']);
+  assert.match(ld.result === 'miss' ? ld.detail ?? '' : '', /^dependency changed: gen \([0-9a-f]{12} → [0-9a-f]{12}\)$/);
+});
+
+rigTest('secrets are in the key only as keyed digests: never in clear, yet a change is detected', async (rig) => {
+  await rig.write({ 'src/a.txt': 'x' });
+  const task = def('lint', { effect: 'read-only', run: 'curl -H {{API_KEY}} x', inputs: ['src/**'], env: ['DB_PASSWORD'], params: { API_KEY: { secret: true } } });
+  const h = cacheFor(rig);
+  const g1 = graphOf(rig, [task], ['lint'], { vars: { API_KEY: 'sk-live-aaaa1111' }, env: { DB_PASSWORD: 'hunter2hunter2' } });
+  const r1 = await simulate(h, g1);
+  const g2 = graphOf(rig, [task], ['lint'], { vars: { API_KEY: 'sk-live-bbbb2222' }, env: { DB_PASSWORD: 'hunter3hunter3' } });
+  const r2 = await simulate(cacheFor(rig), g2);
+  assert.equal(r2.result('lint'), 'miss');
+  const l2 = r2.lookup('lint');
+  const detail = (l2.result === 'miss' && l2.detail) || '';
+  assert.match(detail, /^first run of lint\[API_KEY=<secret:[^>]+>\]; since lint\[API_KEY=<secret:[^>]+>\]: command changed \(step 1\): curl -H \[SECRET:([0-9a-f]{16})\] x → curl -H \[SECRET:(?!\1)[0-9a-f]{16}\] x; param API_KEY changed \(secret, value not shown\); env DB_PASSWORD changed \(secret, value not shown\)$/);
+  // Nothing in the store holds a secret in clear.
+  const all = await readTree(rig.path('.fabric', 'cache'));
+  for (const secret of ['sk-live-aaaa1111', 'sk-live-bbbb2222', 'hunter2hunter2', 'hunter3hunter3']) assert.ok(!all.includes(secret), `${secret} found in the store`);
+  assert.notEqual(r1.fp('lint'), r2.fp('lint'));
+  // The digest is keyed per store: another store gives another fingerprint for the same secret.
+  const other = createLocalCache({ dir: rig.path('other-cache'), repoRoot: rig.dir, secretPatterns: ['PASSWORD'], warn: () => {} });
+  const l3 = await other.lookup(g1.nodes.get(g1.targets[0]!)!, new Map(), { force: false });
+  assert.notEqual(l3.fingerprint, r1.fp('lint'));
+  const keyMode = (await stat(rig.path('.fabric', 'cache', 'hmac.key'))).mode & 0o777;
+  assert.equal(keyMode, 0o600);
+});
+
+async function readTree(dir: string): Promise<string> {
+  let out = '';
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out += await readTree(p);
+    else out += (await readFile(p)).toString('latin1');
+  }
+  return out;
+}
+
+timedTest('diffKeys reports each kind of change (table)', () => {
+  const base = {
+    version: 1, platform: 'linux', arch: 'x64', task: 't', effect: 'read-only', variant: null, cwd: '.',
+    steps: [{ kind: 'command' as const, cmd: 'a', env: {}, okCodes: [], ignoreFailure: false }],
+    params: { P: 'x', S: { secret: 'hmac-sha256:1' } }, env: { E: 'e', T: { secret: 'hmac-sha256:2' } },
+    inputGlobs: ['src/**'], inputs: { 'src/a': '1', 'src/b': '2' }, outputs: [], deps: { d: 'f1' },
+  };
+  const CASES: [string, object, string[]][] = [
+    ['nothing', {}, []],
+    ['input added/removed/changed', { inputs: { 'src/a': '9', 'src/c': '3' } }, ['input changed: src/a', 'input removed: src/b', 'input added: src/c']],
+    ['env unset', { env: { E: null, T: { secret: 'hmac-sha256:2' } } }, ['env E: "e" → (unset)']],
+    ['secret env', { env: { E: 'e', T: { secret: 'hmac-sha256:3' } } }, ['env T changed (secret, value not shown)']],
+    ['secret param', { params: { P: 'x', S: { secret: 'hmac-sha256:9' } } }, ['param S changed (secret, value not shown)']],
+    ['dependency', { deps: { d: 'f2', e: 'f3' } }, ['dependency changed: d (f1 → f2)', 'dependency added: e']],
+    ['step added', { steps: [...base.steps, { kind: 'function', name: '<function f>', source: 'x' }] }, [`command added (step 2): <function f> (source 2d711642)`]],
+    ['platform', { platform: 'darwin' }, ['platform changed: linux → darwin']],
+  ];
+  for (const [title, change, want] of CASES) {
+    assert.deepEqual(diffKeys(base, { ...base, ...change } as typeof base).map(describeChange), want, title);
+  }
+});
+
+// ---- store: outputs, modes, logs, corruption ----
+
+const build = (extra: TaskSpec = {}) => def('build', { effect: 'read-only', run: 'make', inputs: ['src/**'], outputs: ['out/**'], ...extra });
+async function produceOutputs(rig: Rig, files: Record<string, [string, number]>): Promise<void> {
+  for (const [p, [text, mode]] of Object.entries(files)) {
+    await mkdir(dirname(rig.path(p)), { recursive: true });
+    await writeFile(rig.path(p), text);
+    await chmod(rig.path(p), mode);
+  }
+}
+
+rigTest('a hit restores deleted or changed outputs byte-exact with their modes, and replays the logs', async (rig) => {
+  await rig.write({ 'src/a.txt': 'x' });
+  const bin = Buffer.from([0, 255, 1, 2, 3, 10, 13]);
+  const g = graphOf(rig, [build()], ['build']);
+  await simulate(cacheFor(rig), g, async () => {
+    await produceOutputs(rig, { 'out/run.sh': ['#!/bin/sh\necho hi\n', 0o755], 'out/deep/data.txt': ['data', 0o640] });
+    await writeFile(rig.path('out/bin.dat'), bin);
+  });
+  await rm(rig.path('out/run.sh'));
+  await writeFile(rig.path('out/deep/data.txt'), 'tampered');
+  await chmod(rig.path('out/bin.dat'), 0o600);
+  const h = cacheFor(rig);
+  const r = await simulate(h, g, async () => assert.fail('must not run'));
+  const l = r.lookup('build');
+  assert.equal(l.result, 'hit');
+  if (l.result !== 'hit') return;
+  assert.deepEqual(l.logs, [{ stream: 'stdout', chunk: 'ran build\n' }]);
+  assert.deepEqual([...(l.restored ?? [])].sort(), ['out/deep/data.txt', 'out/run.sh']);
+  assert.equal(await rig.read('out/run.sh'), '#!/bin/sh\necho hi\n');
+  assert.equal((await stat(rig.path('out/run.sh'))).mode & 0o777, 0o755);
+  assert.equal(await rig.read('out/deep/data.txt'), 'data');
+  assert.equal((await stat(rig.path('out/deep/data.txt'))).mode & 0o777, 0o640);
+  assert.deepEqual(await readFile(rig.path('out/bin.dat')), bin);
+  assert.equal((await stat(rig.path('out/bin.dat'))).mode & 0o777, 0o644);
+  assert.deepEqual(h.warnings, []);
+});
+
+rigTest('a truncated entry is corrupt: one warning, removed, the node runs; the next run is a hit', async (rig) => {
+  await rig.write({ 'src/a.txt': 'x' });
+  const g = graphOf(rig, [build()], ['build']);
+  const first = await simulate(cacheFor(rig), g, () => produceOutputs(rig, { 'out/o.txt': ['o', 0o644] }));
+  const fp = first.fp('build')!;
+  const entry = rig.path('.fabric', 'cache', 'entries', fp.slice(0, 2), `${fp}.json`);
+  const size = (await stat(entry)).size;
+  await truncate(entry, Math.floor(size / 2));
+  const h = cacheFor(rig);
+  const second = await simulate(h, g, () => produceOutputs(rig, { 'out/o.txt': ['o', 0o644] }));
+  assert.equal(second.result('build'), 'corrupt');
+  assert.equal(h.warnings.length, 1);
+  assert.match(h.warnings[0]!, /cache entry [0-9a-f]{12} is not valid JSON.*removed it/);
+  // Looking it up again in the same process does not warn again (it was replaced by a good entry).
+  const h3 = cacheFor(rig);
+  assert.equal((await simulate(h3, g)).result('build'), 'hit');
+  assert.deepEqual(h3.warnings, []);
+});
+
+rigTest('a stored output blob that is missing is a miss; one whose content is wrong is corrupt (never a hit)', async (rig) => {
+  await rig.write({ 'src/a.txt': 'x' });
+  const g = graphOf(rig, [build()], ['build']);
+  await simulate(cacheFor(rig), g, () => produceOutputs(rig, { 'out/o.txt': ['original output', 0o644] }));
+  const blobs = rig.path('.fabric', 'cache', 'blobs');
+  const sha = (await import('node:crypto')).createHash('sha256').update('original output').digest('hex');
+  const blob = join(blobs, sha.slice(0, 2), sha);
+  await writeFile(blob, 'original outpuX');
+  await rm(rig.path('out/o.txt'));
+  const h = cacheFor(rig);
+  let ran = 0;
+  const r = await simulate(h, g, async () => {
+    ran++;
+    await produceOutputs(rig, { 'out/o.txt': ['original output', 0o644] });
+  });
+  assert.equal(r.result('build'), 'corrupt');
+  assert.equal(ran, 1);
+  assert.equal(h.warnings.length, 1);
+  assert.match(h.warnings[0]!, /stored content of output out\/o.txt .* does not match its hash/);
+  // Saved again after the run: now remove the blob entirely.
+  await rm(blob);
+  await rm(rig.path('out/o.txt'));
+  const h2 = cacheFor(rig);
+  const r2 = await simulate(h2, g, () => produceOutputs(rig, { 'out/o.txt': ['original output', 0o644] }));
+  const l2 = r2.lookup('build');
+  assert.equal(l2.result, 'miss');
+  assert.equal(l2.result === 'miss' && l2.detail, 'the stored content of output out/o.txt is missing from the cache');
+  assert.equal(await rig.read('out/o.txt'), 'original output');
+});
+
+rigTest('missingOutputs: a literal path that does not exist, a glob with no match; a directory counts as present', async (rig) => {
+  await rig.write({ 'src/a.txt': 'x', 'present.txt': 'p', 'dir/f': 'f', 'emptyglob/.keep': '' });
+  const g = graphOf(rig, [build({ outputs: ['present.txt', 'absent.txt', 'dir', 'gen/*.js', 'emptyglob/*.js'] })], ['build']);
+  const { cache } = cacheFor(rig);
+  assert.deepEqual(await cache.missingOutputs(g.nodes.get('build')!), ['absent.txt', 'gen/*.js', 'emptyglob/*.js']);
+});
+
+rigTest('not cacheable: a mutating task is disabled (with a fingerprint, recorded), --force is a miss, --no-cache touches nothing', async (rig) => {
+  await rig.write({ 'src/a.txt': 'x' });
+  const h = cacheFor(rig);
+  const g = graphOf(rig, [def('deploy', { effect: 'mutating', run: 'deploy', inputs: ['src/**'] }), lint({ deps: ['deploy'] })], ['lint']);
+  const r = await simulate(h, g);
+  const d = r.lookup('deploy');
+  assert.equal(d.result, 'disabled');
+  assert.match(d.fingerprint ?? '', /^[0-9a-f]{64}$/);
+  assert.equal(d.result === 'disabled' && d.detail, 'not cacheable: a mutating task (set cache: true to cache it)');
+  assert.equal((await simulate(cacheFor(rig), g)).result('lint'), 'hit');
+  assert.equal((await simulate(cacheFor(rig), g, undefined, true)).result('lint'), 'miss');
+  const run = await cacheFor(rig).cache.store.readRun('deploy');
+  assert.equal(run?.lastSuccess?.fingerprint, d.fingerprint);
+  await rm(rig.path('.fabric'), { recursive: true });
+  const off = await simulate(cacheFor(rig, { enabled: false }), g);
+  assert.deepEqual([...off.lookups.values()].map((l) => l.result), ['disabled', 'disabled']);
+  assert.equal(rig.exists('.fabric'), false);
+});
+
+rigTest('a cacheable task without inputs warns once per task; a node without a dependency fingerprint is not cached', async (rig) => {
+  const h = cacheFor(rig);
+  const g = graphOf(rig, [def('gen', { effect: 'mutating', cache: true, run: 'gen', params: { N: { default: '1' } } })], ['gen']);
+  await simulate(h, g);
+  const node = g.nodes.get('gen')!;
+  await h.cache.lookup(node, new Map(), { force: false });
+  assert.equal(h.warnings.length, 1);
+  assert.match(h.warnings[0]!, /task "gen" is cacheable but declares no inputs/);
+  const g2 = graphOf(rig, [def('a', { effect: 'mutating', run: 'a' }), lint({ deps: ['a'] })], ['lint']);
+  const l = await h.cache.lookup(g2.nodes.get('lint')!, new Map(), { force: false });
+  assert.deepEqual(l, { result: 'disabled', detail: 'dependency a has no fingerprint' });
+});
+
+rigTest('inputs: directories expand, dotfiles count, .git and the cache dir never do, negations exclude', async (rig) => {
+  await rig.write({ 'src/a.txt': 'a', 'src/.hidden': 'h', 'src/skip.log': 'l', '.git/HEAD': 'ref', 'other.txt': 'o' });
+  const h = cacheFor(rig);
+  const g = graphOf(rig, [lint({ inputs: ['src', '**/*.txt', '!src/*.log', '**/HEAD'] })], ['lint']);
+  await simulate(h, g); // creates .fabric/cache/*
+  const r = await computeKey(g.nodes.get('lint')!, new Map(), { repoRoot: rig.dir, secretPatterns: [], statCache: new StatCache(undefined), digester: new SecretDigester(async () => Buffer.alloc(32)), ignoreDirs: [rig.path('.fabric', 'cache')] });
+  assert.ok(r.ok);
+  if (!r.ok) return;
+  assert.deepEqual(Object.keys(r.key.inputs), ['other.txt', 'src/.hidden', 'src/a.txt']);
+  assert.equal(r.fingerprint, fingerprintOf(r.key));
+});
+
+test.run();
