@@ -143,6 +143,13 @@ function usage(message: string, hint?: string): number {
   return EXIT.usage;
 }
 
+// A closed pipe (`fabric list | head`) is not an error worth a stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+  });
+}
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
