@@ -1,0 +1,228 @@
+// The stat cache (racy-timestamp rule, reuse without re-reading), store maintenance (stats, prune,
+// clean), size/duration parsing, and two real processes writing one store at the same time.
+import * as assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readFile, readdir, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { TaskDef, TaskSpec } from '../../lib/api/types.js';
+import { analyze } from '../../lib/engine/analyze.js';
+import type { Graph } from '../../lib/engine/graph.js';
+import type { NodeId } from '../../lib/engine/events.js';
+import { createLocalCache } from '../../lib/cache/local.js';
+import { StatCache, rowIsUsable, RACY_WINDOW_MS, type StatRow, type FileStat } from '../../lib/cache/stat-cache.js';
+import { Store } from '../../lib/cache/store.js';
+import { parseDuration, parseSize, formatSize } from '../../lib/cache/units.js';
+import { ROOT, rigTest, timedTest, test, withTimeout, type Rig } from '../helpers/rig.js';
+
+const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+
+// ---- stat cache ----
+
+const S: FileStat = { size: 10, mtimeMs: 1_000_000, ctimeMs: 1_000_000, ino: 7, mode: 0o100644 };
+const row = (over: Partial<{ size: number; mtime: number; ctime: number; ino: number; at: number }> = {}): StatRow => [over.size ?? 10, over.mtime ?? 1_000_000, over.ctime ?? 1_000_000, over.ino ?? 7, 'h', over.at ?? 1_000_000 + RACY_WINDOW_MS + 1];
+const USABLE: [string, StatRow, boolean][] = [
+  ['same stat, recorded well after the last write', row(), true],
+  ['recorded exactly one window after the write', row({ at: 1_000_000 + RACY_WINDOW_MS }), true],
+  ['size differs', row({ size: 11 }), false],
+  ['mtime differs', row({ mtime: 999_999 }), false],
+  ['ctime differs', row({ ctime: 1_000_001 }), false],
+  ['inode differs (file replaced)', row({ ino: 8 }), false],
+  ['racy: recorded within the timestamp granularity of the write', row({ at: 1_000_000 + RACY_WINDOW_MS - 1 }), false],
+  ['racy: recorded before the mtime (clock skew)', row({ at: 999_000 }), false],
+];
+for (const [title, r, usable] of USABLE) timedTest(`stat cache row: ${title} → ${usable ? 'reused' : 're-hashed'}`, () => assert.equal(rowIsUsable(r, S), usable));
+
+rigTest('stat cache: settled files are not re-read (a recorded hash is trusted), racy ones are', async (rig) => {
+  await rig.write({ 'a.txt': 'aaa', 'b.txt': 'bbb', 'c.txt': 'ccc' });
+  const file = rig.path('stat-cache.json');
+  const paths = ['a.txt', 'b.txt', 'c.txt'].map((p) => rig.path(p));
+  // Pretend the hashes were recorded 10 s after the files were written: settled.
+  const first = new StatCache(file, () => Date.now() + 10_000);
+  const h1 = await first.hashFiles(paths);
+  assert.deepEqual(paths.map((p) => h1.get(p)!.sha256), [sha('aaa'), sha('bbb'), sha('ccc')]);
+  assert.deepEqual(first.counters, { hashed: 3, reused: 0 });
+  assert.equal(await first.save(), undefined);
+  // Forge the recorded hash of a.txt: a cache that trusts it proves the file was not read again.
+  const doc = JSON.parse(await readFile(file, 'utf8')) as { rows: Record<string, StatRow> };
+  doc.rows[paths[0]!]![4] = sha('forged');
+  await writeFile(file, JSON.stringify(doc));
+  const second = new StatCache(file);
+  const h2 = await second.hashFiles(paths);
+  assert.equal(h2.get(paths[0]!)!.sha256, sha('forged'));
+  assert.deepEqual(second.counters, { hashed: 0, reused: 3 });
+  // Recorded right after the write (real clock): racy, so the next instance re-reads them all.
+  await rig.write({ 'a.txt': 'AAA' });
+  const third = new StatCache(file);
+  assert.equal((await third.hashFiles(paths)).get(paths[0]!)!.sha256, sha('AAA'));
+  await third.save();
+  const fourth = new StatCache(file);
+  const h4 = await fourth.hashFiles(paths);
+  assert.equal(h4.get(paths[0]!)!.sha256, sha('AAA'));
+  assert.equal(fourth.counters.hashed, 1, 'the just-written file is racy and re-hashed');
+});
+
+rigTest('stat cache: vanished files are absent; a damaged cache file is ignored and rewritten', async (rig) => {
+  await rig.write({ 'a.txt': 'a', 'stat-cache.json': '{"v":1,"rows":{"/x":[1,2' });
+  const c = new StatCache(rig.path('stat-cache.json'));
+  const h = await c.hashFiles([rig.path('a.txt'), rig.path('gone.txt'), rig.dir]);
+  assert.deepEqual([...h.keys()], [rig.path('a.txt')]);
+  await c.save();
+  assert.equal(JSON.parse(await rig.read('stat-cache.json')).v, 1);
+});
+
+// ---- units ----
+
+timedTest('sizes and durations (table)', () => {
+  const SIZES: [string, number | undefined][] = [['1234', 1234], ['10K', 10240], ['500MB', 500 * 1024 ** 2], ['1.5GiB', 1.5 * 1024 ** 3], ['2 g', 2 * 1024 ** 3], ['ten', undefined], ['5X', undefined], ['', undefined]];
+  for (const [t, v] of SIZES) assert.equal(parseSize(t), v, t);
+  const DURATIONS: [string, number | undefined][] = [['90s', 90_000], ['30m', 1_800_000], ['12h', 43_200_000], ['7d', 604_800_000], ['2w', 1_209_600_000], ['1d12h', 129_600_000], ['500ms', 500], ['7', undefined], ['d', undefined], ['1y', undefined]];
+  for (const [t, v] of DURATIONS) assert.equal(parseDuration(t), v, t);
+  assert.equal(formatSize(512), '512 B');
+  assert.equal(formatSize(1536), '1.5 KiB');
+  assert.equal(formatSize(300 * 1024 ** 2), '300 MiB');
+});
+
+// ---- store maintenance ----
+
+const def = (name: string, spec: TaskSpec = {}): TaskDef => ({ name, spec, site: () => undefined, __fabricTask: true });
+function graphOf(rig: Rig, tasks: TaskDef[], targets: string[]): Graph {
+  const r = analyze({ tasks, targets, vars: {}, env: { PATH: '/usr/bin:/bin' }, repoRoot: rig.dir, fabricfile: join(rig.dir, 'fabricfile.ts'), secretPatterns: [] });
+  if (!r.ok) throw new Error(r.error.map((d) => d.message).join('\n'));
+  return r.value;
+}
+async function runNode(rig: Rig, g: Graph, id: NodeId, produce: () => Promise<void>) {
+  const cache = createLocalCache({ dir: rig.path('.fabric', 'cache'), repoRoot: rig.dir, secretPatterns: [], warn: (m) => assert.fail(m) });
+  const node = g.nodes.get(id)!;
+  const l = await cache.lookup(node, new Map(), { force: false });
+  if (l.result !== 'hit') {
+    await produce();
+    await cache.save(node, l.fingerprint!, [{ stream: 'stdout', chunk: 'log\n' }]);
+  }
+  await cache.close();
+  return l;
+}
+
+rigTest('prune --older-than and --max-size remove least-recently-used entries and unreferenced blobs; stats; clean', async (rig) => {
+  await rig.write({ 'src/x': 'x' });
+  const big = (n: string) => n.repeat(100_000);
+  const tasks = ['old', 'mid', 'new'].map((n) => def(n, { effect: 'read-only', run: n, inputs: ['src/**'], outputs: [`out/${n}.bin`] }));
+  const g = graphOf(rig, tasks, ['old', 'mid', 'new']);
+  for (const [i, n] of ['old', 'mid', 'new'].entries()) {
+    await runNode(rig, g, n, () => rig.write({ [`out/${n}.bin`]: big(String(i)) }));
+  }
+  const store = new Store(rig.path('.fabric', 'cache'));
+  const s1 = await store.stats();
+  assert.equal(s1.entries, 3);
+  assert.equal(s1.blobs, 4, 'three outputs and one shared logs blob');
+  assert.equal(s1.runs, 3);
+  assert.ok(s1.totalBytes > 300_000);
+  // Make "old" two days unused and "mid" one hour unused.
+  const entryFile = async (task: string) => {
+    const r = await store.readRun(task);
+    return store.entryPath(r!.last.fingerprint);
+  };
+  const ago = (ms: number) => new Date(Date.now() - ms);
+  await utimes(await entryFile('old'), ago(2 * 86_400_000), ago(2 * 86_400_000));
+  await utimes(await entryFile('mid'), ago(3_600_000), ago(3_600_000));
+  const p1 = await store.prune({ olderThanMs: parseDuration('1d') });
+  assert.deepEqual([p1.removedEntries, p1.removedBlobs], [1, 1]);
+  assert.equal((await store.stats()).entries, 2);
+  // Only one of the remaining 100 kB outputs fits: "mid" (least recently used) goes.
+  const p2 = await store.prune({ maxBytes: 150_000 });
+  assert.equal(p2.removedEntries, 1);
+  assert.ok(p2.remainingBytes <= 150_000, String(p2.remainingBytes));
+  const s2 = await store.stats();
+  assert.deepEqual(s2.byTask, [{ task: 'new', entries: 1 }]);
+  assert.equal((await runNode(rig, g, 'new', async () => assert.fail('new must be a hit'))).result, 'hit');
+  assert.equal((await runNode(rig, g, 'mid', () => rig.write({ 'out/mid.bin': big('1') }))).result, 'miss');
+  await store.clean();
+  assert.equal(rig.exists('.fabric/cache'), false);
+  assert.equal((await store.stats()).entries, 0);
+});
+
+rigTest('prune removes corrupt entries', async (rig) => {
+  await rig.write({ 'src/x': 'x' });
+  const g = graphOf(rig, [def('t', { effect: 'read-only', run: 't', inputs: ['src/**'] })], ['t']);
+  await runNode(rig, g, 't', async () => {});
+  const store = new Store(rig.path('.fabric', 'cache'));
+  const fp = (await store.readRun('t'))!.last.fingerprint;
+  await writeFile(store.entryPath(fp), '{"v":1,"fingerp');
+  const p = await store.prune({});
+  assert.equal(p.corrupt, 1);
+  assert.equal((await store.stats()).entries, 0);
+});
+
+// ---- concurrency: two real processes on one store ----
+
+const WORKER = `
+import { createLocalCache } from ${JSON.stringify(pathToFileURL(join(ROOT, 'build/lib/cache/local.js')).href)};
+import { analyze } from ${JSON.stringify(pathToFileURL(join(ROOT, 'build/lib/engine/analyze.js')).href)};
+import { writeFile, mkdir } from 'node:fs/promises';
+const [dir, who] = process.argv.slice(2);
+const def = (name, spec) => ({ name, spec, site: () => undefined, __fabricTask: true });
+const tasks = [];
+for (let i = 0; i < 40; i++) tasks.push(def('t' + i, { effect: 'read-only', run: 'x', inputs: ['src/**'], outputs: ['out/t' + i + '/**'] }));
+const r = analyze({ tasks, targets: tasks.map((t) => t.name), vars: {}, env: {}, repoRoot: dir, fabricfile: dir + '/fabricfile.ts', secretPatterns: [] });
+const warnings = [];
+for (let round = 0; round < 3; round++) {
+  const cache = createLocalCache({ dir: dir + '/.fabric/cache', repoRoot: dir, secretPatterns: [], warn: (m) => warnings.push(m) });
+  for (const id of r.value.order) {
+    const node = r.value.nodes.get(id);
+    const l = await cache.lookup(node, new Map(), { force: round === 2 });
+    if (l.result !== 'hit') {
+      await mkdir(dir + '/out/' + id, { recursive: true });
+      // Same content from both processes (the same task produces the same bytes), several blobs each.
+      for (let k = 0; k < 3; k++) await writeFile(dir + '/out/' + id + '/f' + k, (id + ':' + k + '\\n').repeat(2000));
+      await cache.save(node, l.fingerprint, [{ stream: 'stdout', chunk: who + ' ran ' + id + '\\n' }]);
+    }
+  }
+  await cache.close();
+}
+console.log(JSON.stringify({ warnings }));
+`;
+
+rigTest('two processes writing the same store at once leave every entry, key and blob valid', async (rig) => {
+  await rig.write({ 'src/in.txt': 'in', 'worker.mjs': WORKER });
+  const runWorker = (who: string) =>
+    new Promise<{ code: number | null; out: string }>((resolve) => {
+      const child = spawn(process.execPath, [rig.path('worker.mjs'), rig.dir, who], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (out += d));
+      child.on('close', (code) => resolve({ code, out }));
+    });
+  const [a, b] = await withTimeout(Promise.all([runWorker('A'), runWorker('B')]), 50_000, 'workers');
+  assert.equal(a.code, 0, a.out);
+  assert.equal(b.code, 0, b.out);
+  assert.deepEqual(JSON.parse(a.out).warnings, []);
+  assert.deepEqual(JSON.parse(b.out).warnings, []);
+  const store = new Store(rig.path('.fabric', 'cache'));
+  const stats = await store.stats();
+  assert.equal(stats.entries, 40);
+  // Every entry parses, and every blob it names hashes to its name.
+  for (let i = 0; i < 40; i++) {
+    const run = await store.readRun(`t${i}`);
+    assert.ok(run?.lastSuccess, `t${i} has a recorded success`);
+    const e = await store.readEntry(run.lastSuccess.fingerprint);
+    assert.equal(e.state, 'ok', `t${i}`);
+    if (e.state !== 'ok') continue;
+    assert.equal(e.entry.outputs.length, 3);
+    for (const o of e.entry.outputs) assert.equal(sha((await readFile(store.blobPath(o.sha256))).toString('latin1')), o.sha256);
+    assert.ok(Buffer.isBuffer(await store.readBlob(e.entry.logs!.sha256)));
+    assert.ok(await store.readKey(run.lastSuccess.fingerprint), `key of t${i}`);
+  }
+  // No temp files were left behind.
+  const leftovers: string[] = [];
+  const walk = async (d: string) => {
+    for (const ent of await readdir(d, { withFileTypes: true })) {
+      if (ent.isDirectory()) await walk(join(d, ent.name));
+      else if (ent.name.endsWith('.tmp')) leftovers.push(ent.name);
+    }
+  };
+  await walk(rig.path('.fabric'));
+  assert.deepEqual(leftovers, []);
+}, { ms: 60_000 });
+
+test.run();
