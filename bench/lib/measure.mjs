@@ -1,0 +1,46 @@
+// Timing one command: wall-clock time measured here around a synchronous spawn, and peak RSS of the
+// command itself from GNU time (`/usr/bin/time -f %M`, the child's ru_maxrss in KiB). Both tools go
+// through the same wrapper, so its own fork/exec cost is in every sample alike (and in the floor).
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const GNU_TIME = ['/usr/bin/time', '/bin/time'].find((p) => {
+  if (!existsSync(p)) return false;
+  const r = spawnSync(p, ['--version'], { encoding: 'utf8' });
+  return /GNU/.test(`${r.stdout}${r.stderr}`);
+});
+
+const scratch = mkdtempSync(join(tmpdir(), 'fabric-bench-time-'));
+const rssFile = join(scratch, 'rss');
+
+/**
+ * Runs `file args` in `cwd` with `env`, output piped into this process (as a CI log collector would)
+ * and discarded. Returns wall ms, peak RSS in KiB (undefined without GNU time), exit code, output size.
+ */
+export function timeCommand(file, args, { cwd, env }) {
+  const argv = GNU_TIME ? [GNU_TIME, ['-f', '%M', '-o', rssFile, file, ...args]] : [file, args];
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(argv[0], argv[1], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 30 });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  let rssKiB;
+  if (GNU_TIME) {
+    const lines = readFileSync(rssFile, 'utf8').trim().split('\n');
+    const n = Number(lines[lines.length - 1]);
+    rssKiB = Number.isFinite(n) ? n : undefined;
+  }
+  if (r.error) throw r.error;
+  return { ms, rssKiB, code: r.status, signal: r.signal, outBytes: r.stdout.length, stderr: r.stderr.toString('utf8'), stdout: r.stdout };
+}
+
+export function cleanupScratch() {
+  rmSync(scratch, { recursive: true, force: true });
+}
+
+export function median(xs) {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}

@@ -1,0 +1,274 @@
+// `npm run bench [-- options]`: fabric against GNU Make on the workloads of issue #7, side by side in
+// one run (the tools alternate within each repetition), with `node -e 0` as the floor. Prints a
+// markdown table and writes it, with the machine description, into bench/RESULTS.md (between the
+// generated-section markers; the hand-written analysis around them is kept).
+//
+// Options:
+//   --reps N          timed repetitions per case and tool (default 5)
+//   --only W1,W5      run only these workloads
+//   --fabric FILE     the fabric CLI to bench (default: this repo's bin/fabric.js, built first)
+//   --no-build        do not run scripts/build.mjs first
+//   --no-extra        skip the extra `fabric --no-evidence` column
+//   --out FILE        results file (default bench/RESULTS.md); --no-write: print only
+//   --keep            keep the generated temp directories
+//   --json FILE       also write every sample as JSON (for comparing two runs)
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { GNU_TIME, cleanupScratch, median, timeCommand } from './lib/measure.mjs';
+import { WORKLOADS } from './lib/workloads.mjs';
+
+const REPO = fileURLToPath(new URL('..', import.meta.url));
+
+function parseOptions(argv) {
+  const o = { reps: 5, only: undefined, fabric: join(REPO, 'bin', 'fabric.js'), build: true, extra: true, out: join(REPO, 'bench', 'RESULTS.md'), write: true, keep: false, json: undefined };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    if (a === '--reps') o.reps = Math.max(1, Number.parseInt(value(), 10) || 1);
+    else if (a === '--only') o.only = value().split(',').map((s) => s.trim().toUpperCase());
+    else if (a === '--fabric') (o.fabric = resolve(value())), (o.build = false);
+    else if (a === '--no-build') o.build = false;
+    else if (a === '--no-extra') o.extra = false;
+    else if (a === '--out') o.out = resolve(value());
+    else if (a === '--no-write') o.write = false;
+    else if (a === '--keep') o.keep = true;
+    else if (a === '--json') o.json = resolve(value());
+    else throw new Error(`unknown option ${a} (see the comment at the top of bench/run.mjs)`);
+  }
+  return o;
+}
+
+function firstLine(cmd, args) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  return r.error ? 'not found' : `${r.stdout}${r.stderr}`.split('\n')[0].trim();
+}
+
+function machine() {
+  let model = cpus()[0]?.model ?? 'unknown';
+  try {
+    const m = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    if (m) model = m[1].trim();
+  } catch {
+    /* not Linux */
+  }
+  return {
+    date: new Date().toISOString(),
+    nproc: firstLine('nproc', []),
+    cpu: model,
+    memory: `${(totalmem() / 2 ** 30).toFixed(1)} GiB`,
+    kernel: release(),
+    node: process.version,
+    make: firstLine('make', ['--version']),
+    loadStart: loadavg().map((x) => x.toFixed(2)).join(' '),
+  };
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** The environment the tools get: ours, minus what would change their behaviour (CI mode, event logs, node flags). */
+function toolEnv() {
+  const env = { ...process.env };
+  for (const k of ['CI', 'GITHUB_ACTIONS', 'FABRIC_EVENT_LOG', 'NODE_OPTIONS', 'FORCE_COLOR', 'MAKEFLAGS', 'MFLAGS', 'MAKELEVEL']) delete env[k];
+  return env;
+}
+
+function tools(c, opts) {
+  const env = toolEnv();
+  const node = process.execPath;
+  const out = [];
+  const fabricTool = (name, extraArgs) => ({
+    name,
+    cwd: c.fabric.cwd,
+    prepare: () => {
+      c.fabric.prepare?.();
+      for (const d of c.fabric.clean ?? []) rmSync(join(c.fabric.cwd, d), { recursive: true, force: true });
+    },
+    argv: [node, [opts.fabric, ...c.fabric.args, ...extraArgs]],
+    env,
+  });
+  out.push(fabricTool('fabric', []));
+  if (c.make) out.push({ name: 'make', cwd: c.make.cwd, prepare: () => c.make.prepare?.(), argv: ['make', c.make.args], env });
+  if (c.target?.kind === 'floor' || c.fabric.args[0] === '--version') out.push({ name: 'node', cwd: c.fabric.cwd, prepare: () => {}, argv: [node, ['-e', '0']], env });
+  if (opts.extra && c.noEvidence) out.push(fabricTool('fabric-noev', ['--no-evidence']));
+  return out;
+}
+
+function runOnce(tool, label) {
+  tool.prepare();
+  const r = timeCommand(tool.argv[0], tool.argv[1], { cwd: tool.cwd, env: tool.env });
+  if (r.code !== 0) {
+    const tail = (r.stderr || r.stdout.toString('utf8')).split('\n').slice(-15).join('\n');
+    throw new Error(`${label}: ${tool.name} exited with ${r.code ?? r.signal}\n${tail}`);
+  }
+  return r;
+}
+
+async function runCase(c, opts, log) {
+  const ts = tools(c, opts);
+  // Warm-up (untimed): fabric bundles the fabricfile on its first run; both fill their outputs.
+  for (const t of ts) runOnce(t, c.label);
+  if (c.settle) {
+    // Files written less than 2 s ago are re-hashed by fabric's stat cache (the racy-timestamp rule,
+    // lib/cache/stat-cache.ts); a no-op is measured on a settled tree, as it would be in real use.
+    await sleep(2100);
+    for (const t of ts) runOnce(t, c.label);
+  }
+  const samples = Object.fromEntries(ts.map((t) => [t.name, []]));
+  for (let rep = 0; rep < opts.reps; rep++) {
+    // Rotate the order so that no tool always runs first (or always after the same one).
+    const order = ts.map((_, i) => ts[(i + rep) % ts.length]);
+    for (const t of order) {
+      const r = runOnce(t, c.label);
+      samples[t.name].push({ ms: r.ms, rssKiB: r.rssKiB });
+    }
+    log(`  ${c.label} rep ${rep + 1}/${opts.reps}: ${ts.map((t) => `${t.name} ${samples[t.name].at(-1).ms.toFixed(0)} ms`).join(', ')}`);
+  }
+  return samples;
+}
+
+const fmtMs = (x) => (x >= 10_000 ? x.toFixed(0) : x >= 100 ? x.toFixed(0) : x.toFixed(1));
+const fmtRatio = (x) => (Number.isFinite(x) ? `${x.toFixed(2)}x` : 'n/a');
+const fmtRss = (xs) => {
+  const v = xs.map((s) => s.rssKiB).filter((x) => x !== undefined);
+  return v.length ? `${(Math.max(...v) / 1024).toFixed(0)} MiB` : 'n/a';
+};
+
+/** Median of paired ratios a_i / b_i (same repetition). */
+function pairedRatio(a, b) {
+  const n = Math.min(a.length, b.length);
+  return median(Array.from({ length: n }, (_, i) => a[i].ms / b[i].ms));
+}
+
+function summarize(c, samples) {
+  const ms = (name) => (samples[name] ? samples[name].map((s) => s.ms) : []);
+  const span = (name) => {
+    const v = ms(name);
+    return v.length ? `${fmtMs(median(v))} (${fmtMs(Math.min(...v))}–${fmtMs(Math.max(...v))})` : '–';
+  };
+  const row = {
+    label: c.label,
+    fabric: span('fabric'),
+    make: span('make'),
+    node: span('node'),
+    vsMake: samples.make ? pairedRatio(samples.fabric, samples.make) : NaN,
+    vsNode: samples.node ? pairedRatio(samples.fabric, samples.node) : NaN,
+    rssFabric: fmtRss(samples.fabric),
+    rssMake: samples.make ? fmtRss(samples.make) : '–',
+    noev: samples['fabric-noev'] ? `${span('fabric-noev')}, ${fmtRatio(samples.make ? pairedRatio(samples['fabric-noev'], samples.make) : NaN)} of make` : undefined,
+    target: '',
+    met: '',
+  };
+  const t = c.target;
+  if (t?.kind === 'make') {
+    row.target = `≤ ${t.max}x make`;
+    row.met = row.vsMake <= t.max ? 'yes' : 'NO';
+  } else if (t?.kind === 'floor') {
+    row.target = `≤ ${t.max}x node -e 0`;
+    row.met = row.vsNode <= t.max ? 'yes' : 'NO';
+  } else if (t?.kind === 'ideal') {
+    const f = median(ms('fabric')) / t.ms;
+    const m = median(ms('make')) / t.ms;
+    row.target = `≤ ${t.max}x ideal ${t.ms} ms (fabric ${fmtRatio(f)}, make ${fmtRatio(m)})`;
+    row.met = f <= t.max ? 'yes' : 'NO';
+  }
+  if (c.rss) {
+    const peak = Math.max(...samples.fabric.map((s) => s.rssKiB ?? 0)) / 1024;
+    row.target += `${row.target ? '; ' : ''}RSS ≤ 100 MiB`;
+    row.met += GNU_TIME ? (peak <= 100 ? ' / yes' : ' / NO') : ' / n/a';
+  }
+  return row;
+}
+
+function table(rows) {
+  const lines = [
+    '| case | make ms | fabric ms | fabric / make | node -e 0 ms | fabric / node | target | met | peak RSS make | peak RSS fabric |',
+    '|---|---:|---:|---:|---:|---:|---|---|---:|---:|',
+  ];
+  for (const r of rows) {
+    lines.push(`| ${r.label} | ${r.make} | ${r.fabric} | ${fmtRatio(r.vsMake)} | ${r.node} | ${fmtRatio(r.vsNode)} | ${r.target} | ${r.met} | ${r.rssMake} | ${r.rssFabric} |`);
+  }
+  const extra = rows.filter((r) => r.noev);
+  if (extra.length) {
+    lines.push('', 'Without the evidence packet (`fabric run --no-evidence`; the table above is the default, evidence on):', '', '| case | fabric --no-evidence ms |', '|---|---|');
+    for (const r of extra) lines.push(`| ${r.label} | ${r.noev} |`);
+  }
+  return lines.join('\n');
+}
+
+function report(m, opts, rows, notes) {
+  return `<!-- bench:begin (generated by \`npm run bench\`; edit outside these markers) -->
+## Latest run
+
+- date: ${m.date}
+- machine: ${m.nproc} CPUs (nproc), ${m.cpu}, ${m.memory} RAM, Linux ${m.kernel}
+- node ${m.node}, ${m.make}; peak RSS from ${GNU_TIME ? `GNU time (\`${GNU_TIME} -f %M\`)` : 'n/a (GNU time not installed)'}
+- load average (1/5/15 min) at start ${m.loadStart}, at end ${loadavg().map((x) => x.toFixed(2)).join(' ')}
+- ${opts.reps} timed repetitions per case and tool after an untimed warm-up, order rotated each repetition;
+  times are medians (min–max) in ms; ratios are medians of the per-repetition ratios
+- fabric: \`node ${opts.fabric === join(REPO, 'bin', 'fabric.js') ? 'bin/fabric.js' : opts.fabric} run all -j 2\` with the default configuration
+  (plain renderer, content cache and evidence packet on); make: \`make -r -j2 all\`; both write to a pipe read by the bench
+
+${table(rows)}
+${notes.length ? '\n' + notes.map((n) => `- ${n}`).join('\n') + '\n' : ''}<!-- bench:end -->`;
+}
+
+async function main() {
+  const opts = parseOptions(process.argv.slice(2));
+  const log = (s) => process.stderr.write(s + '\n');
+  if (opts.build) {
+    const r = spawnSync(process.execPath, [join(REPO, 'scripts', 'build.mjs')], { cwd: REPO, stdio: 'inherit' });
+    if (r.status !== 0) throw new Error('build failed');
+  }
+  if (!existsSync(opts.fabric)) throw new Error(`no fabric CLI at ${opts.fabric}`);
+  const m = machine();
+  log(`fabric bench: ${m.nproc} CPUs, ${m.cpu}, node ${m.node}, ${m.make}, load ${m.loadStart}`);
+  const rows = [];
+  const notes = [];
+  const all = [];
+  const dirs = [];
+  try {
+    for (const w of WORKLOADS) {
+      if (opts.only && !opts.only.includes(w.id)) continue;
+      const root = mkdtempSync(join(tmpdir(), `fabric-bench-${w.id}-`));
+      dirs.push(root);
+      log(`${w.id}: ${w.title} (${root})`);
+      const cases = w.setup(root, { repo: REPO, fabric: opts.fabric });
+      for (const c of cases) {
+        if (c.note) notes.push(`${c.label}: ${c.note}`);
+        const samples = await runCase(c, opts, log);
+        rows.push(summarize(c, samples));
+        all.push({ workload: w.id, case: c.label, samples });
+      }
+    }
+  } finally {
+    cleanupScratch();
+    if (!opts.keep) for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    else log(`kept ${dirs.join(' ')}`);
+  }
+  const md = report(m, opts, rows, notes);
+  process.stdout.write(table(rows) + '\n');
+  if (opts.json) writeFileSync(opts.json, JSON.stringify({ machine: m, opts, results: all }, null, 1));
+  if (opts.write) {
+    const begin = '<!-- bench:begin';
+    const end = '<!-- bench:end -->';
+    let text = existsSync(opts.out) ? readFileSync(opts.out, 'utf8') : '# fabric vs GNU Make: benchmark results\n\n';
+    const i = text.indexOf(begin);
+    const j = text.indexOf(end);
+    if (i !== -1 && j > i) text = text.slice(0, i) + md + text.slice(j + end.length);
+    else text = text.trimEnd() + '\n\n' + md + '\n';
+    writeFileSync(opts.out, text);
+    log(`wrote ${opts.out}`);
+  }
+}
+
+main().catch((e) => {
+  process.stderr.write(`bench: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exitCode = 1;
+});
