@@ -19,12 +19,34 @@ import { unreachable } from '../util/unreachable.js';
 import { describeFailure, successText } from './describe.js';
 import { LineSplitter } from './lines.js';
 import { PlainRenderer } from './plain.js';
-import { formatMs, makeStyle, oneLine, type Style, SYMBOL } from './style.js';
+import { formatMs, makeStyle, oneLine, stripAnsi, type Style, SYMBOL } from './style.js';
 import { RunSummary } from './summary.js';
 
-/** Our Out decides whether this is a terminal, not process.stdout: never let listr2 fall back. */
-class FabricTreeRenderer extends DefaultRenderer {
-  static override nonTTY = true;
+/**
+ * listr2's default renderer, with two changes: our Out (not process.stdout) decides whether this is a
+ * terminal, so listr2 must never fall back; and lines are fitted to our Out's width (listr2 reads
+ * process.stdout.columns, which is 0 on some pseudo-terminals and would blank the whole view).
+ */
+function treeRenderer(columns: number) {
+  return class FabricTreeRenderer extends DefaultRenderer {
+    static override nonTTY = true;
+    protected override format(message: string, icon: string, level: number): string[] {
+      if (message.trim() === '') return [];
+      const width = Math.max(20, columns - level * 2 - 2);
+      return (icon ? `${icon} ${message}` : message)
+        .split('\n')
+        .map((l, i) => fit((i > 0 ? '  ' : '') + l.trimEnd(), width))
+        .filter((l) => l.trim() !== '')
+        .map((l) => ' '.repeat(level * 2) + l);
+    }
+  };
+}
+type TreeRenderer = ReturnType<typeof treeRenderer>;
+
+/** Cuts a line to `width` visible characters (dropping its colours if it has to cut). */
+function fit(line: string, width: number): string {
+  const plain = stripAnsi(line);
+  return plain.length <= width ? line : plain.slice(0, width - 1) + '…';
 }
 
 export interface ListrRendererOptions {
@@ -62,7 +84,9 @@ interface NodeView {
   readonly outcome: Deferred<Outcome>;
   checks: number;
   title: string;
-  wrapper: ListrTaskWrapper<unknown, typeof FabricTreeRenderer, typeof FabricTreeRenderer> | undefined;
+  /** The last output lines, replayed into the task when listr starts it. */
+  recent: string[];
+  wrapper: ListrTaskWrapper<unknown, TreeRenderer, TreeRenderer> | undefined;
 }
 
 type TaskWrapper = NonNullable<NodeView['wrapper']>;
@@ -71,8 +95,9 @@ type TaskWrapper = NonNullable<NodeView['wrapper']>;
 function streamOf(out: Out): NodeJS.WriteStream {
   const s = {
     isTTY: true,
-    columns: out.columns ?? 80,
-    rows: 1000,
+    // 0 (some pseudo-terminals) means unknown.
+    columns: out.columns || 80,
+    rows: (out as { rows?: number }).rows || 24,
     write(chunk: string | Uint8Array, ...rest: unknown[]): boolean {
       out.write(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
       const cb = rest[rest.length - 1];
@@ -200,7 +225,7 @@ export class ListrRenderer implements EventSink {
     let v = this.views.get(id);
     if (!v) {
       // A node outside the announced plan: it cannot be added to a running listr, so it is only summarized.
-      v = { id, shown: deferred(), outcome: deferred(), checks: 0, title: id, wrapper: undefined };
+      v = { id, shown: deferred(), outcome: deferred(), checks: 0, title: id, recent: [], wrapper: undefined };
       this.views.set(id, v);
     }
     return v;
@@ -213,7 +238,12 @@ export class ListrRenderer implements EventSink {
 
   private output(id: NodeId, line: string): void {
     const v = this.live(id);
-    if (v.wrapper && !v.outcome.settled) v.wrapper.output = line;
+    if (v.outcome.settled) return;
+    if (v.wrapper) v.wrapper.output = line;
+    else {
+      v.recent.push(line);
+      if (v.recent.length > this.outputLines) v.recent.shift();
+    }
   }
 
   private note(node: NodeId | undefined, message: string): void {
@@ -225,17 +255,18 @@ export class ListrRenderer implements EventSink {
     this.mode = 'live';
     this.early = [];
     const views = this.nodes.map((n) => {
-      const v: NodeView = { id: n.id, shown: deferred(), outcome: deferred(), checks: 0, title: n.id, wrapper: undefined };
+      const v: NodeView = { id: n.id, shown: deferred(), outcome: deferred(), checks: 0, title: n.id, recent: [], wrapper: undefined };
       this.views.set(n.id, v);
       return v;
     });
+    const Renderer = treeRenderer(this.out.columns || 80);
     const stdout = streamOf(this.out);
     const stderr = streamOf(this.out);
     const identity = (s: string) => s;
     const colors = this.style.color
       ? {}
       : { color: Object.fromEntries(['SKIPPED_WITH_COLLAPSE', 'SKIPPED_WITHOUT_COLLAPSE', 'PENDING', 'COMPLETED', 'COMPLETED_WITH_FAILED_SUBTASKS', 'COMPLETED_WITH_FAILED_SISTER_TASKS', 'RETRY', 'ROLLING_BACK', 'ROLLED_BACK', 'FAILED', 'FAILED_WITH_FAILED_SUBTASKS', 'WAITING', 'PAUSED'].map((k) => [k, identity])) };
-    const listr = new Listr<unknown, typeof FabricTreeRenderer, typeof FabricTreeRenderer>(
+    const listr = new Listr<unknown, TreeRenderer, TreeRenderer>(
       views.map((v) => ({
         title: v.id,
         // Hidden until the node starts: listr2 checks `enabled` once before the run (we answer false, so
@@ -249,6 +280,7 @@ export class ListrRenderer implements EventSink {
         task: async (_ctx: unknown, t: TaskWrapper) => {
           v.wrapper = t;
           if (t.title !== v.title) t.title = v.title;
+          for (const line of v.recent.splice(0)) t.output = line;
           const o = await v.outcome.promise;
           switch (o.kind) {
             case 'ok':
@@ -270,8 +302,8 @@ export class ListrRenderer implements EventSink {
         exitOnError: false,
         registerSignalListeners: false,
         collectErrors: false,
-        renderer: FabricTreeRenderer,
-        fallbackRenderer: FabricTreeRenderer,
+        renderer: Renderer,
+        fallbackRenderer: Renderer,
         fallbackRendererCondition: false,
         silentRendererCondition: false,
         rendererOptions: {
@@ -300,7 +332,7 @@ export class ListrRenderer implements EventSink {
     this.ended = true;
     // Nodes that never reported an end (interrupted, or never reached) close as not started.
     for (const v of this.views.values()) {
-      v.outcome.resolve({ kind: 'skip', message: `${v.id}: not started` });
+      v.outcome.resolve({ kind: 'skip', message: `${v.id}: ${this.summary.status(v.id)}` });
       v.shown.resolve();
     }
     const run = this.run ?? Promise.resolve();

@@ -137,7 +137,7 @@ export class PlainRenderer implements EventSink {
       case 'command-end':
         if (e.exitCode !== 0) {
           this.flushPartial(e.node);
-          this.nodeLine(e.node, s.dim(`${e.signal ? `killed by ${e.signal}` : `exit ${e.exitCode}`} after ${formatMs(e.ms)}: ${oneLine(e.command, 80)}`));
+          this.nodeLine(e.node, s.dim(`↳ ${e.signal ? `killed by ${e.signal}` : `exit ${e.exitCode}`} after ${formatMs(e.ms)}`));
         }
         return;
       case 'task-output': {

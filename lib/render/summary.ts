@@ -20,6 +20,8 @@ interface NodeRecord {
   failure: Failure | undefined;
   tail: string[];
   failedAt: number;
+  /** Started (or retried) but no end reported yet: counted as cancelled if the run ends so. */
+  started: boolean;
   /** Why it was denied (guard: reason). */
   denial: string | undefined;
 }
@@ -44,7 +46,7 @@ export class RunSummary {
   private rec(id: NodeId): NodeRecord {
     let r = this.nodes.get(id);
     if (!r) {
-      r = { id, status: undefined, ms: undefined, reason: undefined, failure: undefined, tail: [], failedAt: 0, denial: undefined };
+      r = { id, status: undefined, ms: undefined, reason: undefined, failure: undefined, tail: [], failedAt: 0, denial: undefined, started: false };
       this.nodes.set(id, r);
     }
     return r;
@@ -81,6 +83,7 @@ export class RunSummary {
         const r = this.rec(e.node);
         this.flush(r);
         r.tail = [];
+        r.started = true;
         return;
       }
       case 'command-start':
@@ -126,13 +129,14 @@ export class RunSummary {
   }
 
   status(id: NodeId): NodeStatus {
-    return this.nodes.get(id)?.status ?? 'not started';
+    const r = this.nodes.get(id);
+    return r ? statusOf(r) : 'not started';
   }
 
   counts(): Counts {
     let ok = 0, cached = 0, failed = 0, notRun = 0;
     for (const r of this.nodes.values()) {
-      const s = r.status ?? 'not started';
+      const s = statusOf(r);
       if (s === 'ok') ok++;
       else if (s === 'cached') cached++;
       else if (s === 'failed') failed++;
@@ -159,7 +163,7 @@ export class RunSummary {
     const width = Math.min(60, Math.max(4, ...all.map((r) => r.id.length)));
     const out: string[] = [style.bold('Summary:')];
     const row = (r: NodeRecord) => {
-      const s = r.status ?? 'not started';
+      const s = statusOf(r);
       const mark = statusMark(s, style);
       const dur = r.ms === undefined || s === 'not started' || s === 'denied' ? '-' : formatMs(r.ms);
       let note = '';
@@ -185,6 +189,11 @@ export class RunSummary {
     out.push(c.failed || this.interrupted || this.denied ? style.red(line) : style.green(line));
     return out;
   }
+}
+
+/** A node with no reported end was cancelled if it had started, else never started. */
+function statusOf(r: NodeRecord): NodeStatus {
+  return r.status ?? (r.started ? 'cancelled' : 'not started');
 }
 
 function statusMark(s: NodeStatus, style: Style): string {
