@@ -136,14 +136,26 @@ async function waitGroupGone(pgid: number, ms: number): Promise<boolean> {
   }
 }
 
+/**
+ * Waits (bounded) until the group has no member at all, zombies included: members orphaned by the
+ * leader's death are reaped by init, which some container inits do only every few seconds. Waiting
+ * for it means that once a kill resolves, `kill -0` on any member's pid fails (ESRCH).
+ */
+async function waitReaped(pgid: number, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  while (signalGroup(pgid, 0) && Date.now() < until) await sleep(25);
+}
+
 /** SIGTERM the group, SIGKILL after `graceMs` if anything is left, then wait (bounded) until it is empty. */
 export async function killGroup(pgid: number, graceMs: number): Promise<void> {
   if (!signalGroup(pgid, 'SIGTERM')) return;
   // A stopped member would never act on SIGTERM.
   signalGroup(pgid, 'SIGCONT');
-  if (await waitGroupGone(pgid, graceMs)) return;
-  signalGroup(pgid, 'SIGKILL');
-  await waitGroupGone(pgid, 5_000);
+  if (!(await waitGroupGone(pgid, graceMs))) {
+    signalGroup(pgid, 'SIGKILL');
+    await waitGroupGone(pgid, 5_000);
+  }
+  await waitReaped(pgid, 3_000);
 }
 
 /** Spawns `file args` as the leader of a new process group (used for command steps and zx). */
