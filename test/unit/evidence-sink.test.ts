@@ -1,0 +1,338 @@
+// The evidence writer fed realistic event sequences over a hand-built graph (the engine is not
+// involved): every node status, schemas, the real sha256sum, tamper detection, redaction, crash safety.
+import * as assert from 'node:assert/strict';
+import { readFile, writeFile, mkdir, readdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { createEvidenceSink, type EvidenceOptions } from '../../lib/evidence/sink.js';
+import { verifyPacket } from '../../lib/evidence/verify.js';
+import { walkFiles } from '../../lib/evidence/fsutil.js';
+import type { NodeManifest, RunRecord, Statement } from '../../lib/evidence/types.js';
+import type { FabricEvent } from '../../lib/engine/events.js';
+import type { Graph } from '../../lib/engine/graph.js';
+import { rigTest, test, type Rig } from '../helpers/rig.js';
+import { allText, decision, graphOf, ranNode, runEnd, runStart, schemaProblems, sha256sumCheck } from './evidence-helpers.js';
+
+const RUN = '20261126T100000Z-abcdef';
+
+function options(rig: Rig, graph: Graph, extra: Partial<EvidenceOptions> = {}): EvidenceOptions {
+  return {
+    dir: rig.path('evidence'),
+    runId: RUN,
+    graph,
+    argv: ['run', 'deploy', 'ENV=dev'],
+    version: '0.1.0-test',
+    repoRoot: rig.dir,
+    ci: false,
+    operator: 'alice@host',
+    git: { commit: 'a'.repeat(40), dirty: false },
+    secretValues: [],
+    ...extra,
+  };
+}
+
+const packet = (rig: Rig) => rig.path('evidence', RUN);
+const readJson = async <T>(rig: Rig, rel: string): Promise<T> => JSON.parse(await readFile(join(packet(rig), rel), 'utf8')) as T;
+
+/** A graph with one node per status: a ok, b cached, c failed, d skipped (after c), e cancelled. */
+async function fivePacket(rig: Rig) {
+  await rig.write({ 'src/in.txt': 'input\n', 'out/a.txt': 'A-output\n', 'out/b.txt': 'B-output\n' });
+  const graph = graphOf(
+    rig.dir,
+    {
+      a: { commands: ['make-a'], inputs: ['src/*.txt'], outputs: ['out/a.txt'], params: { ENV: 'dev' }, env: { HTTP_PROXY: 'http://proxy:3128' }, envNames: ['HTTP_PROXY'] },
+      b: { commands: ['make-b'], outputs: ['out/b.txt'] },
+      c: { deps: ['a', 'b'], commands: ['make-c'], effect: 'mutating' },
+      d: { deps: ['c'], commands: ['make-d'] },
+      e: { commands: ['make-e'] },
+    },
+    ['d', 'e'],
+  );
+  const sink = createEvidenceSink(options(rig, graph));
+  const events: FabricEvent[] = [
+    runStart(graph, RUN),
+    { type: 'guard-decision', node: 'c', decision: decision('allow', 'ENV is dev', { ENV: 'dev' }) },
+    ...ranNode('a', { stdout: ['building a\n'], stderr: ['warn: a\n'] }),
+    ...ranNode('b', { reason: 'cached', stdout: ['replayed b\n'] }),
+    ...ranNode('c', { exit: 2, stderr: ['c broke\n'] }),
+    { type: 'task-failure', node: 'd', failure: { reason: 'dependency-failed', dependency: 'c' }, ms: 0, at: new Date().toISOString() },
+    { type: 'task-failure', node: 'e', failure: { reason: 'aborted' }, ms: 0, at: new Date().toISOString() },
+    runEnd(false),
+  ];
+  for (const e of events) sink.onEvent(e);
+  await sink.close();
+  return { graph, sink };
+}
+
+rigTest('every node status produces a manifest; run.json has statuses, counts, edges; schemas hold', async (rig) => {
+  await fivePacket(rig);
+  const run = await readJson<RunRecord>(rig, 'run.json');
+  assert.equal(run.status, 'failed');
+  assert.deepEqual(
+    Object.fromEntries(run.nodes.map((n) => [n.id, n.status])),
+    { a: 'ok', b: 'cached', c: 'failed', d: 'skipped-after-failure', e: 'cancelled' },
+  );
+  assert.deepEqual(run.counts, { ok: 1, cached: 1, failed: 1, cancelled: 1, denied: 0, 'skipped-after-failure': 1 });
+  assert.deepEqual(run.completed, ['a', 'b', 'c', 'd', 'e']);
+  assert.deepEqual(run.graph.edges, [['c', 'a'], ['c', 'b'], ['d', 'c']]);
+  assert.equal(run.git.commit, 'a'.repeat(40));
+  assert.match(run.planDigest ?? '', /^sha256:[0-9a-f]{64}$/);
+  assert.equal(run.finishedOn !== null, true);
+
+  const a = await readJson<NodeManifest>(rig, 'nodes/a/manifest.json');
+  assert.equal(a.status, 'ok');
+  assert.deepEqual(a.inputs.map((f) => [f.path, f.size]), [['src/in.txt', 6]]);
+  assert.deepEqual(a.outputs, [{ path: 'out/a.txt', sha256: createHash('sha256').update('A-output\n').digest('hex'), size: 9 }]);
+  assert.equal(a.commands[0]?.exitCode, 0);
+  assert.deepEqual(a.env, { HTTP_PROXY: 'http://proxy:3128' });
+  assert.equal(await readFile(join(packet(rig), 'nodes/a/stdout.log'), 'utf8'), 'building a\n');
+  assert.equal(await readFile(join(packet(rig), 'nodes/a/stderr.log'), 'utf8'), 'warn: a\n');
+  const b = await readJson<NodeManifest>(rig, 'nodes/b/manifest.json');
+  assert.equal(b.successReason, 'cached');
+  assert.equal(b.cache?.result, 'hit');
+  assert.equal(await readFile(join(packet(rig), 'nodes/b/stdout.log'), 'utf8'), 'replayed b\n');
+  const c = await readJson<NodeManifest>(rig, 'nodes/c/manifest.json');
+  assert.equal(c.exitCode, 2);
+  assert.deepEqual(c.failure, { reason: 'exit-non-zero', status: 2, command: 'run c' });
+  assert.deepEqual(c.guards.map((g) => [g.guard, g.outcome, g.reason]), [['env-equals(ENV=dev)', 'allow', 'ENV is dev']]);
+  assert.deepEqual(c.outputs, [], 'a failed node records no outputs');
+  const d = await readJson<NodeManifest>(rig, 'nodes/d/manifest.json');
+  assert.deepEqual(d.failure, { reason: 'dependency-failed', dependency: 'c' });
+  assert.deepEqual(d.commands, []);
+
+  assert.deepEqual(await schemaProblems(packet(rig)), []);
+  const sum = sha256sumCheck(packet(rig));
+  assert.equal(sum.code, 0, sum.out);
+  assert.equal(sum.out.trim().split('\n').length, 26, 'run.json + 5 nodes × 5 files');
+  const v = await verifyPacket(packet(rig));
+  assert.deepEqual(v.problems, []);
+  assert.equal(v.ok, true);
+  assert.equal(existsSync(join(packet(rig), '.partial')), false, '.partial is removed after a finished run');
+});
+
+rigTest('provenance: subjects are the outputs (or logs), SLSA fields set, guards in the fabric predicate', async (rig) => {
+  await fivePacket(rig);
+  const a = await readJson<NodeManifest>(rig, 'nodes/a/manifest.json');
+  const prov = await readJson<Statement<Record<string, any>>>(rig, 'nodes/a/provenance.intoto.json');
+  assert.equal(prov._type, 'https://in-toto.io/Statement/v1');
+  assert.equal(prov.predicateType, 'https://slsa.dev/provenance/v1');
+  assert.deepEqual(prov.subject, [{ name: 'out/a.txt', digest: { sha256: a.outputs[0]!.sha256 } }]);
+  const p = prov.predicate;
+  assert.deepEqual(p['buildDefinition'].externalParameters.task, 'a');
+  assert.deepEqual(p['buildDefinition'].externalParameters.params, { ENV: 'dev' });
+  assert.deepEqual(p['buildDefinition'].resolvedDependencies.map((r: any) => r.name ?? r.digest.gitCommit), ['a'.repeat(40), 'src/in.txt']);
+  assert.equal(p['runDetails'].metadata.invocationId, `${RUN}/a`);
+  assert.equal(p['runDetails'].builder.version.fabric, '0.1.0-test');
+  const fab = await readJson<Statement<Record<string, any>>>(rig, 'nodes/c/fabric.intoto.json');
+  assert.equal(fab.predicateType, 'urn:fabric:predicate:node:v1');
+  assert.equal(fab.predicate['status'], 'failed');
+  assert.equal(fab.predicate['guards'][0].reason, 'ENV is dev');
+  // c has no outputs: its subjects are its logs, with their digests.
+  const c = await readJson<NodeManifest>(rig, 'nodes/c/manifest.json');
+  assert.deepEqual(fab.subject.map((s) => s.digest['sha256']), [c.logs.stdout.sha256, c.logs.stderr.sha256]);
+});
+
+rigTest('one flipped byte in any file fails verification and names that file', async (rig) => {
+  await fivePacket(rig);
+  const dir = packet(rig);
+  const files = await walkFiles(dir);
+  assert.ok(files.includes('manifest.sha256') && files.includes('run.json') && files.length === 27);
+  for (const f of files) {
+    const p = join(dir, f);
+    const orig = await readFile(p);
+    const bad = Buffer.from(orig.length ? orig : Buffer.from('\n'));
+    const i = Math.floor(bad.length / 2);
+    bad[i] = bad[i]! ^ 0x01;
+    await writeFile(p, bad);
+    const v = await verifyPacket(dir);
+    assert.equal(v.ok, false, `flipping a byte of ${f} went unnoticed`);
+    assert.ok(v.problems.some((x) => x.file === f || (f === 'manifest.sha256' && x.file.length > 0)), `${f}: ${JSON.stringify(v.problems)}`);
+    if (f !== 'manifest.sha256') {
+      const named = v.problems.find((x) => x.file === f)!;
+      assert.match(named.message, /sha256 does not match/);
+      assert.match(named.expected ?? '', /^[0-9a-f]{64}$/);
+      assert.match(named.found ?? '', /^[0-9a-f]{64}$/);
+    }
+    assert.notEqual(sha256sumCheck(dir).code, 0, `sha256sum -c accepted a flipped ${f}`);
+    await writeFile(p, orig);
+  }
+  assert.equal((await verifyPacket(dir)).ok, true);
+});
+
+rigTest('an added file, a removed file and a rewritten record (with a re-hashed manifest) are all caught', async (rig) => {
+  await fivePacket(rig);
+  const dir = packet(rig);
+  await writeFile(join(dir, 'nodes/a/extra.txt'), 'planted');
+  let v = await verifyPacket(dir);
+  assert.deepEqual(v.problems.map((p) => [p.file, p.message]), [['nodes/a/extra.txt', 'not listed in manifest.sha256 (added after the packet was written?)']]);
+  await import('node:fs/promises').then((fs) => fs.rm(join(dir, 'nodes/a/extra.txt')));
+  const log = await readFile(join(dir, 'nodes/e/stdout.log'));
+  await import('node:fs/promises').then((fs) => fs.rm(join(dir, 'nodes/e/stdout.log')));
+  v = await verifyPacket(dir);
+  assert.ok(v.problems.some((p) => p.file === 'nodes/e/stdout.log' && /missing/.test(p.message)), JSON.stringify(v.problems));
+  await writeFile(join(dir, 'nodes/e/stdout.log'), log);
+  // A forger edits a manifest.json to drop a guard and re-hashes manifest.sha256: the schema/subject
+  // cross-checks still hold, but an unsigned packet cannot catch that; a signed one can (sign tests).
+  v = await verifyPacket(dir);
+  assert.equal(v.ok, true);
+  // A manifest.json that breaks its schema is named.
+  const m = await readJson<Record<string, unknown>>(rig, 'nodes/a/manifest.json');
+  m['status'] = 'great';
+  await writeFile(join(dir, 'nodes/a/manifest.json'), JSON.stringify(m));
+  v = await verifyPacket(dir);
+  assert.ok(v.problems.some((p) => p.file === 'nodes/a/manifest.json' && /manifest schema: \/status/.test(p.message)), JSON.stringify(v.problems));
+});
+
+rigTest('a denied run: every node gets a manifest with status denied; run status denied', async (rig) => {
+  const graph = graphOf(rig.dir, { plan: { commands: ['tf plan'] }, apply: { deps: ['plan'], commands: ['tf apply'], effect: 'mutating' } });
+  const sink = createEvidenceSink(options(rig, graph));
+  const deny = decision('deny', 'ENV is prod, allowed: dev', { ENV: 'prod' });
+  for (const e of [
+    runStart(graph, RUN),
+    { type: 'guard-decision', node: 'plan', decision: decision('allow', 'read-only') },
+    { type: 'guard-decision', node: 'apply', decision: deny },
+    { type: 'run-denied', denials: [{ node: 'apply', decision: deny, path: ['apply'] }] },
+    runEnd(false),
+  ] as FabricEvent[])
+    sink.onEvent(e);
+  await sink.close();
+  const run = await readJson<RunRecord>(rig, 'run.json');
+  assert.equal(run.status, 'denied');
+  assert.deepEqual(run.denials, [{ node: 'apply', guard: 'env-equals(ENV=dev)', reason: 'ENV is prod, allowed: dev', path: ['apply'] }]);
+  assert.deepEqual(run.counts.denied, 2);
+  const apply = await readJson<NodeManifest>(rig, 'nodes/apply/manifest.json');
+  assert.equal(apply.status, 'denied');
+  assert.equal(apply.failure?.reason, 'denied');
+  assert.equal(apply.guards[0]?.remedy, 'set ENV=dev');
+  const plan = await readJson<NodeManifest>(rig, 'nodes/plan/manifest.json');
+  assert.equal(plan.status, 'denied');
+  assert.deepEqual(plan.failure, { reason: 'run-denied', deniedBy: [{ node: 'apply', guard: 'env-equals(ENV=dev)' }] });
+  assert.deepEqual(await schemaProblems(packet(rig)), []);
+  assert.equal((await verifyPacket(packet(rig))).ok, true);
+});
+
+rigTest('secrets: split across chunks, in env, params, guard facts, argv and commands — never written in clear', async (rig) => {
+  const SECRET = 'hunter2-SECRET-value';
+  const graph = graphOf(rig.dir, {
+    'deploy[ENV=dev]': {
+      commands: [`curl -H 'X: ${SECRET}'`],
+      params: { ENV: 'dev', PASSPHRASE: SECRET },
+      paramSpecs: { PASSPHRASE: { secret: true } },
+      env: { MY_TOKEN: 'tok-1234567', API_URL: 'https://api' },
+      envNames: ['MY_TOKEN', 'API_URL'],
+      vars: { MY_TOKEN: 'tok-1234567', ENV: 'dev' },
+      secrets: [SECRET],
+    },
+  });
+  const sink = createEvidenceSink(options(rig, graph, { argv: ['run', 'deploy', `PASSPHRASE=${SECRET}`, 'MY_TOKEN=tok-1234567'], secretValues: ['tok-1234567'] }));
+  const id = 'deploy[ENV=dev]';
+  for (const e of [
+    runStart(graph, RUN),
+    { type: 'guard-decision', node: id, decision: decision('allow', `token ${SECRET} looks fine`, { seen: SECRET }) },
+    { type: 'task-start', node: id, attempt: 1, at: new Date().toISOString() },
+    { type: 'command-start', node: id, command: `curl -H 'X: ${SECRET}'`, pid: 1 },
+    { type: 'task-output', node: id, stream: 'stdout', chunk: 'token=hunter2-SE' },
+    { type: 'task-output', node: id, stream: 'stdout', chunk: 'CRET-value and tok-12' },
+    { type: 'task-output', node: id, stream: 'stdout', chunk: '34567 done\n' },
+    { type: 'command-end', node: id, command: `curl -H 'X: ${SECRET}'`, exitCode: 0, signal: null, ms: 3 },
+    { type: 'task-success', node: id, reason: 'ran', ms: 4, exitCode: 0, at: new Date().toISOString() },
+    runEnd(true),
+  ] as FabricEvent[])
+    sink.onEvent(e);
+  await sink.close();
+  const all = await allText(rig.path('evidence'));
+  assert.ok(!all.includes(SECRET), 'the secret param value leaked');
+  assert.ok(!all.includes('tok-1234567'), 'the token leaked');
+  const safe = (await readdir(join(packet(rig), 'nodes')))[0]!;
+  assert.equal(await readFile(join(packet(rig), 'nodes', safe, 'stdout.log'), 'utf8'), 'token=[REDACTED] and [REDACTED] done\n');
+  const m = await readJson<NodeManifest>(rig, `nodes/${safe}/manifest.json`);
+  assert.deepEqual(m.env, { MY_TOKEN: '[REDACTED]', API_URL: 'https://api' });
+  assert.deepEqual(m.params, { ENV: 'dev', PASSPHRASE: '[REDACTED]' });
+  const run = await readJson<RunRecord>(rig, 'run.json');
+  assert.deepEqual(run.argv, ['run', 'deploy', 'PASSPHRASE=[REDACTED]', 'MY_TOKEN=[REDACTED]']);
+  assert.deepEqual(run.vars, { MY_TOKEN: '[REDACTED]', ENV: 'dev' });
+  assert.deepEqual(await schemaProblems(packet(rig)), []);
+});
+
+rigTest('incremental: before run-end the packet verifies, says interrupted and lists completed nodes', async (rig) => {
+  const graph = graphOf(rig.dir, { a: { commands: ['a'] }, b: { deps: ['a'], commands: ['b'] }, c: { deps: ['b'], commands: ['c'] } });
+  const sink = createEvidenceSink(options(rig, graph));
+  sink.onEvent(runStart(graph, RUN));
+  await sink.drain();
+  let run = await readJson<RunRecord>(rig, 'run.json');
+  assert.equal(run.status, 'interrupted');
+  assert.deepEqual(run.completed, []);
+  assert.equal((await verifyPacket(packet(rig))).ok, true);
+  for (const e of ranNode('a', { stdout: ['a out\n'] })) sink.onEvent(e);
+  sink.onEvent({ type: 'task-start', node: 'b', attempt: 1, at: new Date().toISOString() });
+  sink.onEvent({ type: 'task-output', node: 'b', stream: 'stdout', chunk: 'b is half way\n' });
+  await sink.drain();
+  run = await readJson<RunRecord>(rig, 'run.json');
+  assert.equal(run.status, 'interrupted');
+  assert.equal(run.finishedOn, null);
+  assert.deepEqual(run.completed, ['a']);
+  assert.deepEqual(run.nodes.map((n) => n.status), ['ok', null, null]);
+  const v = await verifyPacket(packet(rig));
+  assert.deepEqual(v.problems, []);
+  assert.match(v.notes.join('\n'), /did not finish \(status interrupted\): 1 of 3 nodes completed/);
+  assert.equal(sha256sumCheck(packet(rig)).code, 0);
+  assert.deepEqual(await schemaProblems(packet(rig)), []);
+  // close() without run-end (the engine crashed): unfinished output is kept in .partial/, still verifiable.
+  await sink.close();
+  assert.equal(await readFile(join(packet(rig), '.partial', 'b.stdout.log'), 'utf8'), 'b is half way\n');
+  assert.equal((await verifyPacket(packet(rig))).ok, true);
+  assert.equal((await readJson<RunRecord>(rig, 'run.json')).status, 'interrupted');
+});
+
+rigTest('an interrupted run: running node cancelled, never-started nodes cancelled, status interrupted', async (rig) => {
+  const graph = graphOf(rig.dir, { a: { commands: ['a'] }, b: { deps: ['a'], commands: ['b'] }, c: { deps: ['b'], commands: ['c'] } });
+  const sink = createEvidenceSink(options(rig, graph));
+  for (const e of [
+    runStart(graph, RUN),
+    ...ranNode('a'),
+    { type: 'task-start', node: 'b', attempt: 1, at: new Date().toISOString() },
+    { type: 'run-interrupted', signal: 'SIGINT' },
+    { type: 'task-failure', node: 'b', failure: { reason: 'aborted' }, ms: 9, at: new Date().toISOString() },
+    runEnd(false, true),
+  ] as FabricEvent[])
+    sink.onEvent(e);
+  await sink.close();
+  const run = await readJson<RunRecord>(rig, 'run.json');
+  assert.equal(run.status, 'interrupted');
+  assert.equal(run.interruptSignal, 'SIGINT');
+  assert.deepEqual(run.nodes.map((n) => n.status), ['ok', 'cancelled', 'cancelled']);
+  assert.equal((await readJson<NodeManifest>(rig, 'nodes/c/manifest.json')).failure?.reason, 'aborted');
+  assert.equal((await verifyPacket(packet(rig))).ok, true);
+});
+
+rigTest('large output is spilled to disk as it comes and ends up whole in the log', async (rig) => {
+  const graph = graphOf(rig.dir, { big: { commands: ['yes'] } });
+  const sink = createEvidenceSink(options(rig, graph));
+  sink.onEvent(runStart(graph, RUN));
+  sink.onEvent({ type: 'task-start', node: 'big', attempt: 1, at: new Date().toISOString() });
+  let expected = '';
+  for (let i = 0; i < 400; i++) {
+    const chunk = `${String(i).padStart(5, '0')} ${'y'.repeat(2000)}\n`;
+    expected += chunk;
+    sink.onEvent({ type: 'task-output', node: 'big', stream: 'stdout', chunk });
+  }
+  await sink.drain();
+  assert.ok(existsSync(join(packet(rig), '.partial', 'big.stdout.log')), 'output over 256 KiB is written to .partial/ before the node ends');
+  sink.onEvent({ type: 'task-success', node: 'big', reason: 'ran', ms: 1, exitCode: 0, at: new Date().toISOString() });
+  sink.onEvent(runEnd(true));
+  await sink.close();
+  assert.equal(await readFile(join(packet(rig), 'nodes/big/stdout.log'), 'utf8'), expected);
+  assert.equal((await verifyPacket(packet(rig))).ok, true);
+});
+
+rigTest('a write failure is reported by close() with what failed', async (rig) => {
+  const graph = graphOf(rig.dir, { a: { commands: ['a'] } });
+  await mkdir(rig.path('evidence'), { recursive: true });
+  await writeFile(rig.path('evidence', RUN), 'a file where the packet directory should be');
+  const sink = createEvidenceSink(options(rig, graph));
+  for (const e of [runStart(graph, RUN), ...ranNode('a'), runEnd(true)]) sink.onEvent(e);
+  await assert.rejects(sink.close(), (e: Error) => e.name === 'EvidenceError' && /start: .*(ENOTDIR|EEXIST)/.test(e.message));
+});
+
+test.run();
