@@ -28,7 +28,7 @@ export function parseUtc(text: string): Date | undefined {
   return date;
 }
 
-const iso = (d: Date): string => d.toISOString().replace(/\.000Z$/, 'Z');
+const iso = (d: Date): string => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 const minutes = (ms: number): string => `${(ms / 60_000).toFixed(1)}m`;
 
 /**
