@@ -165,9 +165,10 @@ export class RunSummary {
     const row = (r: NodeRecord) => {
       const s = statusOf(r);
       const mark = statusMark(s, style);
-      const dur = r.ms === undefined || s === 'not started' || s === 'denied' ? '-' : formatMs(r.ms);
+      const dur = r.ms === undefined || s === 'not started' || s === 'denied' || (s === 'cancelled' && !r.started) ? '-' : formatMs(r.ms);
       let note = '';
       if (r.failure) note = describeFailure(r.failure).text;
+      if (note === s) note = '';
       else if (r.reason === 'fresh') note = 'up to date';
       else if (r.denial) note = `denied by ${r.denial}`;
       const line = `  ${mark} ${r.id.padEnd(width)}  ${s.padEnd(11)} ${dur.padStart(9)}${note ? `  ${note}` : ''}`;

@@ -21,7 +21,9 @@ timedTest('every node with status and duration; failed nodes last in the order t
     .task('build', manyLines('build line', 30), 'cached')
     .task('test', manyLines('test', 25) + 'no newline', { reason: 'timeout', ms: 90_000 })
     .fail('deploy', { reason: 'dependency-failed', dependency: 'test' })
+    .begin('docs')
     .fail('docs', { reason: 'aborted' })
+    .fail('notify', { reason: 'aborted' }, 0)
     .end(false);
   const { s, lines } = summarize(ev);
   assert.equal(lines[0], 'Summary:');
@@ -33,7 +35,7 @@ timedTest('every node with status and duration; failed nodes last in the order t
       ['↺ build', 'cached', '120 ms'],
       ['⊘ deploy', 'not started', '-'],
       ['⊘ docs', 'cancelled', '50 ms'],
-      ['⊘ notify', 'not started', '-'],
+      ['⊘ notify', 'cancelled', '-'],
       ['✗ lint', 'failed', '50 ms'],
       ['✗ test', 'failed', '50 ms'],
     ],
@@ -51,7 +53,7 @@ timedTest('every node with status and duration; failed nodes last in the order t
   assert.deepEqual(tail, [...Array.from({ length: 19 }, (_, i) => `test ${i + 7}`), 'no newline']);
   assert.ok(!lines.some((l) => l.includes('build line')), 'only failed nodes show output');
   assert.deepEqual(s.counts(), { ok: 1, cached: 1, failed: 2, notRun: 3 });
-  assert.equal(lines.at(-1), `1 ok, 1 cached, 2 failed, 3 not run in ${formatMs(2 * 120 + 4 * 50 + 7)}`);
+  assert.equal(lines.at(-1), `1 ok, 1 cached, 2 failed, 3 not run in ${formatMs(2 * 120 + 4 * 50 + 0 + 7)}`);
 });
 
 timedTest('the tail is of the last attempt; fresh counts as cached; a clean run ends with the counts line', () => {
