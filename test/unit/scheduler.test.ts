@@ -248,6 +248,15 @@ rigTest('jobs=Infinity and shell-quoted fixture strings work', async (rig) => {
   assert.equal(r.output('q'), "it's quoted\nok\n");
 });
 
+rigTest('run-start carries the plan with secret param values redacted', async (rig) => {
+  const g = graphOf(rig.dir, { a: { params: { TOKEN: 'tok-1234567', ENV: 'dev', NOTE: 'has tok-1234567 inside' }, secrets: ['tok-1234567'], run: 'true' } });
+  const r = await run(g, { dryRun: true });
+  const start = r.events[0]!;
+  assert.ok(start.type === 'run-start');
+  assert.deepEqual(start.nodes[0]!.params, { TOKEN: '[REDACTED]', ENV: 'dev', NOTE: 'has [REDACTED] inside' });
+  assert.ok(!JSON.stringify(r.events).includes('tok-1234567'));
+});
+
 test('sched-util: backoff doubles from the base and is capped; jobs are normalised; shuffle is a permutation', () => {
   for (const [base, attempt, ms] of [[250, 1, 250], [250, 2, 500], [250, 3, 1000], [100, 4, 800], [0, 5, 0], [10_000, 20, 300_000]] as const) {
     assert.equal(backoffMs(base, attempt), ms, `backoff(${base}, ${attempt})`);
