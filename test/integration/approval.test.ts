@@ -174,6 +174,36 @@ rigTest('approve: usage errors exit 2 with a message; no approval outside a git 
   assert.match(nogit.stderr, /is not a git work tree with a commit: approvals bind to a commit/);
 });
 
+rigTest('plan and approval never show a secret param in clear; the plan digest still tells values apart', async (rig) => {
+  await rig.write({
+    'fabricfile.ts': `import { task } from 'fabric';
+task('rotate', { params: { TOKEN: { secret: true, required: true } }, run: 'rotate --token {{TOKEN}}' });
+`,
+    '.fabricrc.json': JSON.stringify({ keyrings: { ed25519: 'keys' } }),
+    '.gitignore': '.fabric/\nprivate/\napproval*.json\n',
+  });
+  sh(rig, 'git', ['init', '-q']);
+  sh(rig, 'git', ['add', '-A']);
+  sh(rig, 'git', ['commit', '-qm', 'init']);
+  assert.equal((await rig.fabric(['approve', '--generate-key', 'private', '--key-id', 'k'])).code, 0);
+  const p1 = await rig.fabric(['plan', 'rotate', 'TOKEN=tok-0123456789-secret', '--json']);
+  assert.equal(p1.code, 0, p1.stderr);
+  assert.ok(!p1.stdout.includes('tok-0123456789-secret'), p1.stdout);
+  const plan = JSON.parse(p1.stdout) as { digest: string; nodes: { params: Record<string, string>; commands: string[] }[] };
+  assert.equal(plan.nodes[0]!.params['TOKEN'], '[REDACTED]');
+  const p2 = JSON.parse((await rig.fabric(['plan', 'rotate', 'TOKEN=tok-other-value-99', '--json'])).stdout) as { digest: string };
+  assert.notEqual(plan.digest, p2.digest);
+  const text = await rig.fabric(['plan', 'rotate', 'TOKEN=tok-0123456789-secret']);
+  assert.ok(!text.stdout.includes('tok-0123456789-secret'));
+  assert.match(text.stdout, /^digest: sha256:[0-9a-f]{64}$/m);
+  const a = await rig.fabric(['approve', 'rotate', 'TOKEN=tok-0123456789-secret', '--key', 'private/k.key', '--approver', 'k', '--reason', 'rotation', '--expires', '1h']);
+  assert.equal(a.code, 0, a.stderr);
+  assert.ok(!a.stdout.includes('tok-0123456789-secret'));
+  const doc = JSON.parse(a.stdout) as { planDigest: string; nodes: { params: Record<string, string> }[] };
+  assert.match(doc.nodes[0]!.params['TOKEN']!, /^secret:sha256:[0-9a-f]{64}$/);
+  assert.equal(doc.planDigest, plan.digest);
+});
+
 const HAVE_GPG = findOnPath('gpg', process.env['PATH']) !== undefined;
 if (HAVE_GPG) {
   rigTest('OpenPGP approvals: signed with --gpg-key, checked against keyrings.gpgHome', async (rig) => {
