@@ -267,3 +267,23 @@ export function onlyIf(c: { readonly param: string; readonly equals?: string; re
   const cmd = typeof step.cmd === 'string' ? step.cmd : step.cmd.map(q).join(' ');
   return { ...step, cmd: `if ${test}; then ${cmd}; fi` };
 }
+
+/**
+ * The Ansible targets' preamble: `${ANSIBLE_INVENTORY_PATH}` (ANSIBLE_INVENTORY when it starts with /, ./
+ * or ../, else under fabric-core/ansible) into $inv, and for samakia-minio the bootstrap workspace's
+ * terraform-output.json as TF_OUTPUT_PATH for the inventory plugin (when it exists).
+ */
+export const ANSIBLE_PRELUDE =
+  'case "$ANSIBLE_INVENTORY" in /*|./*|../*) inv="$ANSIBLE_INVENTORY" ;; *) inv="fabric-core/ansible/$ANSIBLE_INVENTORY" ;; esac; ' +
+  'if [ "$ENV" = samakia-minio ] && [ -f "$MINIO_BOOTSTRAP_DIR/terraform-output.json" ]; then export TF_OUTPUT_PATH="$MINIO_BOOTSTRAP_DIR/terraform-output.json"; fi; ';
+
+/** Env of every ansible command (as the Makefile's recipes passed it). */
+export const ANSIBLE_ENV = { FABRIC_TERRAFORM_ENV: '{{ENV}}', ANSIBLE_CONFIG: 'fabric-core/ansible/ansible.cfg' } as const;
+
+/** The Ansible variables a playbook target reads (params, so `ANSIBLE_FLAGS=...` on the command line reaches it). */
+export const ANSIBLE_PARAMS = {
+  ANSIBLE_INVENTORY: { description: 'inventory (relative paths resolve under fabric-core/ansible)', default: 'inventory/terraform.py' },
+  ANSIBLE_USER: { description: 'remote user', default: 'samakia' },
+  ANSIBLE_FLAGS: { description: 'extra ansible-playbook flags (word-split), e.g. --limit host', default: '' },
+  MINIO_BOOTSTRAP_DIR: P.MINIO_BOOTSTRAP_DIR,
+} as const satisfies Record<string, ParamSpec>;

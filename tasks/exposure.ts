@@ -154,6 +154,7 @@ task("exposure.verify", {
   params: {
     FABRIC_REPO_ROOT: P.FABRIC_REPO_ROOT,
     ENV: P.ENV,
+    BIND_SECRETS_BACKEND: opt(),
     EVIDENCE_SIGN_KEY: opt(),
     EXPOSE_SIGN: opt(),
     TENANT: opt(),

@@ -27,7 +27,7 @@ task("image.build", {
   guards: [
     scriptsPresent(["ops/scripts/image-next-version.sh","ops/images/evidence/image-build-evidence.sh"]),
     when({ param: 'IMAGE', notEquals: "" }, paramOneOf('IMAGE', ["ubuntu-24.04","debian-12"], { message: "unknown VM IMAGE={{value}} (expected ubuntu-24.04|debian-12)" })),
-    repoPath("{{PACKER_IMAGE_DIR}}", 'dir', "ERROR: PACKER_IMAGE_DIR not found: {{PACKER_IMAGE_DIR}}"),
+    repoPath("{{PACKER_IMAGE_DIR}}", 'dir', "PACKER_IMAGE_DIR not found: {{PACKER_IMAGE_DIR}}"),
     requireTools(["packer"]),
     when({ param: 'VERSION', notEquals: "" }, paramPattern('VERSION', "v?[0-9]+", { message: "VERSION must be numeric or vN (got: {{value}})" })),
   ],
@@ -53,7 +53,7 @@ task("image.build-next", {
   cache: false,
   guards: [
     scriptsPresent(["ops/scripts/image-next-version.sh","ops/images/evidence/image-build-evidence.sh"]),
-    repoPath("{{PACKER_IMAGE_DIR}}", 'dir', "ERROR: PACKER_IMAGE_DIR not found: {{PACKER_IMAGE_DIR}}"),
+    repoPath("{{PACKER_IMAGE_DIR}}", 'dir', "PACKER_IMAGE_DIR not found: {{PACKER_IMAGE_DIR}}"),
     requireTools(["packer"]),
   ],
   run: [
@@ -99,10 +99,10 @@ task("image.vm.build", {
     paramNonEmpty('IMAGE', { message: "IMAGE and VERSION are required" }),
     paramNonEmpty('VERSION', { message: "IMAGE and VERSION are required" }),
     paramOneOf('IMAGE', ["ubuntu-24.04","debian-12"], { message: "unsupported IMAGE={{value}}" }),
-    repoPath("{{VM_PACKER_COMMON}}", 'dir', "ERROR: missing VM packer common dir: <common_dir>"),
-    repoPath("{{VM_PACKER_ROOT}}/{{IMAGE}}/{{VERSION}}", 'dir', "ERROR: missing VM packer dir: <vm_dir>"),
+    repoPath("{{VM_PACKER_COMMON}}", 'dir', "missing VM packer common dir: <common_dir>"),
+    repoPath("{{VM_PACKER_ROOT}}/{{IMAGE}}/{{VERSION}}", 'dir', "missing VM packer dir: <vm_dir>"),
     requireTools(["packer"]),
-    repoPath("artifacts/images/vm/{{IMAGE}}/{{VERSION}}", 'absent-or-empty', "ERROR: output dir not empty (refusing to overwrite): <out_dir>"),
+    repoPath("artifacts/images/vm/{{IMAGE}}/{{VERSION}}", 'absent-or-empty', "output dir not empty (refusing to overwrite): <out_dir>"),
   ],
   run: [
     sh("case \"$IMAGE\" in\n  ubuntu-24.04) vars_file=ubuntu24.pkrvars.hcl; apt_snapshot_url=https://snapshot.ubuntu.com/ubuntu/20260102T000000Z; apt_snapshot_security_url= ;;\n  debian-12) vars_file=debian12.pkrvars.hcl; apt_snapshot_url=https://snapshot.debian.org/archive/debian/20260102T000000Z; apt_snapshot_security_url=https://snapshot.debian.org/archive/debian-security/20260102T000000Z ;;\nesac\nvm_dir=\"$VM_PACKER_ROOT/$IMAGE/$VERSION\"; out_dir=\"artifacts/images/vm/$IMAGE/$VERSION\"; tmp_dir=\"artifacts/packer-vm/$IMAGE-$VERSION\"\nrm -rf \"$tmp_dir\"; mkdir -p \"$tmp_dir\" \"$out_dir\"\ncp \"$VM_PACKER_COMMON\"/*.pkr.hcl \"$tmp_dir\"/; cp \"$vm_dir\"/* \"$tmp_dir\"/\nbuild_time=$(date -u +%Y-%m-%dT%H:%M:%SZ); git_sha=$(git rev-parse HEAD 2>/dev/null || echo unknown)\npacker_template_id=\"images/packer/$IMAGE/$VERSION/image.pkr.hcl\"\npacker init \"$tmp_dir\"\npacker build -var-file \"$tmp_dir/$vars_file\" -var \"ansible_playbook_path=$VM_ANSIBLE_PLAYBOOK\" -var \"output_dir=$out_dir\" -var \"vm_name=$IMAGE-$VERSION\" -var \"image_id=$IMAGE\" -var \"image_version=$VERSION\" -var \"build_time=$build_time\" -var \"git_sha=$git_sha\" -var \"packer_template_id=$packer_template_id\" -var \"apt_snapshot_url=$apt_snapshot_url\" -var \"apt_snapshot_security_url=$apt_snapshot_security_url\" \"$tmp_dir\"\nbase_image_digest=$(rg -n '^iso_checksum' \"$tmp_dir/$vars_file\" | sed -E 's/.*\"([^\"]+)\".*/\\1/' | head -n1)\nevidence_dir=$(bash ops/images/evidence/image-build-evidence.sh --image \"$IMAGE\" --version \"$VERSION\" --build-time \"$build_time\" --git-sha \"$git_sha\" --packer-template \"$packer_template_id\" --base-image-digest \"$base_image_digest\" --apt-snapshot \"$apt_snapshot_url\" --apt-snapshot-security \"$apt_snapshot_security_url\" --ansible-playbook \"$VM_ANSIBLE_PLAYBOOK\" --image-kind vm)\necho \"Evidence: $evidence_dir\" >&2\necho \"$out_dir\""),
@@ -391,7 +391,7 @@ task("image.list", {
   cache: false,
   inputs: ["fabric-core/packer/lxc/ubuntu-24.04/*.tar.gz"],
   guards: [
-    repoPath("{{PACKER_IMAGE_DIR}}", 'dir', "ERROR: PACKER_IMAGE_DIR not found: {{PACKER_IMAGE_DIR}}"),
+    repoPath("{{PACKER_IMAGE_DIR}}", 'dir', "PACKER_IMAGE_DIR not found: {{PACKER_IMAGE_DIR}}"),
   ],
   run: [
     sh("dir_abs=$(cd \"$PACKER_IMAGE_DIR\" && pwd); shopt -s nullglob; found=(\"$dir_abs\"/$PACKER_ARTIFACT_GLOB)\nif [ ${#found[@]} -eq 0 ]; then echo \"No artifacts found under $dir_abs matching $PACKER_ARTIFACT_GLOB\"; exit 0; fi\nls -1t \"${found[@]}\""),
@@ -405,6 +405,7 @@ task("image.select", {
   params: {
     FABRIC_REPO_ROOT: P.FABRIC_REPO_ROOT,
     CI: dflt("0"),
+    IMAGE: opt(),
     INTERACTIVE: dflt("0"),
     PACKER_ARTIFACT_GLOB: dflt("ubuntu-24.04-lxc-rootfs-v*.tar.gz"),
     PACKER_IMAGE_DIR: dflt("fabric-core/packer/lxc/ubuntu-24.04"),
@@ -414,7 +415,7 @@ task("image.select", {
   cache: false,
   inputs: ["fabric-core/packer/lxc/ubuntu-24.04/*.tar.gz"],
   guards: [
-    repoPath("{{PACKER_IMAGE_DIR}}", 'dir', "ERROR: PACKER_IMAGE_DIR not found: {{PACKER_IMAGE_DIR}}"),
+    repoPath("{{PACKER_IMAGE_DIR}}", 'dir', "PACKER_IMAGE_DIR not found: {{PACKER_IMAGE_DIR}}"),
   ],
   run: [
     sh("dir_abs=$(cd \"$PACKER_IMAGE_DIR\" && pwd); shopt -s nullglob; candidates=(\"$dir_abs\"/$PACKER_ARTIFACT_GLOB)\nif [ ${#candidates[@]} -eq 0 ]; then echo \"ERROR: no images found under $dir_abs matching $PACKER_ARTIFACT_GLOB\" >&2; exit 1; fi\nif [ \"${RUNNER_MODE:-ci}\" = ci ] || [ \"$INTERACTIVE\" != 1 ] || [ \"$CI\" = 1 ] || [ ! -t 0 ] || [ ! -t 1 ]; then echo \"IMAGE=$(ls -1t \"${candidates[@]}\" | head -n1)\"; exit 0; fi\nPS3=\"Select image: \"; select pick in \"${candidates[@]}\"; do if [ -n \"$pick\" ]; then echo \"IMAGE=$pick\"; exit 0; fi; done\necho \"ERROR: nothing selected\" >&2; exit 1"),
@@ -428,11 +429,11 @@ task("image.upload", {
   params: {
     FABRIC_REPO_ROOT: P.FABRIC_REPO_ROOT,
     CI: dflt("0"),
+    IMAGE: dflt(''),
     INTERACTIVE: dflt("0"),
     PACKER_ARTIFACT_GLOB: dflt("ubuntu-24.04-lxc-rootfs-v*.tar.gz"),
     PACKER_IMAGE_DIR: dflt("fabric-core/packer/lxc/ubuntu-24.04"),
     RUNNER_ENV_FILE: P.RUNNER_ENV_FILE,
-    IMAGE: dflt(''),
   },
   env: ["GITHUB_ACTIONS", "PM_API_TOKEN_ID", "PM_API_TOKEN_SECRET", "PM_API_URL", "PM_NODE", "PM_STORAGE", "RUNNER_MODE", "TF_VAR_"],
   cwd: '{{FABRIC_REPO_ROOT}}',
@@ -440,8 +441,8 @@ task("image.upload", {
   inputs: ["fabric-core/packer/lxc/ubuntu-24.04/*.tar.gz"],
   guards: [
     scriptsPresent(["fabric-core/packer/lxc/scripts/upload-lxc-template-via-api.sh"]),
-    repoPath("fabric-core/packer/lxc/scripts", 'dir', "ERROR: PACKER_SCRIPTS_DIR not found: {{PACKER_SCRIPTS_DIR}}"),
-    repoPath("fabric-core/packer/lxc/scripts/upload-lxc-template-via-api.sh", 'executable', "ERROR: upload script not executable: <path>"),
+    repoPath("fabric-core/packer/lxc/scripts", 'dir', "PACKER_SCRIPTS_DIR not found: fabric-core/packer/lxc/scripts"),
+    repoPath("fabric-core/packer/lxc/scripts/upload-lxc-template-via-api.sh", 'executable', "upload script not executable: <path>"),
     requireTools(["curl"]),
     requireTools(["python3"]),
   ],
@@ -469,7 +470,7 @@ task("image.build-upload", {
   ],
   guards: [
     scriptsPresent(["fabric-core/packer/lxc/scripts/upload-lxc-template-via-api.sh"]),
-    repoPath("{{PACKER_IMAGE_DIR}}", 'dir', "ERROR: PACKER_IMAGE_DIR not found: {{PACKER_IMAGE_DIR}}"),
+    repoPath("{{PACKER_IMAGE_DIR}}", 'dir', "PACKER_IMAGE_DIR not found: {{PACKER_IMAGE_DIR}}"),
     requireTools(["packer"]),
   ],
   run: [
