@@ -127,6 +127,7 @@ class Scheduler {
   private readonly exec: ExecDeps;
   private failed = false;
   private interrupted = false;
+  private fatal: { error: unknown } | undefined;
 
   constructor(
     private readonly opts: RunGraphOptions,
@@ -156,6 +157,7 @@ class Scheduler {
     } finally {
       this.opts.signal.removeEventListener('abort', onAbort);
     }
+    if (this.fatal) throw this.fatal.error;
     // Whatever never started.
     for (const id of this.graph.order) {
       if (!this.pending.has(id)) continue;
@@ -181,7 +183,7 @@ class Scheduler {
 
   /** Starts every ready node that fits in a free job slot and whose mutexes are free. */
   private pump(): void {
-    if (this.interrupted || (this.failed && !this.opts.keepGoing)) return;
+    if (this.interrupted || this.fatal || (this.failed && !this.opts.keepGoing)) return;
     if (this.running.size >= this.jobs) return;
     const ready: NodeId[] = [];
     for (const id of this.pending) {
@@ -248,6 +250,11 @@ class Scheduler {
     const p = this.execute(node)
       .catch((e: unknown): NodeResult => ({ ok: false, failure: { reason: 'internal-error', message: errorMessage(e) } }))
       .then((r) => this.finish(node, r, Date.now() - t0))
+      .catch((e: unknown) => {
+        // Only a throwing `emit` (a renderer bug) gets here: start nothing more, let running nodes end, then rethrow.
+        this.fatal ??= { error: e };
+        this.failed = true;
+      })
       .finally(() => {
         for (const m of node.mutex) this.heldMutexes.delete(m);
         this.running.delete(node.id);

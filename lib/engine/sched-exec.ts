@@ -146,8 +146,14 @@ class Attempt {
 
   /** Waits for every kill this attempt started, and reaps groups that ctx.$ left behind. */
   async settle(): Promise<void> {
+    const stray = [...this.handles].filter((h) => !h.terminated);
+    const strayZx = this.cause ? [] : [...this.zxGroups].filter(groupAlive);
+    if (stray.length + strayZx.length > 0) {
+      this.emit({ type: 'warning', node: this.node.id, message: `the task function returned while ${stray.length + strayZx.length} command(s) it started were still running; they were terminated (await ctx.exec / ctx.$)` });
+    }
     this.finished = true;
-    for (const pgid of this.zxGroups) if (groupAlive(pgid)) this.kills.push(killGroup(pgid, this.deps.graceMs));
+    for (const h of stray) this.kills.push(h.terminate(this.deps.graceMs));
+    for (const pgid of strayZx) this.kills.push(killGroup(pgid, this.deps.graceMs));
     await Promise.all(this.kills);
   }
 

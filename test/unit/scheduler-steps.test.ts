@@ -129,6 +129,37 @@ rigTest('function steps: a timeout aborts ctx.signal and kills the groups ctx.$ 
   for (const pid of [...pidsIn(pids), ...r.pids('fn')]) assert.ok(gone(pid), `pid ${pid} survived`);
 });
 
+rigTest('function steps: commands still running when the function returns are terminated, with a warning', async (rig) => {
+  const pids = rig.path('pids');
+  const g = graphOf(rig.dir, {
+    fn: {
+      run: async (ctx: TaskContext) => {
+        void ctx.exec(fx('hang.mjs', pids)).catch(() => {});
+        await until(() => pidsIn(pids).length === 1, 5_000, 'hang started');
+      },
+    },
+  });
+  const r = await run(g, { graceMs: 300 });
+  assert.equal(r.outcome.ok, true);
+  assert.ok(r.events.some((e) => e.type === 'warning' && /still running/.test(e.message)), JSON.stringify(r.brief(['warning'])));
+  for (const pid of pidsIn(pids)) assert.ok(gone(pid), `pid ${pid} survived`);
+});
+
+rigTest('a throwing emit (a renderer bug) rejects runGraph only after running processes ended, and starts nothing more', async (rig) => {
+  const file = rig.path('count');
+  const g = graphOf(rig.dir, {
+    a: { run: fx('exit.mjs', '0') },
+    slow: { run: fx('stamp.mjs', rig.path('stamps'), 'slow', '500') },
+    b: { deps: ['a'], run: fx('count.mjs', file, 'b') },
+  });
+  await assert.rejects(
+    run(g, { jobs: 2, emit: (e) => { if (e.type === 'task-success' && e.node === 'a') throw new Error('renderer broke'); } }),
+    /renderer broke/,
+  );
+  assert.equal(existsSync(file), false);
+  assert.match(readFileSync(rig.path('stamps'), 'utf8'), /slow end/);
+});
+
 // ---------------------------------------------------------------- cache protocol
 
 class MemoryCache implements CacheProvider {
