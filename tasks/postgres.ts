@@ -107,7 +107,7 @@ task('postgres.internal.apply', {
   description: 'Targeted terraform apply, outputs refresh, staged bootstrap and the postgres playbook',
   section: S,
   effect: 'mutating',
-  params: { ...base, RUNNER_ENV_FILE: P.RUNNER_ENV_FILE },
+  params: { ...base, RUNNER_ENV_FILE: P.RUNNER_ENV_FILE, ...ANSIBLE_PARAMS },
   env: PASSTHROUGH,
   cwd: '{{FABRIC_REPO_ROOT}}',
   cache: false,

@@ -1,0 +1,105 @@
+// A Samakia-Fabric-shaped checkout for the catalogue tests: this repo's fabricfile, tasks/, envs/ and
+// contracts/ (lib/ and node_modules/ linked), every repo script the catalogue names as a fake that only
+// records its call, the terraform env dirs and the Ansible dir. The fake infrastructure tools are the
+// ones of test/fixtures/samakia/bin (terraform, ssh, ansible-*, mc, curl: they append to $FAKE_LOG).
+import { cp, mkdir, readFile, symlink, writeFile, chmod } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { ROOT } from '../helpers/rig.js';
+
+/** The Samakia catalogue (facts about the 318 Makefile targets); tests may read ../shared, the product never does. */
+export const CATALOGUE_PATH = process.env['SAMAKIA_CATALOGUE'] ?? join(ROOT, '..', 'shared', 'samakia', 'catalogue.json');
+
+export interface CatalogueStep {
+  kind: string;
+  var?: string;
+  equals?: string;
+  notEquals?: string;
+  nonEmpty?: boolean;
+  oneOf?: string[];
+  pattern?: string;
+  scope?: string;
+  message?: string;
+  conditional?: string | null;
+  target?: string;
+  path?: string;
+  tool?: string;
+  vars?: Record<string, string>;
+}
+export interface CatalogueTarget {
+  name: string;
+  group: string;
+  section: string;
+  summary: string;
+  params: { name: string; default: string | null; assign: string }[];
+  steps: CatalogueStep[];
+  deps: { target: string; kind: string; vars: Record<string, string>; conditional: string | null }[];
+  guards: { ids: { id: string; detail: string[] | null }[] };
+  effects: { readOnly: boolean; mutates: string[] };
+  scripts?: { direct?: string[]; closure?: string[] };
+}
+
+let cached: CatalogueTarget[] | undefined;
+export async function catalogue(): Promise<CatalogueTarget[]> {
+  cached ??= JSON.parse(await readFile(CATALOGUE_PATH, 'utf8')) as CatalogueTarget[];
+  return cached;
+}
+
+export const SAMAKIA_BIN = join(ROOT, 'test', 'fixtures', 'samakia', 'bin');
+/** PATH with the fake tools first; no /usr/local/bin, so a real terraform installed there is never found. */
+export const fakePath = (withTools = true): string => [...(withTools ? [SAMAKIA_BIN] : []), dirname(process.execPath), '/usr/bin', '/bin'].join(':');
+
+const ENVS = ['samakia-minio', 'samakia-dns', 'samakia-shared', 'samakia-dev', 'samakia-staging', 'samakia-prod'];
+
+/** A repo script that records its call in $SCRIPT_LOG (when set) and exits with $FAKE_SCRIPT_EXIT (default 0). */
+const FAKE_SCRIPT = `#!/usr/bin/env bash
+if [ -n "\${SCRIPT_LOG:-}" ]; then printf '%s %s\\n' "$0" "$*" >> "$SCRIPT_LOG"; fi
+exit "\${FAKE_SCRIPT_EXIT:-0}"
+`;
+
+export interface SamakiaRepoOptions {
+  /** Scripts (repo-relative) to leave out, to test the missing-script refusal. */
+  readonly without?: readonly string[];
+  /** Terraform env dirs to leave out. */
+  readonly withoutEnvDirs?: readonly string[];
+}
+
+/** Builds the checkout in `dir` (the rig's temp dir). */
+export async function samakiaRepo(dir: string, opts: SamakiaRepoOptions = {}): Promise<void> {
+  for (const d of ['contracts', 'envs', 'tasks']) await cp(join(ROOT, d), join(dir, d), { recursive: true });
+  await cp(join(ROOT, 'fabricfile.ts'), join(dir, 'fabricfile.ts'));
+  await symlink(join(ROOT, 'lib'), join(dir, 'lib'));
+  await symlink(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+  const scripts = new Set<string>();
+  for (const t of await catalogue()) for (const s of [...(t.scripts?.direct ?? []), ...(t.scripts?.closure ?? [])]) scripts.add(s);
+  for (const s of scripts) {
+    if (opts.without?.includes(s)) continue;
+    const p = join(dir, s);
+    await mkdir(dirname(p), { recursive: true });
+    await writeFile(p, FAKE_SCRIPT);
+    await chmod(p, 0o755);
+  }
+  for (const env of ENVS) {
+    if (opts.withoutEnvDirs?.includes(env)) continue;
+    await mkdir(join(dir, 'fabric-core', 'terraform', 'envs', env), { recursive: true });
+    await writeFile(join(dir, 'fabric-core', 'terraform', 'envs', env, 'main.tf'), '# fake\n');
+  }
+  await mkdir(join(dir, 'fabric-core', 'ansible', 'playbooks'), { recursive: true });
+  await mkdir(join(dir, 'fabric-core', 'ha'), { recursive: true });
+  await writeFile(join(dir, 'fabric-core', 'ha', 'placement-policy.yml'), 'tiers: {}\n');
+}
+
+/** Environment for a fabric run in the fixture: fake tools on PATH, a HOME inside the fixture, no CI. */
+export function fixtureEnv(dir: string, extra: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+  return {
+    PATH: fakePath(),
+    HOME: join(dir, 'home'),
+    FAKE_LOG: join(dir, 'fake.log'),
+    SCRIPT_LOG: join(dir, 'scripts.log'),
+    CI: undefined,
+    GITHUB_ACTIONS: undefined,
+    RUNNER_MODE: undefined,
+    ENV: undefined,
+    FABRIC_REPO_ROOT: undefined,
+    ...extra,
+  };
+}

@@ -1,0 +1,237 @@
+// The Samakia task catalogue as the operator sees it: `fabric list` covers exactly the Makefile's 318
+// targets (same names, sections, effects), `fabric graph minio.up` is the real chain with each check once
+// and in the Makefile's order, and `fabric run minio.up ... --dry-run` has no side effect.
+import * as assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { rigTest, test, type Rig } from '../helpers/rig.js';
+import { catalogue, fixtureEnv, samakiaRepo } from './samakia-catalogue-fixture.js';
+
+interface ListedTask {
+  name: string;
+  description: string;
+  section: string;
+  effect: 'read-only' | 'mutating';
+  tags: string[];
+  params: { name: string; default?: string; secret?: boolean }[];
+  deps: string[];
+}
+interface GraphJson {
+  nodes: { id: string; task: string; deps: string[]; params: Record<string, string> }[];
+}
+
+/** The catalogue's tasks, without the repo's own validation graph (`self`) and the chains' internal steps. */
+const catalogueTasks = (tasks: ListedTask[]) => tasks.filter((t) => !t.tags.includes('self') && !t.tags.includes('internal'));
+
+async function list(rig: Rig): Promise<ListedTask[]> {
+  const r = await rig.fabric(['list', '--json'], { env: fixtureEnv(rig.dir) });
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout) as ListedTask[];
+}
+
+rigTest('fabric list covers exactly the 318 Makefile targets, under the same names', async (rig) => {
+  await samakiaRepo(rig.dir);
+  const listed = catalogueTasks(await list(rig));
+  const expected = (await catalogue()).map((t) => t.name);
+  assert.equal(expected.length, 318);
+  const names = listed.map((t) => t.name);
+  assert.deepEqual(names.filter((n) => !expected.includes(n)), [], 'tasks that are not Makefile targets');
+  assert.deepEqual(expected.filter((n) => !names.includes(n)), [], 'Makefile targets without a task');
+  assert.equal(new Set(names).size, 318);
+  for (const t of listed) {
+    assert.ok(t.description.trim().length > 0, `${t.name} has no description`);
+    assert.ok(t.description.length <= 120, `${t.name}: description too long for fabric list (${t.description.length})`);
+  }
+});
+
+rigTest("every task's effect and section are the catalogue's", async (rig) => {
+  await samakiaRepo(rig.dir);
+  const listed = new Map(catalogueTasks(await list(rig)).map((t) => [t.name, t]));
+  const wrongEffect: string[] = [];
+  const wrongSection: string[] = [];
+  for (const t of await catalogue()) {
+    const l = listed.get(t.name)!;
+    const effect = t.effects.readOnly ? 'read-only' : 'mutating';
+    if (l.effect !== effect) wrongEffect.push(`${t.name}: ${l.effect}, catalogue ${effect}`);
+    if (l.section !== t.section) wrongSection.push(`${t.name}: ${l.section}, catalogue ${t.section}`);
+  }
+  assert.deepEqual(wrongEffect, []);
+  assert.deepEqual(wrongSection, []);
+});
+
+rigTest('params carry the Makefile defaults: ENV=samakia-prod, date-derived ids computed, secrets marked', async (rig) => {
+  await samakiaRepo(rig.dir);
+  const listed = new Map((await list(rig)).map((t) => [t.name, t]));
+  const cat = await catalogue();
+  const missing: string[] = [];
+  for (const t of cat) {
+    const l = listed.get(t.name)!;
+    const env = t.params.find((p) => p.name === 'ENV');
+    if (env) {
+      const p = l.params.find((x) => x.name === 'ENV');
+      if (!p) missing.push(`${t.name}: ENV not a param`);
+      else assert.equal(p.default, 'samakia-prod', `${t.name}: ENV default`);
+    }
+    // Every Make variable with a literal `?=` default is a param with that default.
+    for (const mp of t.params) {
+      if (mp.assign !== '?=' || mp.default === null || /[$<]/.test(mp.default)) continue;
+      const p = l.params.find((x) => x.name === mp.name);
+      if (!p) missing.push(`${t.name}: ${mp.name} not a param`);
+      else assert.equal(p.default, mp.default, `${t.name}: ${mp.name} default`);
+    }
+  }
+  assert.deepEqual(missing, []);
+  for (const name of ['incidents.open', 'incident.forensics', 'compliance.pack', 'audit.export']) {
+    const ids = listed.get(name)!.params.filter((p) => /_ID$|PACK_NAME/.test(p.name) && p.default === '<computed once per run>');
+    assert.ok(ids.length >= 1, `${name}: a date-derived id computed once per run`);
+  }
+  assert.equal(listed.get('tenants.creds.issue')!.params.find((p) => p.name === 'SECRETS_PASSPHRASE')?.secret ?? listed.get('bindings.secrets.materialize')?.params.find((p) => p.name === 'SECRETS_PASSPHRASE')?.secret, true);
+});
+
+/** The analyzed graph of a selection: the nodes of the dry-run plan (task, params, deps), no process started. */
+async function graphJson(rig: Rig, args: string[]): Promise<GraphJson> {
+  const r = await rig.fabric(['run', ...args, '--dry-run', '--output=json'], { env: fixtureEnv(rig.dir) });
+  const start = r.events.find((e) => e.type === 'run-start');
+  assert.ok(start && start.type === 'run-start', r.stdout + r.stderr);
+  return { nodes: start.nodes.map((n) => ({ id: n.id, task: n.task, deps: [...n.deps], params: { ...n.params } })) };
+}
+
+/** Whether `from` (transitively) depends on `to`. */
+function reaches(g: GraphJson, from: string, to: string): boolean {
+  const byId = new Map(g.nodes.map((n) => [n.id, n]));
+  const seen = new Set<string>();
+  const stack = [from];
+  while (stack.length) {
+    const id = stack.pop()!;
+    if (id === to) return true;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    stack.push(...(byId.get(id)?.deps ?? []));
+  }
+  return false;
+}
+const nodeOf = (g: GraphJson, task: string, params: Record<string, string> = {}) => {
+  const found = g.nodes.filter((n) => n.task === task && Object.entries(params).every(([k, v]) => n.params[k] === v));
+  assert.equal(found.length, 1, `one node for ${task} ${JSON.stringify(params)}: ${found.map((n) => n.id).join(', ')}`);
+  return found[0]!.id;
+};
+
+rigTest('fabric graph minio.up: the real chain, each check once, in the Makefile order', async (rig) => {
+  await samakiaRepo(rig.dir);
+  // What `fabric graph` shows: one runner.env.check node however many paths reach it.
+  const gr = await rig.fabric(['graph', 'minio.up', 'ENV=samakia-minio', '--format', 'json'], { env: fixtureEnv(rig.dir) });
+  assert.equal(gr.code, 0, gr.stderr);
+  const ids = (JSON.parse(gr.stdout) as { nodes: { id: string }[] }).nodes.map((n) => n.id);
+  assert.deepEqual(ids.filter((id) => id.startsWith('runner.env.check')), ['runner.env.check']);
+  assert.ok(ids.length >= 14, `the whole chain is in the graph (${ids.length} nodes)`);
+  const tree = await rig.fabric(['graph', 'minio.up', 'ENV=samakia-minio'], { env: fixtureEnv(rig.dir) });
+  assert.equal(tree.code, 0, tree.stderr);
+  assert.match(tree.stdout, /minio\.state\.migrate/);
+  const g = await graphJson(rig, ['minio.up', 'ENV=samakia-minio']);
+  const count = (task: string) => g.nodes.filter((n) => n.task === task).length;
+  // The Makefile ran runner.env.check 6 times in minio.up; the HA gate and the quorum guard twice.
+  assert.equal(count('runner.env.check'), 1);
+  assert.equal(count('ha.enforce.check'), 1);
+  assert.equal(count('minio.quorum.guard'), 1);
+  assert.equal(count('minio.backend.smoke'), 1);
+  // Catalogue order of minio.up's steps (its sub-makes and its own recipe lines), each after the one before.
+  const order = [
+    nodeOf(g, 'runner.env.check'),
+    nodeOf(g, 'minio.up:sdn-ensure'),
+    nodeOf(g, 'backend.configure'),
+    nodeOf(g, 'minio.tf.plan'),
+    nodeOf(g, 'minio.tf.apply', { CI: '1' }),
+    nodeOf(g, 'minio.up:lxc-start'),
+    nodeOf(g, 'inventory.check', { ENV: 'samakia-minio' }),
+    nodeOf(g, 'minio.up:bootstrap'),
+    nodeOf(g, 'minio.ansible.apply'),
+    nodeOf(g, 'minio.accept'),
+    nodeOf(g, 'minio.quorum.guard'),
+    nodeOf(g, 'minio.state.migrate'),
+  ];
+  for (let i = 1; i < order.length; i++) assert.ok(reaches(g, order[i]!, order[i - 1]!), `${order[i]} runs after ${order[i - 1]}`);
+  // The state migration's backend smoke needs the MinIO this chain deploys.
+  assert.ok(reaches(g, nodeOf(g, 'minio.backend.smoke'), nodeOf(g, 'minio.quorum.guard')));
+  // The catalogue's sub-make targets are all in the graph (the two conditional bootstraps are glue inside minio.up:bootstrap).
+  const subMakes = (await catalogue()).find((t) => t.name === 'minio.up')!.deps.filter((d) => d.kind === 'make' && !d.conditional).map((d) => d.target);
+  for (const t of subMakes) assert.ok(count(t) >= 1, `${t} in the graph`);
+});
+
+rigTest('fabric graph dns.up: depth-4 chain with backend smoke, quorum guard and backend init once', async (rig) => {
+  await samakiaRepo(rig.dir);
+  const g = await graphJson(rig, ['dns.up', 'ENV=samakia-dns']);
+  const count = (task: string) => g.nodes.filter((n) => n.task === task).length;
+  // The Makefile: runner.env.check 5x, minio.backend.smoke / tf.backend.init / ha.enforce.check 2x each.
+  for (const t of ['runner.env.check', 'minio.backend.smoke', 'tf.backend.init', 'ha.enforce.check', 'minio.quorum.guard']) assert.equal(count(t), 1, t);
+  const order = [
+    nodeOf(g, 'runner.env.check'),
+    nodeOf(g, 'minio.backend.smoke', { ENV: 'samakia-minio' }),
+    nodeOf(g, 'minio.quorum.guard', { ENV: 'samakia-minio' }),
+    nodeOf(g, 'tf.plan', { ENV: 'samakia-dns' }),
+    nodeOf(g, 'tf.apply', { ENV: 'samakia-dns', CI: '1' }),
+    nodeOf(g, 'dns.up:bootstrap'),
+    nodeOf(g, 'dns.ansible.apply'),
+    nodeOf(g, 'dns.accept'),
+  ];
+  for (let i = 1; i < order.length; i++) assert.ok(reaches(g, order[i]!, order[i - 1]!), `${order[i]} runs after ${order[i - 1]}`);
+  // dns.tf.apply -> tf.apply -> minio.backend.smoke -> runner.env.check (depth 4).
+  assert.ok(reaches(g, nodeOf(g, 'dns.tf.apply'), nodeOf(g, 'minio.backend.smoke')));
+});
+
+rigTest('outside a chain, a member runs alone: the chain edges are skipped', async (rig) => {
+  await samakiaRepo(rig.dir);
+  const g = await graphJson(rig, ['minio.tf.apply', 'ENV=samakia-minio']);
+  assert.deepEqual(g.nodes.map((n) => n.task).sort(), ['ha.enforce.check', 'minio.tf.apply', 'runner.env.check']);
+});
+
+rigTest('README file dependencies are edges: bindings.render before exposure.plan, drift.detect before drift.summary', async (rig) => {
+  await samakiaRepo(rig.dir);
+  const g = await graphJson(rig, ['exposure.plan', 'drift.summary', 'docs.cookbook.lint', 'consumers.bundle.check', 'milestone.phase1-12.lock', 'TENANT=canary', 'WORKLOAD=sample']);
+  assert.ok(reaches(g, nodeOf(g, 'exposure.plan'), nodeOf(g, 'bindings.render', { TENANT: 'canary' })));
+  assert.ok(reaches(g, nodeOf(g, 'drift.summary'), nodeOf(g, 'drift.detect', { TENANT: 'canary' })));
+  assert.ok(reaches(g, nodeOf(g, 'docs.cookbook.lint'), nodeOf(g, 'docs.operator.check')));
+  assert.ok(reaches(g, nodeOf(g, 'consumers.bundle.check'), nodeOf(g, 'consumers.bundle')));
+  assert.ok(reaches(g, nodeOf(g, 'milestone.phase1-12.lock'), nodeOf(g, 'milestone.phase1-12.verify')));
+});
+
+rigTest('fabric run minio.up ENV=samakia-minio --dry-run prints the whole plan and runs nothing', async (rig) => {
+  await samakiaRepo(rig.dir);
+  const env = fixtureEnv(rig.dir, { FAKE_SSH_OK: 'root@192.168.11.102,samakia@192.168.11.102' });
+  const r = await rig.fabric(['run', 'minio.up', 'ENV=samakia-minio', '--dry-run', '--output=json'], { env });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  const start = r.events.find((e) => e.type === 'run-start');
+  assert.ok(start && start.type === 'run-start' && start.dryRun);
+  const tasks = start.nodes.map((n) => n.task);
+  for (const t of ['runner.env.check', 'minio.up:sdn-ensure', 'backend.configure', 'minio.tf.plan', 'minio.tf.apply', 'minio.up:lxc-start', 'inventory.check', 'minio.up:bootstrap', 'minio.ansible.apply', 'minio.accept', 'minio.quorum.guard', 'minio.state.migrate', 'minio.up']) {
+    assert.ok(tasks.includes(t), `${t} in the plan`);
+  }
+  assert.equal(tasks.filter((t) => t === 'runner.env.check').length, 1);
+  // The plan shows the exact commands, e.g. the SDN ensure script with --apply and the migration.
+  const commands = start.nodes.flatMap((n) => n.commands);
+  assert.ok(commands.some((c) => c.includes('bash ops/scripts/proxmox-sdn-ensure-stateful-plane.sh --apply')));
+  assert.ok(commands.some((c) => c.includes('bash ops/scripts/tf-backend-init.sh samakia-minio --migrate')));
+  assert.deepEqual(r.events.filter((e) => e.type === 'run-denied'), []);
+  // Nothing started: no task, no command, no fake tool or script call, no workspace, no state.
+  assert.deepEqual(r.brief(['task-start', 'command-start']), []);
+  assert.equal(existsSync(rig.path('fake.log')), false, 'a fake tool ran');
+  assert.equal(existsSync(rig.path('scripts.log')), false, 'a repo script ran');
+  assert.equal(existsSync(rig.path('home', '.cache', 'samakia-fabric')), false, 'the bootstrap workspace was created');
+  assert.equal(existsSync(rig.path('evidence')) && (await readFile(rig.path('evidence'), 'utf8').catch(() => '')) !== '', false);
+});
+
+rigTest('DRY_RUN=1 minio.up plans only: the plan branch, the apply chain skipped and shown as skipped', async (rig) => {
+  await samakiaRepo(rig.dir);
+  const r = await rig.fabric(['run', 'minio.up', 'ENV=samakia-minio', 'DRY_RUN=1', '--dry-run', '--output=json'], { env: fixtureEnv(rig.dir) });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  const start = r.events.find((e) => e.type === 'run-start');
+  assert.ok(start && start.type === 'run-start');
+  const tasks = start.nodes.map((n) => n.task).sort();
+  assert.deepEqual(tasks, ['ha.enforce.check', 'minio.tf.apply', 'minio.tf.plan', 'minio.up', 'runner.env.check']);
+  const up = start.nodes.find((n) => n.task === 'minio.up')!;
+  assert.match(up.variant ?? '', /plan only/);
+  assert.ok(up.skippedDeps.some((d) => d.task === 'minio.state.migrate' && /DRY_RUN/.test(d.condition)));
+  const apply = start.nodes.find((n) => n.task === 'minio.tf.apply')!;
+  assert.match(apply.variant ?? '', /plan only/);
+});
+
+test.run();
