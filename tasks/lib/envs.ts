@@ -125,7 +125,12 @@ export async function validateEnvText(file: string, text: string, schemaFile: st
   const parsed = parseYamlFile(file, text);
   if (!parsed.ok) return parsed;
   const { doc, value } = parsed.value;
-  const validate = await compileSchemaFile(schemaFile);
+  let validate: Validate;
+  try {
+    validate = await compileSchemaFile(schemaFile);
+  } catch (e) {
+    return { ok: false, error: [{ severity: 'error', code: 'schema-compile', message: `the env schema does not compile: ${(e as Error).message}`, location: { file: schemaFile, offset: 0, length: 1 } }] };
+  }
   if (!validate(value)) {
     return { ok: false, error: ajvErrorsToDiagnostics(validate.errors ?? [], doc, file, 'env') };
   }
