@@ -33,7 +33,10 @@ export interface CacheProvider {
    * before it would run, after all its dependencies succeeded.
    */
   lookup(node: Node, depFingerprints: ReadonlyMap<NodeId, string>, opts: { readonly force: boolean }): Promise<CacheLookup>;
-  /** Stores a successful run's declared outputs and logs under the fingerprint. Never called for failures. */
+  /**
+   * Stores a successful run's declared outputs and logs under the fingerprint. Never called for failures.
+   * May also be called after a `disabled` lookup that had a fingerprint (the cache then only records the run).
+   */
   save(node: Node, fingerprint: string, logs: readonly CachedLog[]): Promise<void>;
   /** Declared outputs that do not exist after a successful run (the node then fails with missing-output). */
   missingOutputs(node: Node): Promise<string[]>;

@@ -1,0 +1,259 @@
+// The content cache through the real CLI: incremental runs (the fixture command counts executions),
+// restored outputs, missing outputs, corruption, two concurrent runs, and `fabric explain`.
+import * as assert from 'node:assert/strict';
+import { readdir, readFile, rm, stat, truncate, writeFile, chmod } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Store } from '../../lib/cache/store.js';
+import { fixture, rigTest, test, type Rig } from '../helpers/rig.js';
+
+const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+/** A bash command that records one execution of `name` in count.log. */
+const count = (name: string) => `${q(process.execPath)} ${q(fixture('count.mjs'))} count.log ${name}`;
+const FF = (body: string) => `import { task } from 'fabric';\n${body}\n`;
+
+async function counts(rig: Rig): Promise<string[]> {
+  const text = await readFile(rig.path('count.log'), 'utf8').catch(() => '');
+  return text.split('\n').filter(Boolean);
+}
+
+const PIPELINE = FF(`
+task('gen', { effect: 'read-only', inputs: ['src/**'], outputs: ['out/gen.txt'],
+  run: ${JSON.stringify(`${count('gen')} && mkdir -p out && cat src/*.txt > out/gen.txt && echo generated`)} });
+task('lint', { effect: 'read-only', deps: ['gen'], inputs: ['out/gen.txt'], env: ['REGION', 'API_TOKEN'],
+  params: { LEVEL: { default: 'low' } }, run: ${JSON.stringify(`${count('lint')} {{LEVEL}}`)} });
+`);
+
+async function setup(rig: Rig, fabricfile = PIPELINE): Promise<void> {
+  await rig.write({ 'fabricfile.ts': fabricfile, 'src/a.txt': 'alpha\n', 'src/b.txt': 'beta\n' });
+}
+
+const run = async (rig: Rig, args: string[], env: Record<string, string | undefined> = {}) => {
+  const r = await rig.fabric(['run', ...args, '--output=json', '--no-evidence'], { env });
+  if (r.code !== 0 && r.code !== 1) throw new Error(`fabric run ${args.join(' ')} exited ${r.code}:\n${r.stderr}`);
+  if (!r.events.some((e) => e.type === 'run-end')) throw new Error(`fabric run ${args.join(' ')}: no run-end event (exit ${r.code}):\n${r.stderr}\n${r.stdout}`);
+  return r;
+};
+const brief = (r: { brief(t?: readonly string[]): string[] }) => r.brief(['task-success', 'task-failure']);
+
+rigTest('a second run with no change runs nothing; its logs are replayed as cached', async (rig) => {
+  await setup(rig);
+  const first = await run(rig, ['lint']);
+  assert.equal(first.code, 0, first.stderr);
+  assert.deepEqual(brief(first), ['task-success gen ran', 'task-success lint ran']);
+  const second = await run(rig, ['lint']);
+  assert.equal(second.code, 0, second.stderr);
+  assert.deepEqual(second.brief(['cache', 'task-success']), ['cache gen hit', 'task-success gen cached', 'cache lint hit', 'task-success lint cached']);
+  assert.deepEqual(await counts(rig), ['gen', 'lint low']);
+  const replayed = second.events.filter((e) => e.type === 'task-output' && e.replayed);
+  assert.deepEqual(replayed.map((e) => e.type === 'task-output' && [e.node, e.chunk.trim()]), [['gen', 'generated']]);
+});
+
+rigTest('one changed input byte reruns the task, and its changed output reruns the dependent', async (rig) => {
+  await setup(rig);
+  await run(rig, ['lint']);
+  await writeFile(rig.path('src/a.txt'), 'alphA\n');
+  const r = await run(rig, ['lint']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(brief(r), ['task-success gen ran', 'task-success lint ran']);
+  const miss = r.events.find((e) => e.type === 'cache' && e.node === 'gen');
+  assert.equal(miss?.type === 'cache' && miss.detail, 'input changed: src/a.txt');
+  assert.deepEqual(await counts(rig), ['gen', 'lint low', 'gen', 'lint low']);
+});
+
+rigTest('a declared env var change reruns; an undeclared one does not; a secret one is never stored in clear', async (rig) => {
+  await setup(rig);
+  await run(rig, ['lint'], { REGION: 'eu', UNRELATED: '1', API_TOKEN: 'tok-secret-1111' });
+  const undeclared = await run(rig, ['lint'], { REGION: 'eu', UNRELATED: '2', API_TOKEN: 'tok-secret-1111' });
+  assert.deepEqual(brief(undeclared), ['task-success gen cached', 'task-success lint cached']);
+  const declared = await run(rig, ['lint'], { REGION: 'us', UNRELATED: '2', API_TOKEN: 'tok-secret-1111' });
+  assert.deepEqual(brief(declared), ['task-success gen cached', 'task-success lint ran']);
+  const miss = declared.events.find((e) => e.type === 'cache' && e.node === 'lint');
+  assert.equal(miss?.type === 'cache' && miss.detail, 'env REGION: "eu" → "us"');
+  const secret = await run(rig, ['lint'], { REGION: 'us', API_TOKEN: 'tok-secret-2222' });
+  assert.deepEqual(brief(secret), ['task-success gen cached', 'task-success lint ran']);
+  const smiss = secret.events.find((e) => e.type === 'cache' && e.node === 'lint');
+  assert.equal(smiss?.type === 'cache' && smiss.detail, 'env API_TOKEN changed (secret, value not shown)');
+  assert.ok(!secret.stdout.includes('tok-secret'), 'secret in the event stream');
+  const stored = await readTree(rig.path('.fabric', 'cache'));
+  assert.ok(!stored.includes('tok-secret-1111') && !stored.includes('tok-secret-2222'), 'secret in the store');
+});
+
+rigTest('a command text change reruns the task', async (rig) => {
+  await setup(rig);
+  await run(rig, ['lint']);
+  await rig.write({ 'fabricfile.ts': PIPELINE.replace(`{{LEVEL}}`, `{{LEVEL}} strict`) });
+  const r = await run(rig, ['lint']);
+  assert.deepEqual(brief(r), ['task-success gen cached', 'task-success lint ran']);
+  const miss = r.events.find((e) => e.type === 'cache' && e.node === 'lint');
+  assert.match(miss?.type === 'cache' ? miss.detail ?? '' : '', /^command changed \(step 1\): .*count\.log lint low → .*count\.log lint low strict$/);
+});
+
+rigTest('a deleted output is restored from the cache without running; --force runs; --no-cache neither reads nor writes', async (rig) => {
+  await setup(rig);
+  await run(rig, ['gen']);
+  await chmod(rig.path('out/gen.txt'), 0o640);
+  await run(rig, ['gen', '--force']); // records the new mode
+  await rm(rig.path('out'), { recursive: true });
+  const r = await run(rig, ['gen']);
+  assert.deepEqual(brief(r), ['task-success gen cached']);
+  assert.equal(await rig.read('out/gen.txt'), 'alpha\nbeta\n');
+  assert.deepEqual(await counts(rig), ['gen', 'gen']);
+  const forced = await run(rig, ['gen', '--force']);
+  assert.deepEqual(forced.brief(['cache', 'task-success']), ['cache gen miss', 'task-success gen ran']);
+  await rm(rig.path('.fabric'), { recursive: true });
+  const off = await run(rig, ['gen', '--no-cache']);
+  assert.equal(off.code, 0, off.stderr);
+  assert.deepEqual(brief(off), ['task-success gen ran']);
+  assert.equal(rig.exists('.fabric/cache'), false);
+});
+
+rigTest('an output that was not produced fails the task (and is not stored)', async (rig) => {
+  await rig.write({
+    'fabricfile.ts': FF(`task('build', { effect: 'read-only', inputs: ['src/**'], outputs: ['out/made.txt', 'out/never.txt'],
+      run: ${JSON.stringify(`${count('build')} && mkdir -p out && echo x > out/made.txt`)} });`),
+    'src/a.txt': 'a',
+  });
+  const r = await run(rig, ['build']);
+  assert.equal(r.code, 1, r.stderr);
+  assert.deepEqual(brief(r), ['task-failure build missing-output']);
+  const f = r.events.find((e) => e.type === 'task-failure');
+  assert.deepEqual(f?.type === 'task-failure' && f.failure.reason === 'missing-output' && f.failure.paths, ['out/never.txt']);
+  const again = await run(rig, ['build']);
+  assert.deepEqual(brief(again), ['task-failure build missing-output'], 'a failed task is never cached');
+  assert.deepEqual(await counts(rig), ['build', 'build']);
+});
+
+rigTest('a truncated cache entry is a miss with exactly one warning, then is replaced', async (rig) => {
+  await setup(rig);
+  await run(rig, ['gen']);
+  const entries = await listFiles(rig.path('.fabric', 'cache', 'entries'));
+  assert.equal(entries.length, 1);
+  await truncate(entries[0]!, Math.floor((await stat(entries[0]!)).size / 2));
+  const r = await run(rig, ['gen']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(r.brief(['cache', 'task-success']), ['cache gen corrupt', 'task-success gen ran']);
+  const warnings = r.events.filter((e) => e.type === 'warning');
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0]!.type === 'warning' ? warnings[0]!.message : '', /cache entry [0-9a-f]{12} is not valid JSON.*removed it/);
+  const after = await run(rig, ['gen']);
+  assert.deepEqual(after.brief(['cache', 'warning']), ['cache gen hit']);
+});
+
+rigTest('two concurrent runs on one repo leave a valid store', async (rig) => {
+  const N = 16;
+  const tasks = Array.from({ length: N }, (_, i) =>
+    `task('t${i}', { effect: 'read-only', inputs: ['src/**'], outputs: ['out/t${i}/**'], run: ${JSON.stringify(`${count(`t${i}`)} && mkdir -p out/t${i} && for k in 1 2 3; do seq 1 2000 | sed "s/^/t${i}-$k /" > out/t${i}/f$k; done && echo t${i} done`)} });`,
+  ).join('\n');
+  await rig.write({ 'fabricfile.ts': FF(`${tasks}\ntask('all', { effect: 'read-only', deps: [${Array.from({ length: N }, (_, i) => `'t${i}'`).join(', ')}] });`), 'src/in.txt': 'in' });
+  const [a, b] = await Promise.all([run(rig, ['all', '-j4']), run(rig, ['all', '-j4'])]);
+  assert.equal(a.code, 0, a.stderr);
+  assert.equal(b.code, 0, b.stderr);
+  assert.deepEqual([...a.events, ...b.events].filter((e) => e.type === 'warning'), []);
+  const store = new Store(rig.path('.fabric', 'cache'));
+  for (let i = 0; i < N; i++) {
+    const rec = await store.readRun(`t${i}`);
+    assert.ok(rec?.lastSuccess, `t${i} recorded`);
+    const e = await store.readEntry(rec.lastSuccess.fingerprint);
+    assert.equal(e.state, 'ok', `t${i} entry`);
+    if (e.state !== 'ok') continue;
+    assert.equal(e.entry.outputs.length, 3);
+    for (const o of e.entry.outputs) assert.ok(Buffer.isBuffer(await store.readBlob(o.sha256)), `blob of t${i}/${o.path} verifies`);
+  }
+  assert.deepEqual((await listFiles(rig.path('.fabric'))).filter((f) => f.endsWith('.tmp')), []);
+  // And it serves a third run entirely from the cache.
+  const before = (await counts(rig)).length;
+  await rm(rig.path('out'), { recursive: true });
+  const c = await run(rig, ['all']);
+  assert.equal(c.code, 0, c.stderr);
+  assert.equal(c.brief(['task-success']).filter((l) => l.endsWith(' cached')).length, N);
+  assert.equal((await counts(rig)).length, before);
+  assert.equal(await rig.read('out/t3/f2'), Array.from({ length: 2000 }, (_, k) => `t3-2 ${k + 1}\n`).join(''));
+}, { ms: 90_000 });
+
+rigTest('explain: fresh after a run; then names the changed file, env var, param and dependency', async (rig) => {
+  await setup(rig);
+  assert.match((await rig.fabric(['explain', 'lint'])).stdout, /^lint: never ran: never ran$/m);
+  await run(rig, ['lint'], { REGION: 'eu' });
+  const fresh = await rig.fabric(['explain', 'lint', '--all'], { env: { REGION: 'eu' } });
+  assert.equal(fresh.code, 0, fresh.stderr);
+  assert.match(fresh.stdout, /^gen: fresh \(will not run\): nothing changed since the last successful run/m);
+  assert.match(fresh.stdout, /^lint: fresh \(will not run\)/m);
+  await writeFile(rig.path('src/b.txt'), 'BETA\n');
+  await writeFile(rig.path('src/c.txt'), 'new\n');
+  const r = await rig.fabric(['explain', 'lint', 'LEVEL=high'], { env: { REGION: 'us' } });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^gen: stale: 2 changes since the last successful run/m);
+  assert.match(r.stdout, /^ {2}input changed: src\/b\.txt$/m);
+  assert.match(r.stdout, /^ {2}input added: src\/c\.txt$/m);
+  assert.match(r.stdout, /^lint\[LEVEL=high\]: never ran: never ran with these params/m);
+  assert.match(r.stdout, /^ {2}param LEVEL: "low" → "high"$/m);
+  assert.match(r.stdout, /^ {2}env REGION: "eu" → "us"$/m);
+  assert.match(r.stdout, /^ {2}dependency changed: gen \(/m);
+  const j = await rig.fabric(['explain', 'lint', '--json'], { env: { REGION: 'eu' } });
+  const doc = JSON.parse(j.stdout) as { nodes: { node: string; status: string; changes: { kind: string; path?: string; dependency?: string }[] }[] };
+  assert.deepEqual(doc.nodes.map((n) => [n.node, n.status]), [['gen', 'stale'], ['lint', 'stale']]);
+  assert.deepEqual(doc.nodes[0]!.changes, [{ kind: 'input-changed', path: 'src/b.txt' }, { kind: 'input-added', path: 'src/c.txt' }]);
+  assert.deepEqual(doc.nodes[1]!.changes.map((c) => c.kind), ['dependency-changed']);
+  // Explain ran nothing and wrote nothing the run would notice.
+  assert.deepEqual(await counts(rig), ['gen', 'lint low']);
+  // Back to the recorded state: cached (restorable), not stale.
+  await rm(rig.path('src/c.txt'));
+  await writeFile(rig.path('src/b.txt'), 'beta\n');
+  await rm(rig.path('out/gen.txt'));
+  const back = await rig.fabric(['explain', 'gen']);
+  assert.match(back.stdout, /^gen: cached \(will not run\): in the cache: a run restores 1 output instead of running$/m);
+  assert.match(back.stdout, /^ {2}would restore: out\/gen\.txt$/m);
+});
+
+rigTest('explain of a secret env var shows its name only; a mutating task is explained as always running', async (rig) => {
+  await setup(rig);
+  await rig.write({ 'fabricfile.ts': PIPELINE + `task('deploy', { effect: 'mutating', run: ${JSON.stringify(count('deploy'))} });\n` });
+  await run(rig, ['lint', 'deploy'], { API_TOKEN: 'tok-aaaa-1111' });
+  const r = await rig.fabric(['explain', 'lint', 'deploy'], { env: { API_TOKEN: 'tok-bbbb-2222' } });
+  assert.match(r.stdout, /^ {2}env API_TOKEN changed \(secret, value not shown\)$/m);
+  assert.ok(!r.stdout.includes('tok-'), r.stdout);
+  assert.match(r.stdout, /^deploy: fresh: nothing changed since the last successful run .*not cacheable, so a run runs it again$/m);
+});
+
+rigTest('cache stats, prune and clean through the CLI', async (rig) => {
+  await setup(rig);
+  await run(rig, ['lint']);
+  const s = await rig.fabric(['cache', 'stats', '--json']);
+  assert.equal(s.code, 0, s.stderr);
+  const stats = JSON.parse(s.stdout) as { entries: number; runs: number; byTask: unknown };
+  assert.equal(stats.entries, 2);
+  assert.equal(stats.runs, 2);
+  assert.match((await rig.fabric(['cache', 'stats'])).stdout, /entries: 2 /);
+  const p = await rig.fabric(['cache', 'prune', '--max-size', '0']);
+  assert.equal(p.code, 0, p.stderr);
+  assert.match(p.stdout, /^pruned 2 entries/);
+  const rerun = await run(rig, ['lint']);
+  assert.deepEqual(brief(rerun), ['task-success gen ran', 'task-success lint ran']);
+  const bad = await rig.fabric(['cache', 'prune', '--older-than', 'soon']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--older-than needs a duration such as 12h or 7d, got "soon"/);
+  const typo = await rig.fabric(['cache', 'stat']);
+  assert.equal(typo.code, 2);
+  assert.match(typo.stderr, /did you mean 'fabric cache stats'\?/);
+  const c = await rig.fabric(['cache', 'clean']);
+  assert.equal(c.code, 0, c.stderr);
+  assert.equal(rig.exists('.fabric/cache'), false);
+});
+
+async function listFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...(await listFiles(p)));
+    else out.push(p);
+  }
+  return out;
+}
+
+async function readTree(dir: string): Promise<string> {
+  let out = '';
+  for (const f of await listFiles(dir)) out += (await readFile(f)).toString('latin1');
+  return out;
+}
+
+test.run();
