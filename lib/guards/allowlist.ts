@@ -30,7 +30,10 @@ async function loadAllowlist(src: PolicySource, facts: GuardFacts, never: readon
     diagnostics,
   });
   const r = await loadDataFile(file, 'policy.schema.json', 'policy');
-  if (!r.ok) return fail(r.error);
+  if (!r.ok) {
+    if (r.error.length === 1 && r.error[0]!.code === 'missing-file') return { ok: false, reason: `policy file not found: ${shownFile}`, diagnostics: [] };
+    return fail(r.error);
+  }
   const path = src.key.split('.');
   let cur: unknown = r.value.value;
   for (let i = 0; i < path.length; i++) {

@@ -2,6 +2,7 @@
  * Files that guards read (policy files, approvals): parsed as YAML (a superset of JSON) with located
  * errors, validated against a schema in contracts/ with ajv. yaml and ajv are loaded only here, lazily.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, relative, resolve } from 'node:path';
 import type YAML from 'yaml';
@@ -47,32 +48,30 @@ export function schemaValidator(name: string): Promise<Validator> {
 const cache = new Map<string, { key: string; result: Result<DataFile> }>();
 
 /**
- * Reads, parses and validates a data file. Results are cached per path while the file's size and
- * mtime do not change (many nodes may read the same policy).
+ * Reads, parses and validates a data file. Parsed results are cached per path and content hash (many
+ * nodes may read the same policy; a changed byte is always seen).
  */
 export async function loadDataFile(file: string, schema: string, what: string): Promise<Result<DataFile>> {
-  let key: string;
+  let text: string;
   try {
-    const st = statSync(file);
-    if (!st.isFile()) return { ok: false, error: [{ severity: 'error', code: 'not-a-file', message: `${what} ${file} is not a file` }] };
-    key = `${st.size}:${st.mtimeMs}:${schema}`;
+    if (!statSync(file).isFile()) return { ok: false, error: [{ severity: 'error', code: 'not-a-file', message: `${what} ${file} is not a file` }] };
   } catch {
     return { ok: false, error: [{ severity: 'error', code: 'missing-file', message: `${what} not found: ${file}` }] };
   }
-  const hit = cache.get(file);
-  if (hit && hit.key === key) return hit.result;
-  const result = await parseAndValidate(file, schema, what);
-  cache.set(file, { key, result });
-  return result;
-}
-
-async function parseAndValidate(file: string, schema: string, what: string): Promise<Result<DataFile>> {
-  let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
     return { ok: false, error: [{ severity: 'error', code: 'unreadable-file', message: `cannot read ${what} ${file}: ${(e as Error).message}` }] };
   }
+  const key = `${schema}:${createHash('sha256').update(text).digest('hex')}`;
+  const hit = cache.get(file);
+  if (hit && hit.key === key) return hit.result;
+  const result = await parseAndValidate(file, text, schema, what);
+  cache.set(file, { key, result });
+  return result;
+}
+
+async function parseAndValidate(file: string, text: string, schema: string, what: string): Promise<Result<DataFile>> {
   const { parseYamlFile, ajvErrorsToDiagnostics } = await import('../diagnostics/from-yaml.js');
   const parsed = parseYamlFile(file, text);
   if (!parsed.ok) return parsed;

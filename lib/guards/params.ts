@@ -6,7 +6,7 @@ interface ParamCheck {
   readonly kind: string;
   readonly name: string;
   readonly description: string;
-  /** `undefined` when the value passes; otherwise the default deny reason. */
+  /** The allow reason, or the default deny reason and remedy. */
   test(value: string | undefined, facts: GuardFacts): { ok: true; reason: string } | { ok: false; reason: string; remedy: string };
 }
 

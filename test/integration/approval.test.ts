@@ -6,6 +6,7 @@ import { mkdirSync, copyFileSync } from 'node:fs';
 import type { FabricEvent } from '../../lib/engine/events.js';
 import { findOnPath } from '../../lib/guards/require.js';
 import { rigTest, test, type FabricRun, type Rig } from '../helpers/rig.js';
+const SLOW = { ms: 240_000 }; // several CLI processes per test, on a shared 2-core machine
 
 const FABRICFILE = `import { task, approval } from 'fabric';
 task('tf.plan', { effect: 'read-only', params: { ENV: { default: 'samakia-dev' } }, run: 'echo plan {{ENV}} >> plan.ran' });
@@ -83,7 +84,7 @@ rigTest('a valid approval lets the prod apply run; plan --json prints the digest
   const none = await rig.fabric(['run', 'tf.apply', 'ENV=samakia-prod', '--output=json', '--no-evidence']);
   assert.equal(none.code, 2);
   assert.equal(approvalDecision(none).reason, 'approval required: FABRIC_APPROVAL is not set');
-});
+}, SLOW);
 
 rigTest('other params, plan changed, other commit → refused with the exact reason, nothing runs', async (rig) => {
   await repo(rig);
@@ -108,7 +109,7 @@ rigTest('other params, plan changed, other commit → refused with the exact rea
   assert.equal(commit.code, 2);
   assert.equal(approvalDecision(commit).reason, `approval is for commit ${before.slice(0, 12)}, but HEAD is ${after.slice(0, 12)}`);
   assert.equal(rig.exists('apply.ran') || rig.exists('plan.ran'), false);
-});
+}, SLOW);
 
 rigTest('expired, tampered byte, unknown key, malformed → refused', async (rig) => {
   await repo(rig);
@@ -149,7 +150,7 @@ rigTest('expired, tampered byte, unknown key, malformed → refused', async (rig
   const d = approvalDecision(bad);
   assert.match(d.reason, new RegExp(`^malformed approval: approval-bad\\.json:${line}:\\d+: `));
   assert.ok(d.diagnostics?.[0]?.location);
-});
+}, SLOW);
 
 rigTest('approve: usage errors exit 2 with a message; no approval outside a git repository', async (rig) => {
   await repo(rig);
@@ -172,7 +173,7 @@ rigTest('approve: usage errors exit 2 with a message; no approval outside a git 
   const nogit = await approve(rig, []);
   assert.equal(nogit.code, 2);
   assert.match(nogit.stderr, /is not a git work tree with a commit: approvals bind to a commit/);
-});
+}, SLOW);
 
 rigTest('plan and approval never show a secret param in clear; the plan digest still tells values apart', async (rig) => {
   await rig.write({
@@ -202,7 +203,7 @@ task('rotate', { params: { TOKEN: { secret: true, required: true } }, run: 'rota
   const doc = JSON.parse(a.stdout) as { planDigest: string; nodes: { params: Record<string, string> }[] };
   assert.match(doc.nodes[0]!.params['TOKEN']!, /^secret:sha256:[0-9a-f]{64}$/);
   assert.equal(doc.planDigest, plan.digest);
-});
+}, SLOW);
 
 const HAVE_GPG = findOnPath('gpg', process.env['PATH']) !== undefined;
 if (HAVE_GPG) {
@@ -232,7 +233,7 @@ if (HAVE_GPG) {
     } finally {
       for (const h of [signer, trusted]) spawnSync('gpgconf', ['--homedir', h, '--kill', 'gpg-agent']);
     }
-  });
+  }, SLOW);
 } else {
   console.log('gpg not installed: the OpenPGP approval test is skipped');
 }

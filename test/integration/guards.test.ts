@@ -4,6 +4,7 @@ import * as assert from 'node:assert/strict';
 import type { FabricEvent } from '../../lib/engine/events.js';
 import type { GuardDecision } from '../../lib/guards/types.js';
 import { rigTest, test, type FabricRun } from '../helpers/rig.js';
+const SLOW = { ms: 240_000 }; // several CLI processes per test, on a shared 2-core machine
 
 const FF = (body: string) => `import { task, paramEquals, paramNotEquals, override, custom, changeWindow, envAllowlist, executeFlag, confirm, acknowledge, ciRefuse } from 'fabric';\n${body}\n`;
 
@@ -42,7 +43,7 @@ rigTest('CI mode: a mutating node deep in the closure refuses the whole run befo
   assert.deepEqual(r.brief(['task-start']), []);
   assert.equal(rig.exists('lint.ran'), false, 'the upstream read-only task did not run');
   assert.equal(rig.exists('plan.ran'), false);
-});
+}, SLOW);
 
 rigTest('CI mode: a prod apply is refused even with the phrase; the non-prod apply runs with it', async (rig) => {
   await rig.write({ 'fabricfile.ts': PIPELINE });
@@ -56,7 +57,7 @@ rigTest('CI mode: a prod apply is refused even with the phrase; the non-prod app
   assert.equal((await rig.read('apply.ran')).trim(), 'apply samakia-staging');
   const allow = decisions(dev).find((x) => x.decision.guard === 'ci-mode-effect')!;
   assert.equal(allow.decision.outcome, 'allow');
-});
+}, SLOW);
 
 const MATRIX: [string | undefined, boolean][] = [
   [undefined, false],
@@ -81,14 +82,14 @@ rigTest('CI detection matrix: unset, "", 0, false are not CI; 1, true, yes are',
   assert.equal(flag.code, 2);
   assert.equal(runStart(flag)?.ci, true);
   assert.equal(rig.exists('lint.ran'), false);
-});
+}, SLOW);
 
 rigTest('CI mode: a read-only selection runs', async (rig) => {
   await rig.write({ 'fabricfile.ts': PIPELINE });
   const r = await rig.fabric(['run', 'check', '--output=json', '--no-evidence'], { env: { CI: 'true' } });
   assert.equal(r.code, 0, r.stderr);
   assert.equal((await rig.read('check.ran')).trim(), 'check');
-});
+}, SLOW);
 
 rigTest('there is no global --yes', async (rig) => {
   await rig.write({ 'fabricfile.ts': FF(`task('destroy', { run: 'touch destroyed', guards: [confirm('CONFIRM', 'YES')] });`) });
@@ -102,7 +103,7 @@ rigTest('there is no global --yes', async (rig) => {
   const ok = await rig.fabric(['run', 'destroy', 'CONFIRM=YES', '--output=json', '--no-evidence']);
   assert.equal(ok.code, 0, ok.stderr);
   assert.equal(rig.exists('destroyed'), true);
-});
+}, SLOW);
 
 const HA = FF(`
 const placement = custom('ha-placement', 'tier0/tier1 placement must be valid', () => ({ outcome: 'deny', reason: 'placement enforcement violations present', remedy: 'fix fabric-core/ha/placement-policy.yml' }));
@@ -130,7 +131,7 @@ rigTest('HA override: without a reason, with a too-short reason, and with a reas
   assert.equal(d.override?.overrode, 'ha-placement');
   assert.match(d.override?.operator ?? '', /^carol@/);
   assert.ok(Math.abs(Date.parse(d.override!.at) - Date.now()) < 60_000);
-});
+}, SLOW);
 
 const iso = (offsetMin: number) => new Date(Date.now() + offsetMin * 60_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
@@ -149,7 +150,7 @@ rigTest('change windows through the CLI: inside, outside, too long, malformed', 
   assert.equal(inside.code, 0, inside.stderr);
   assert.match(decisions(inside)[0]!.decision.reason, /^now \S+ is inside the maintenance window .* \(30\.0m ≤ 60m\)$/);
   assert.equal(rig.exists('applied'), true);
-});
+}, SLOW);
 
 rigTest('a malformed policy file gives a located error and denies; a good one allows', async (rig) => {
   await rig.write({
@@ -172,7 +173,7 @@ rigTest('a malformed policy file gives a located error and denies; a good one al
   const ok = await rig.fabric(['run', 'tenants.plan', 'ENV=samakia-dev', '--output=json', '--no-evidence']);
   assert.equal(ok.code, 0, ok.stderr);
   assert.equal(rig.exists('planned'), true);
-});
+}, SLOW);
 
 rigTest('execute flag: unset runs the dry-run form (read-only, allowed in CI); =1 runs the execute form (mutating)', async (rig) => {
   await rig.write({
@@ -191,7 +192,7 @@ rigTest('execute flag: unset runs the dry-run form (read-only, allowed in CI); =
   assert.equal(exec.code, 0, exec.stderr);
   assert.equal((await rig.read('mode')).trim(), 'execute');
   assert.equal(runStart(exec)!.nodes[0]!.variant, '1: execute (BIND_EXECUTE=1)');
-});
+}, SLOW);
 
 rigTest('all denials of all nodes are reported together, with Samakia-style messages and remedies', async (rig) => {
   await rig.write({
@@ -212,6 +213,6 @@ task('all', { effect: 'read-only', deps: ['minio.tf.plan', 'tf.plan'], run: 'tru
   );
   assert.equal(decisions(r).find((x) => x.node === 'minio.tf.plan[ENV=samakia-minio]')!.decision.outcome, 'allow');
   assert.equal(rig.exists('a') || rig.exists('b'), false);
-});
+}, SLOW);
 
 test.run();
