@@ -1,0 +1,269 @@
+// Evidence through the real CLI: `fabric run` writes a packet for every run, `fabric evidence` lists,
+// shows, verifies and signs it. Real processes, real files, the real sha256sum/gpg.
+import * as assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { walkFiles } from '../../lib/evidence/fsutil.js';
+import type { NodeManifest, RunRecord } from '../../lib/evidence/types.js';
+import { fixture, rigTest, test, type Rig } from '../helpers/rig.js';
+import { allText, ed25519Key, gpgHome, schemaProblems, sha256sumCheck } from '../unit/evidence-helpers.js';
+
+const NODE = JSON.stringify(process.execPath);
+const WAIT = JSON.stringify(fixture('wait-for.mjs'));
+
+const FABRICFILE = `import { task, paramEquals } from 'fabric';
+task('gen', { effect: 'read-only', inputs: ['src/*.txt'], outputs: ['out/gen.txt'], run: 'mkdir -p out && cat src/*.txt > out/gen.txt && echo generated' });
+task('bad', { deps: ['gen'], run: 'echo about to fail >&2; exit 3' });
+task('after', { deps: ['bad'], run: 'echo never' });
+task('prod', { params: { ENV: { default: 'prod' } }, guards: [paramEquals('ENV', 'dev')], run: 'echo deploying' });
+task('slow', { run: [[${NODE}, ${WAIT}, '.release-slow', '.pid-slow']] });
+task('two', { deps: ['gen'], run: [[${NODE}, ${WAIT}, '.release-two', '.pid-two']] });
+`;
+
+async function setup(rig: Rig, extra: Record<string, string> = {}): Promise<void> {
+  await rig.write({ 'fabricfile.ts': FABRICFILE, 'src/a.txt': 'alpha\n', 'src/b.txt': 'beta\n', ...extra });
+}
+
+async function runs(rig: Rig): Promise<string[]> {
+  const root = rig.path('evidence');
+  return existsSync(root) ? (await readdir(root)).filter((n) => !n.startsWith('.')).sort() : [];
+}
+const lastPacket = async (rig: Rig): Promise<string> => rig.path('evidence', (await runs(rig)).at(-1)!);
+const readRun = async (dir: string): Promise<RunRecord> => JSON.parse(await readFile(join(dir, 'run.json'), 'utf8')) as RunRecord;
+const statuses = (run: RunRecord) => Object.fromEntries(run.nodes.map((n) => [n.id, n.status]));
+
+async function until(check: () => boolean | Promise<boolean>, what: string, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+rigTest('every node status gets a manifest; each packet passes sha256sum -c, its schemas and fabric evidence verify', async (rig) => {
+  await setup(rig);
+  const seen: Record<string, string | null>[] = [];
+  const record = async () => {
+    const dir = await lastPacket(rig);
+    seen.push(statuses(await readRun(dir)));
+  };
+  assert.equal((await rig.fabric(['run', 'gen'])).code, 0);
+  await record();
+  assert.equal((await rig.fabric(['run', 'gen'])).code, 0);
+  await record();
+  assert.equal((await rig.fabric(['run', 'after'])).code, 1);
+  await record();
+  const denied = await rig.fabric(['run', 'prod']);
+  assert.equal(denied.code, 2, denied.stderr + denied.stdout);
+  await record();
+  // Cancelled: SIGINT while `slow` runs.
+  let failed: unknown;
+  const interrupted = await rig.fabric(['run', 'slow'], {
+    onSpawn: (child) => {
+      until(() => rig.exists('.pid-slow'), 'slow to start').then(
+        () => child.kill('SIGINT'),
+        (e: unknown) => ((failed = e), child.kill('SIGKILL')),
+      );
+    },
+  });
+  if (failed) throw failed;
+  assert.equal(interrupted.code, 130, interrupted.stderr);
+  await record();
+  assert.deepEqual(seen, [
+    { gen: 'ok' },
+    { gen: 'cached' },
+    { gen: 'cached', bad: 'failed', after: 'skipped-after-failure' },
+    { prod: 'denied' },
+    { slow: 'cancelled' },
+  ]);
+  for (const id of await runs(rig)) {
+    const dir = rig.path('evidence', id);
+    for (const n of (await readRun(dir)).nodes) assert.ok(existsSync(join(dir, 'nodes', n.safeId, 'manifest.json')), `${id}: no manifest for ${n.id}`);
+    const sum = sha256sumCheck(dir);
+    assert.equal(sum.code, 0, `${id}: ${sum.out}`);
+    assert.deepEqual(await schemaProblems(dir), [], id);
+    const v = await rig.fabric(['evidence', 'verify', dir]);
+    assert.equal(v.code, 0, `${id}: ${v.stdout}${v.stderr}`);
+    assert.match(v.stdout, /✓ verified /);
+  }
+  const statusesByRun = (await Promise.all((await runs(rig)).map(async (id) => (await readRun(rig.path('evidence', id))).status)));
+  assert.deepEqual(statusesByRun.sort(), ['denied', 'failed', 'interrupted', 'ok', 'ok']);
+  const gen = JSON.parse(await readFile(join(rig.path('evidence', (await runs(rig))[0]!), 'nodes/gen/manifest.json'), 'utf8')) as NodeManifest;
+  assert.deepEqual(gen.inputs.map((i) => i.path), ['src/a.txt', 'src/b.txt']);
+  assert.deepEqual(gen.outputs.map((o) => [o.path, o.size]), [['out/gen.txt', 11]]);
+
+  // ls: one line per run, oldest first, with status and counts.
+  const ls = await rig.fabric(['evidence', 'ls']);
+  assert.equal(ls.code, 0, ls.stderr);
+  const lines = ls.stdout.trim().split('\n');
+  assert.equal(lines.length, 5);
+  assert.match(lines[2]!, /failed\s+3 nodes: 1 cached, 1 failed, 1 skipped-after-failure\s+unsigned/);
+  assert.match(lines[3]!, /denied\s+1 nodes: 1 denied/);
+  const lsJson = JSON.parse((await rig.fabric(['evidence', 'ls', '--json'])).stdout) as { status: string }[];
+  assert.deepEqual(lsJson.map((r) => r.status), ['ok', 'ok', 'failed', 'denied', 'interrupted']);
+  // show: a run and a node.
+  const show = await rig.fabric(['evidence', 'show', 'latest']);
+  assert.match(show.stdout, /run \S+ {2}interrupted \(SIGINT\)/);
+  const third = (await runs(rig))[2]!;
+  const node = await rig.fabric(['evidence', 'show', third.slice(0, 22), 'bad']);
+  assert.equal(node.code, 0, node.stderr);
+  assert.match(node.stdout, /^bad {2}failed\n/);
+  assert.match(node.stdout, /\$ echo about to fail >&2; exit 3 {3}→ exit 3/);
+  assert.match(node.stdout, /stderr \(14 B\):\n {2}│ about to fail/);
+  const denial = await rig.fabric(['evidence', 'show', (await runs(rig))[3]!, 'prod', '--json']);
+  const pm = JSON.parse(denial.stdout) as NodeManifest;
+  assert.equal(pm.guards[0]?.outcome, 'deny');
+  assert.equal(pm.failure?.reason, 'denied');
+  const nope = await rig.fabric(['evidence', 'show', 'no-such-run']);
+  assert.equal(nope.code, 2);
+  assert.match(nope.stderr, /no run "no-such-run"/);
+}, { ms: 180_000 });
+
+rigTest('a planted secret (MY_TOKEN, declared and echoed, split across chunks) appears nowhere in evidence or terminal output', async (rig) => {
+  const TOKEN = 'sekr1t-T0KEN-4242';
+  await rig.write({
+    'fabricfile.ts': `import { task } from 'fabric';
+task('leak', { effect: 'read-only', env: ['MY_TOKEN'], run: 'echo "token=$MY_TOKEN"; printf "half=%s" "\${MY_TOKEN:0:6}"; sleep 0.3; printf "%s\\\\n" "\${MY_TOKEN:6}"; echo "err $MY_TOKEN" >&2' });
+`,
+  });
+  for (const output of ['plain', 'json']) {
+    const r = await rig.fabric(['run', 'leak', `--output=${output}`], { env: { MY_TOKEN: TOKEN } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(!r.stdout.includes(TOKEN) && !r.stderr.includes(TOKEN), `${output} terminal output leaked the token`);
+    assert.ok(r.stdout.includes('[REDACTED]'), `${output}: the output is there, redacted`);
+  }
+  const everything = await allText(rig.path('evidence'));
+  assert.ok(!everything.includes(TOKEN), 'the evidence directory leaked the token');
+  const dir = await lastPacket(rig);
+  const m = JSON.parse(await readFile(join(dir, 'nodes/leak/manifest.json'), 'utf8')) as NodeManifest;
+  assert.deepEqual(m.env, { MY_TOKEN: '[REDACTED]' });
+  assert.equal(await readFile(join(dir, 'nodes/leak/stdout.log'), 'utf8'), 'token=[REDACTED]\nhalf=[REDACTED]\n');
+  assert.equal(await readFile(join(dir, 'nodes/leak/stderr.log'), 'utf8'), 'err [REDACTED]\n');
+  const v = await rig.fabric(['evidence', 'verify', dir]);
+  assert.equal(v.code, 0, v.stdout);
+});
+
+rigTest('fabric evidence verify: one flipped byte in any file fails and names the file; --check-outputs sees changed outputs', async (rig) => {
+  await setup(rig);
+  assert.equal((await rig.fabric(['run', 'after'])).code, 1);
+  const dir = await lastPacket(rig);
+  const files = await walkFiles(dir);
+  assert.ok(files.length >= 16, files.join(' '));
+  // One file of each kind through the CLI (the unit tests flip a byte in every file of a packet).
+  const kinds = new Map<string, string>();
+  for (const f of files) if (!kinds.has(f.split('/').at(-1)!)) kinds.set(f.split('/').at(-1)!, f);
+  assert.deepEqual([...kinds.keys()].sort(), ['fabric.intoto.json', 'manifest.json', 'manifest.sha256', 'provenance.intoto.json', 'run.json', 'stderr.log', 'stdout.log']);
+  for (const f of kinds.values()) {
+    const p = join(dir, f);
+    const orig = await readFile(p);
+    const bad = Buffer.from(orig.length ? orig : Buffer.from('x'));
+    const i = Math.floor(bad.length / 3);
+    bad[i] = bad[i]! ^ 0x20;
+    await writeFile(p, bad);
+    const v = await rig.fabric(['evidence', 'verify', dir]);
+    assert.equal(v.code, 1, `flipped ${f}: ${v.stdout}`);
+    if (f !== 'manifest.sha256') assert.match(v.stdout, new RegExp(`✖ ${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: sha256 does not match manifest.sha256\\n {4}expected [0-9a-f]{64}\\n {4}found {4}[0-9a-f]{64}`), v.stdout);
+    assert.match(v.stdout, /✖ NOT verified/);
+    await writeFile(p, orig);
+  }
+  assert.equal((await rig.fabric(['evidence', 'verify', dir])).code, 0);
+  // Outputs on disk: unchanged → ok; changed → named with both digests.
+  assert.equal((await rig.fabric(['evidence', 'verify', dir, '--check-outputs'])).code, 0);
+  await writeFile(rig.path('out/gen.txt'), 'tampered\n');
+  const o = await rig.fabric(['evidence', 'verify', dir, '--check-outputs', '--json']);
+  assert.equal(o.code, 1);
+  const rep = JSON.parse(o.stdout) as { problems: { file: string; message: string }[] };
+  assert.deepEqual(rep.problems.map((p) => [p.file, p.message]), [['out/gen.txt', 'output of gen changed since the run']]);
+  // A third party: no fabricfile anywhere near, just the packet path.
+  const outside = await rig.fabric(['evidence', 'verify', dir], { cwd: '/' });
+  assert.equal(outside.code, 0, outside.stdout + outside.stderr);
+}, { ms: 180_000 });
+
+rigTest('signing from the config: ed25519 + dual control incomplete; GPG second signature completes it; tampering fails', async (rig) => {
+  const alice = await ed25519Key(rig.path('keys'), 'alice');
+  const carol = await gpgHome('carol');
+  try {
+    await setup(rig, { '.fabricrc.json': JSON.stringify({ signing: { ed25519Key: 'keys/alice.pem', required: 2 } }) });
+    const r = await rig.fabric(['run', 'gen']);
+    assert.equal(r.code, 0, r.stderr);
+    const dir = await lastPacket(rig);
+    assert.ok(existsSync(join(dir, 'signatures/alice.sig')));
+    assert.ok(existsSync(join(dir, 'nodes/gen/provenance.dsse.json')));
+    assert.deepEqual(await schemaProblems(dir), []);
+    let v = await rig.fabric(['evidence', 'verify', dir, '--keyring', alice.pubDir]);
+    assert.equal(v.code, 1, v.stdout);
+    assert.match(v.stdout, /✖ signatures: incomplete: 2 signatures by distinct trusted keys required \(dual control\)\n {4}expected 2\n {4}found {4}1/);
+    assert.match((await rig.fabric(['evidence', 'ls'])).stdout, /signed 1\/2 \(incomplete\)/);
+    // Custodian B adds a GPG signature afterwards.
+    const s = await rig.fabric(['evidence', 'sign', 'latest', '--gpg-key', carol.fpr, '--gpg-home', carol.home]);
+    assert.equal(s.code, 0, s.stderr);
+    assert.match(s.stdout, /complete: 2 of 2 required signer\(s\)/);
+    const ring = rig.path('ring');
+    await mkdir(ring);
+    await copyFile(alice.pub, join(ring, 'alice.pub'));
+    await copyFile(carol.pubFile, join(ring, 'carol.asc'));
+    v = await rig.fabric(['evidence', 'verify', dir, '--keyring', ring]);
+    assert.equal(v.code, 0, v.stdout);
+    assert.match(v.stdout, /2 of 2 required signer\(s\)/);
+    // A tampered ed25519 signature.
+    const sigPath = join(dir, 'signatures/alice.sig');
+    const sig = await readFile(sigPath);
+    const bad = Buffer.from(sig);
+    bad[0] = bad[0]! ^ 0xff;
+    await writeFile(sigPath, bad);
+    v = await rig.fabric(['evidence', 'verify', dir, '--keyring', ring]);
+    assert.equal(v.code, 1);
+    assert.match(v.stdout, /✖ signatures\/alice\.sig: signature of manifest\.sha256 is not valid/);
+    await writeFile(sigPath, sig);
+    // A missing key file is a clear error, not a stack.
+    const e = await rig.fabric(['evidence', 'sign', dir, '--key', 'keys/missing.pem']);
+    assert.equal(e.code, 2);
+    assert.match(e.stderr, /keys\/missing\.pem: cannot read the ed25519 signing key: ENOENT/);
+    assert.doesNotMatch(e.stderr, /\n\s+at /);
+  } finally {
+    await carol.dispose();
+  }
+}, { ms: 120_000 });
+
+rigTest('SIGKILL mid-run leaves a verifiable partial packet: run.json says interrupted and lists the completed nodes', async (rig) => {
+  await setup(rig);
+  let dir = '';
+  let failed: unknown;
+  const r = await rig.fabric(['run', 'two', '-j1'], {
+    onSpawn: (child) => {
+      (async () => {
+        await until(() => rig.exists('.pid-two'), '"two" to start');
+        await until(async () => {
+          const ids = await runs(rig);
+          if (!ids.length) return false;
+          dir = rig.path('evidence', ids[0]!);
+          try {
+            return (await readRun(dir)).completed.includes('gen');
+          } catch {
+            return false;
+          }
+        }, 'gen to be recorded');
+        child.kill('SIGKILL');
+      })().catch((e: unknown) => ((failed = e), child.kill('SIGKILL')));
+    },
+  });
+  if (failed) throw failed;
+  assert.equal(r.signal, 'SIGKILL');
+  await rig.release('two'); // let the orphaned wait-for process exit
+  const run = await readRun(dir);
+  assert.equal(run.status, 'interrupted');
+  assert.equal(run.finishedOn, null);
+  assert.deepEqual(run.completed, ['gen']);
+  assert.deepEqual(statuses(run), { gen: 'ok', two: null });
+  const sum = sha256sumCheck(dir);
+  assert.equal(sum.code, 0, sum.out);
+  assert.deepEqual(await schemaProblems(dir), []);
+  const v = await rig.fabric(['evidence', 'verify', dir]);
+  assert.equal(v.code, 0, v.stdout);
+  assert.match(v.stdout, /note: the run did not finish \(status interrupted\): 1 of 2 nodes completed/);
+  const show = await rig.fabric(['evidence', 'show', dir, 'two']);
+  assert.match(show.stdout, /two: unfinished/);
+}, { ms: 90_000 });
+
+test.run();
