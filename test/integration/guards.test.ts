@@ -3,7 +3,9 @@
 import * as assert from 'node:assert/strict';
 import type { FabricEvent } from '../../lib/engine/events.js';
 import type { GuardDecision } from '../../lib/guards/types.js';
-import { rigTest, test, type FabricRun } from '../helpers/rig.js';
+import { spawn } from 'node:child_process';
+import { findOnPath } from '../../lib/guards/require.js';
+import { FABRIC_BIN, rigTest, test, withTimeout, type FabricRun, type Rig } from '../helpers/rig.js';
 const SLOW = { ms: 240_000 }; // several CLI processes per test, on a shared 2-core machine
 
 const FF = (body: string) => `import { task, paramEquals, paramNotEquals, override, custom, changeWindow, envAllowlist, executeFlag, confirm, acknowledge, ciRefuse } from 'fabric';\n${body}\n`;
@@ -214,5 +216,53 @@ task('all', { effect: 'read-only', deps: ['minio.tf.plan', 'tf.plan'], run: 'tru
   assert.equal(decisions(r).find((x) => x.node === 'minio.tf.plan[ENV=samakia-minio]')!.decision.outcome, 'allow');
   assert.equal(rig.exists('a') || rig.exists('b'), false);
 }, SLOW);
+
+/** Runs the CLI on a pseudo-terminal (util-linux `script`), answering the confirmation prompt when it appears. */
+function underTerminal(rig: Rig, args: string[], env: Record<string, string | undefined>, answer?: string): Promise<{ code: number | null; out: string; prompted: boolean }> {
+  const q = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+  const cmd = [process.execPath, FABRIC_BIN, ...args].map(q).join(' ');
+  const childEnv: Record<string, string> = {};
+  for (const [k, v] of Object.entries({ ...process.env, CI: undefined, GITHUB_ACTIONS: undefined, ...env })) if (v !== undefined) childEnv[k] = v;
+  const child = spawn('script', ['-qec', cmd, '/dev/null'], { cwd: rig.dir, env: childEnv, stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let prompted = false;
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    out += d;
+    if (!prompted && out.includes('to confirm (default: no): ')) {
+      prompted = true;
+      if (answer !== undefined) child.stdin.write(answer + '\r');
+    }
+  });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const done = new Promise<{ code: number | null; out: string; prompted: boolean }>((resolve) =>
+    child.on('close', (code) => {
+      resolve({ code, out, prompted });
+    }),
+  );
+  return withTimeout(done, 60_000, `fabric ${args.join(' ')} on a terminal`).finally(() => {
+    child.stdin.end();
+    child.kill('SIGKILL');
+  });
+}
+
+if (findOnPath('script', process.env['PATH'])) {
+  rigTest('confirm on a terminal: prompts outside CI (typing the phrase allows, Enter means no); never prompts in CI', async (rig) => {
+    await rig.write({ 'fabricfile.ts': FF(`task('destroy', { run: 'touch destroyed', guards: [confirm('CONFIRM', 'YES')] });`) });
+    const no = await underTerminal(rig, ['run', 'destroy', '--output=json', '--no-evidence'], {}, '');
+    assert.equal(no.prompted, true, no.out);
+    assert.equal(no.code, 2, no.out);
+    assert.match(no.out, /"reason":"confirmation required: re-run with CONFIRM=YES \(declined at the prompt\)"/);
+    assert.equal(rig.exists('destroyed'), false);
+    const ci = await underTerminal(rig, ['run', 'destroy', '--output=json', '--no-evidence'], { CI: 'true' });
+    assert.equal(ci.prompted, false, ci.out);
+    assert.equal(ci.code, 2, ci.out);
+    assert.match(ci.out, /"reason":"confirmation required: re-run with CONFIRM=YES \(CONFIRM is not set and CI mode never prompts\)"/);
+    const yes = await underTerminal(rig, ['run', 'destroy', '--output=json', '--no-evidence'], {}, 'YES');
+    assert.equal(yes.prompted, true, yes.out);
+    assert.equal(yes.code, 0, yes.out);
+    assert.match(yes.out, /"reason":"confirmed at the prompt by typing \\"YES\\""/);
+    assert.equal(rig.exists('destroyed'), true);
+  }, SLOW);
+}
 
 test.run();
