@@ -12,6 +12,7 @@
 import { spawn as cpSpawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import type { Command } from '../api/types.js';
+import { directExec } from './sched-direct.js';
 
 export type StreamName = 'stdout' | 'stderr';
 
@@ -163,16 +164,39 @@ export function spawnGroupLeader(file: string, args: readonly string[], options:
   return cpSpawn(file, args, { ...options, detached: true });
 }
 
+/**
+ * Starts `spec.cmd` as a group leader: an argv directly; a string under bash, or, when bash would only
+ * exec one program, that program directly with the env bash would give it (sched-direct.ts). If the
+ * direct spawn fails to start, bash runs the command after all, so its messages and exit codes apply.
+ */
+function spawnCommand(spec: SpawnSpec): ChildProcess {
+  const options: SpawnOptions = { cwd: spec.cwd, stdio: ['ignore', 'pipe', 'pipe'] };
+  if (typeof spec.cmd === 'string') {
+    const direct = directExec(spec.cmd, spec.cwd, spec.env);
+    if (direct) {
+      let child: ChildProcess | undefined;
+      try {
+        child = spawnGroupLeader(direct.file, direct.args, { ...options, env: { ...direct.env }, argv0: direct.argv0 });
+      } catch {
+        child = undefined;
+      }
+      if (child?.pid !== undefined) return child;
+      child?.on('error', () => undefined);
+    }
+  }
+  const [file, args] = commandArgv(spec.cmd);
+  return spawnGroupLeader(file, args, { ...options, env: { ...spec.env } });
+}
+
 class GroupProcess implements ProcessHandle {
   readonly pid: number | undefined;
   readonly exited: Promise<ExitInfo>;
   private killing: Promise<void> | undefined;
 
   constructor(spec: SpawnSpec) {
-    const [file, args] = commandArgv(spec.cmd);
     let child: ChildProcess;
     try {
-      child = spawnGroupLeader(file, args, { cwd: spec.cwd, env: { ...spec.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      child = spawnCommand(spec);
     } catch (e) {
       this.pid = undefined;
       this.exited = Promise.resolve({ code: 127, signal: null, error: e instanceof Error ? e.message : String(e), leftovers: false });
