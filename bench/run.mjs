@@ -12,6 +12,8 @@
 //   --out FILE        results file (default bench/RESULTS.md); --no-write: print only
 //   --keep            keep the generated temp directories
 //   --json FILE       also write every sample as JSON (for comparing two runs)
+//   --baseline FILE   also time another fabric CLI (e.g. a build of the previous commit) as `baseline`
+//   --fabric-arg ARG  pass ARG to every fabric run command (repeatable; e.g. --fabric-arg=--no-evidence)
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
@@ -23,7 +25,7 @@ import { WORKLOADS } from './lib/workloads.mjs';
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 
 function parseOptions(argv) {
-  const o = { reps: 5, only: undefined, fabric: join(REPO, 'bin', 'fabric.js'), build: true, extra: true, out: join(REPO, 'bench', 'RESULTS.md'), write: true, keep: false, json: undefined };
+  const o = { baseline: undefined, fabricArgs: [], reps: 5, only: undefined, fabric: join(REPO, 'bin', 'fabric.js'), build: true, extra: true, out: join(REPO, 'bench', 'RESULTS.md'), write: true, keep: false, json: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -40,6 +42,9 @@ function parseOptions(argv) {
     else if (a === '--no-write') o.write = false;
     else if (a === '--keep') o.keep = true;
     else if (a === '--json') o.json = resolve(value());
+    else if (a === '--baseline') o.baseline = resolve(value());
+    else if (a === '--fabric-arg') o.fabricArgs.push(value());
+    else if (a.startsWith('--fabric-arg=')) o.fabricArgs.push(a.slice('--fabric-arg='.length));
     else throw new Error(`unknown option ${a} (see the comment at the top of bench/run.mjs)`);
   }
   return o;
@@ -83,20 +88,22 @@ function tools(c, opts) {
   const env = toolEnv();
   const node = process.execPath;
   const out = [];
-  const fabricTool = (name, extraArgs) => ({
+  const isRun = c.fabric.args[0] === 'run';
+  const fabricTool = (name, extraArgs, cli = opts.fabric) => ({
     name,
     cwd: c.fabric.cwd,
     prepare: () => {
       c.fabric.prepare?.();
       for (const d of c.fabric.clean ?? []) rmSync(join(c.fabric.cwd, d), { recursive: true, force: true });
     },
-    argv: [node, [opts.fabric, ...c.fabric.args, ...extraArgs]],
+    argv: [node, [cli, ...c.fabric.args, ...(isRun ? opts.fabricArgs : []), ...extraArgs]],
     env,
   });
   out.push(fabricTool('fabric', []));
+  if (opts.baseline) out.push(fabricTool('baseline', [], opts.baseline));
   if (c.make) out.push({ name: 'make', cwd: c.make.cwd, prepare: () => c.make.prepare?.(), argv: ['make', c.make.args], env });
   if (c.target?.kind === 'floor' || c.fabric.args[0] === '--version') out.push({ name: 'node', cwd: c.fabric.cwd, prepare: () => {}, argv: [node, ['-e', '0']], env });
-  if (opts.extra && c.noEvidence) out.push(fabricTool('fabric-noev', ['--no-evidence']));
+  if (opts.extra && c.noEvidence && !opts.fabricArgs.includes('--no-evidence')) out.push(fabricTool('fabric-noev', ['--no-evidence']));
   return out;
 }
 
@@ -161,6 +168,7 @@ function summarize(c, samples) {
     vsNode: samples.node ? pairedRatio(samples.fabric, samples.node) : NaN,
     rssFabric: fmtRss(samples.fabric),
     rssMake: samples.make ? fmtRss(samples.make) : '–',
+    baseline: samples.baseline ? `${span('baseline')}; fabric / baseline ${fmtRatio(pairedRatio(samples.fabric, samples.baseline))}` : undefined,
     noev: samples['fabric-noev'] ? `${span('fabric-noev')}, ${fmtRatio(samples.make ? pairedRatio(samples['fabric-noev'], samples.make) : NaN)} of make` : undefined,
     target: '',
     met: '',
@@ -194,6 +202,11 @@ function table(rows) {
   for (const r of rows) {
     lines.push(`| ${r.label} | ${r.make} | ${r.fabric} | ${fmtRatio(r.vsMake)} | ${r.node} | ${fmtRatio(r.vsNode)} | ${r.target} | ${r.met} | ${r.rssMake} | ${r.rssFabric} |`);
   }
+  const base = rows.filter((r) => r.baseline);
+  if (base.length) {
+    lines.push('', 'Baseline (another fabric build, same arguments):', '', '| case | baseline ms; ratio |', '|---|---|');
+    for (const r of base) lines.push(`| ${r.label} | ${r.baseline} |`);
+  }
   const extra = rows.filter((r) => r.noev);
   if (extra.length) {
     lines.push('', 'Without the evidence packet (`fabric run --no-evidence`; the table above is the default, evidence on):', '', '| case | fabric --no-evidence ms |', '|---|---|');
@@ -213,7 +226,7 @@ function report(m, opts, rows, notes) {
 - ${opts.reps} timed repetitions per case and tool after an untimed warm-up, order rotated each repetition;
   times are medians (min–max) in ms; ratios are medians of the per-repetition ratios
 - fabric: \`node ${opts.fabric === join(REPO, 'bin', 'fabric.js') ? 'bin/fabric.js' : opts.fabric} run all -j 2\` with the default configuration
-  (plain renderer, content cache and evidence packet on); make: \`make -r -j2 all\`; both write to a pipe read by the bench
+  ${opts.fabricArgs.length ? `plus \`${opts.fabricArgs.join(' ')}\`` : '(plain renderer, content cache and evidence packet on)'}; make: \`make -r -j2 all\`; both write to a pipe read by the bench
 
 ${table(rows)}
 ${notes.length ? '\n' + notes.map((n) => `- ${n}`).join('\n') + '\n' : ''}<!-- bench:end -->`;
