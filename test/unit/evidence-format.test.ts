@@ -3,7 +3,9 @@
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadSchemas } from '../../lib/evidence/schemas.js';
 import { newRunId, RUN_ID_PATTERN } from '../../lib/evidence/run-id.js';
 import { safeNodeId, sha256Hex, writeFileAtomic, walkFiles } from '../../lib/evidence/fsutil.js';
 import { formatManifest, parseManifest } from '../../lib/evidence/manifest.js';
@@ -75,6 +77,49 @@ rigTest('writeFileAtomic replaces the file whole and leaves no temp file behind'
   await writeFileAtomic(target, 'three', rig.path('tmp'));
   assert.equal(await readFile(target, 'utf8'), 'three');
   assert.deepEqual(await readdir(rig.path('tmp')), []);
+});
+
+const SCHEMA_CASES: [string, 'run' | 'manifest' | 'statement' | 'dsse' | 'fabricPredicate' | 'slsa', unknown, RegExp][] = [
+  ['run.json needs its fields', 'run', { kind: 'fabric.run' }, /must have required property 'runId'/],
+  ['statement _type is fixed', 'statement', { _type: 'https://in-toto.io/Statement/v0.1', subject: [{ name: 'a', digest: { sha256: 'a'.repeat(64) } }], predicateType: 'x', predicate: {} }, /\/_type must be equal to constant/],
+  ['a statement needs a subject', 'statement', { _type: 'https://in-toto.io/Statement/v1', subject: [], predicateType: 'x', predicate: {} }, /\/subject must NOT have fewer than 1 items/],
+  ['subject digests are hex', 'statement', { _type: 'https://in-toto.io/Statement/v1', subject: [{ name: 'a', digest: { sha256: 'xyz' } }], predicateType: 'x', predicate: {} }, /digest\/sha256 must match pattern/],
+  ['an envelope needs a signature', 'dsse', { payloadType: 't', payload: '', signatures: [] }, /\/signatures must NOT have fewer than 1 items/],
+  ['SLSA needs a builder id', 'slsa', { buildDefinition: { buildType: 'b', externalParameters: { task: 't', params: {} } }, runDetails: { builder: {}, metadata: { invocationId: 'i', finishedOn: '2026-01-01T00:00:00Z' } } }, /builder must have required property 'id'/],
+  ['the fabric predicate is closed', 'fabricPredicate', { extra: 1 }, /must NOT have additional properties \(extra\)/],
+  ['dates are RFC 3339', 'slsa', { buildDefinition: { buildType: 'b', externalParameters: { task: 't', params: {} } }, runDetails: { builder: { id: 'x' }, metadata: { invocationId: 'i', finishedOn: 'yesterday' } } }, /finishedOn must match format "date-time"/],
+];
+for (const [title, name, value, re] of SCHEMA_CASES) {
+  test(`schema: ${title}`, async () => {
+    const errs = (await loadSchemas()).validate(name, value);
+    assert.match(errs.map((e) => `${e.path} ${e.message}`).join('\n'), re);
+  });
+}
+
+test('the verifier needs nothing of fabric beyond lib/evidence (and ajv, node built-ins)', async () => {
+  // Follow static and dynamic imports from the compiled verify.js and the evidence command's verify path.
+  const root = fileURLToPath(new URL('../../lib/evidence/', import.meta.url));
+  const seen = new Set<string>();
+  const outside: string[] = [];
+  const visit = async (file: string): Promise<void> => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    const text = await readFile(file, 'utf8');
+    for (const m of text.matchAll(/(?:import|export)[^'"]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g)) {
+      const spec = (m[1] ?? m[2])!;
+      if (spec.startsWith('node:') || spec.startsWith('ajv')) continue;
+      if (!spec.startsWith('.')) {
+        outside.push(`${file}: ${spec}`);
+        continue;
+      }
+      const target = join(dirname(file), spec);
+      if (!target.startsWith(root)) outside.push(`${file}: ${spec}`);
+      else await visit(target);
+    }
+  };
+  await visit(join(root, 'verify.js'));
+  assert.deepEqual(outside, []);
+  assert.ok(seen.size >= 7, [...seen].join(' '));
 });
 
 test.run();
