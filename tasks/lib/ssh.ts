@@ -5,6 +5,7 @@
  */
 import { ansibleBootstrap } from './ansible.js';
 import { type EnvFile, type EnvHost, jumpHosts, loadEnv, stageHosts } from './envs.js';
+import { runnerEnv } from './runner.js';
 import { capture, GlueError, type GlueContext, getVar } from './vars.js';
 
 /** The options every Samakia ssh probe uses. */
@@ -17,18 +18,21 @@ export function sshProbeArgv(target: string, jump?: string): string[] {
   return ['ssh', ...SSH_PROBE_OPTIONS, ...(jump !== undefined ? ['-o', `ProxyJump=${jump}`] : []), target, 'true'];
 }
 
-/** Runs one probe (output discarded, as the Makefile's `>/dev/null 2>&1`); true when ssh exits 0. */
-export async function sshProbe(ctx: GlueContext, target: string, jump?: string): Promise<boolean> {
+/**
+ * Runs one probe (output discarded, as the Makefile's `>/dev/null 2>&1`); true when ssh exits 0.
+ * `env`: extra variables (the runner env file's, which the *.up recipes sourced before probing).
+ */
+export async function sshProbe(ctx: GlueContext, target: string, jump?: string, env: Record<string, string> = {}): Promise<boolean> {
   // ConnectTimeout bounds the connect; the overall cap only guards against a hung remote `true`.
-  const r = await capture(ctx, sshProbeArgv(target, jump), { timeoutMs: 60_000 });
+  const r = await capture(ctx, sshProbeArgv(target, jump), { timeoutMs: 60_000, env });
   ctx.log(`ssh probe ${target}${jump ? ` via ${jump}` : ''}: ${r.code === 0 ? 'accepts login' : `no (exit ${r.code})`}`);
   return r.code === 0;
 }
 
 /** Probes every host in order (all of them, as the Makefile loops do) and returns those that answered. */
-export async function probeHosts(ctx: GlueContext, hosts: readonly EnvHost[], user: string, jump?: string): Promise<EnvHost[]> {
+export async function probeHosts(ctx: GlueContext, hosts: readonly EnvHost[], user: string, jump?: string, env: Record<string, string> = {}): Promise<EnvHost[]> {
   const ok: EnvHost[] = [];
-  for (const h of hosts) if (await sshProbe(ctx, `${user}@${h.address}`, jump)) ok.push(h);
+  for (const h of hosts) if (await sshProbe(ctx, `${user}@${h.address}`, jump, env)) ok.push(h);
   return ok;
 }
 
@@ -43,12 +47,12 @@ export function hostListLabel(hosts: readonly EnvHost[]): string {
  * Picks the jump host: the first candidate that accepts `<user>@<lan>` (probing stops there).
  * None → GlueError exit 1: `ERROR: cannot reach any <label> as <user> (<addresses>)`.
  */
-export async function selectJumpHost(ctx: GlueContext, env: EnvFile): Promise<string> {
+export async function selectJumpHost(ctx: GlueContext, env: EnvFile, probeEnv: Record<string, string> = {}): Promise<string> {
   const j = jumpHosts(env);
   if (!j) throw new GlueError(`ERROR: env ${env.name} has no jump hosts (bootstrap.jump in envs/${env.name}.yml)`, 1);
   for (const h of j.hosts) {
     const target = `${j.user}@${h.address}`;
-    if (await sshProbe(ctx, target)) {
+    if (await sshProbe(ctx, target, undefined, probeEnv)) {
       ctx.log(`jump host: ${target}`);
       return target;
     }
@@ -79,11 +83,13 @@ export async function stagedBootstrap(
   bootstrap: BootstrapAction = defaultBootstrap,
 ): Promise<StageResult[]> {
   const results: StageResult[] = [];
+  // the recipes sourced ${RUNNER_ENV_FILE} before probing (it may set SSH_AUTH_SOCK and the like)
+  const { sourced } = await runnerEnv(ctx);
   let jump: string | undefined;
   for (const name of stages) {
     const { stage, hosts } = stageHosts(env, name);
-    if (stage.via === 'jump' && jump === undefined) jump = await selectJumpHost(ctx, env);
-    const reachable = await probeHosts(ctx, hosts, 'root', stage.via === 'jump' ? jump : undefined);
+    if (stage.via === 'jump' && jump === undefined) jump = await selectJumpHost(ctx, env, sourced);
+    const reachable = await probeHosts(ctx, hosts, 'root', stage.via === 'jump' ? jump : undefined, sourced);
     if (reachable.length === 0) {
       ctx.log(`stage ${name}: no host accepts root ssh, bootstrap not needed`);
       results.push({ stage: name, reachable });

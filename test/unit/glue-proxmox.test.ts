@@ -2,82 +2,14 @@
 // by a CA made for the test (openssl): trusted only through the CA file or NODE_EXTRA_CA_CERTS; an
 // untrusted certificate, a wrong host name, http://, a user (not token) id and PM_TLS_INSECURE are refused.
 import * as assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
-import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
-import { mkdir, readFile, writeFile, copyFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdir, readFile, copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { timedTest, test } from '../helpers/rig.js';
 import { makeContext, sandbox, ROOT } from '../fixtures/samakia/context.js';
+import { fakeProxmox, makePki, SECRET, TOKEN_ID, type Seen } from '../fixtures/samakia/proxmox.js';
 import { ensureContainersRunning, listContainers, proxmoxApiFromVars, proxmoxRequest, ProxmoxError, type ProxmoxApi } from '../../tasks/lib/proxmox.js';
 import { GlueError } from '../../tasks/lib/vars.js';
-
-const TOKEN_ID = 'terraform@pve!fabric';
-const SECRET = 'c0ffee00-1111-2222-3333-444455556666';
-
-function openssl(dir: string, args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-}
-
-/** A CA and a server certificate for IP 127.0.0.1 signed by it; a second, unrelated CA. */
-async function makePki(dir: string): Promise<{ ca: string; rogueCa: string; key: string; cert: string }> {
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  for (const name of ['ca', 'rogue']) {
-    openssl(dir, ['req', '-x509', ...ec, '-keyout', `${name}.key`, '-out', `${name}.crt`, '-days', '2', '-subj', `/CN=fabric test ${name}`,
-      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
-  }
-  openssl(dir, ['req', ...ec, '-keyout', 'srv.key', '-out', 'srv.csr', '-subj', '/CN=pve-test']);
-  await writeFile(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n');
-  openssl(dir, ['x509', '-req', '-in', 'srv.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'srv.crt', '-days', '2', '-extfile', 'ext.cnf']);
-  return { ca: join(dir, 'ca.crt'), rogueCa: join(dir, 'rogue.crt'), key: join(dir, 'srv.key'), cert: join(dir, 'srv.crt') };
-}
-
-interface Seen { method: string; url: string; auth: string | undefined; body: string }
-
-/** A small Proxmox VE API: cluster resources, LXC start (a task that finishes on the second poll), task status. */
-async function fakeProxmox(key: string, cert: string): Promise<{ server: Server; port: number; seen: Seen[]; containers: { vmid: number; name: string; node: string; status: string; type: string }[] }> {
-  const containers = [
-    { type: 'lxc', vmid: 201, name: 'minio-edge-1', node: 'proxmox4', status: 'running' },
-    { type: 'lxc', vmid: 202, name: 'minio-edge-2', node: 'proxmox2', status: 'stopped' },
-    { type: 'lxc', vmid: 211, name: 'minio-1', node: 'proxmox1', status: 'stopped' },
-    { type: 'lxc', vmid: 212, name: 'minio-2', node: 'proxmox2', status: 'running' },
-    { type: 'lxc', vmid: 213, name: 'minio-3', node: 'proxmox3', status: 'running' },
-    { type: 'qemu', vmid: 300, name: 'minio-1', node: 'proxmox1', status: 'stopped' },
-    { type: 'lxc', vmid: 400, name: 'dns-edge-1', node: 'proxmox1', status: 'stopped' },
-  ];
-  const seen: Seen[] = [];
-  const polls = new Map<string, number>();
-  const server = createServer({ key: await readFile(key), cert: await readFile(cert) }, (req, res) => {
-    let body = '';
-    req.on('data', (d: Buffer) => (body += d.toString()));
-    req.on('end', () => {
-      seen.push({ method: req.method ?? '', url: req.url ?? '', auth: req.headers.authorization, body });
-      const send = (status: number, data: unknown): void => {
-        res.writeHead(status, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ data }));
-      };
-      if (req.headers.authorization !== `PVEAPIToken=${TOKEN_ID}=${SECRET}`) return send(401, null);
-      const url = new URL(req.url ?? '/', 'https://x');
-      let m: RegExpExecArray | null;
-      if (req.method === 'GET' && url.pathname === '/api2/json/cluster/resources' && url.searchParams.get('type') === 'vm') return send(200, containers);
-      if (req.method === 'POST' && (m = /^\/api2\/json\/nodes\/([^/]+)\/lxc\/(\d+)\/status\/start$/.exec(url.pathname))) {
-        const c = containers.find((x) => x.type === 'lxc' && x.node === m![1] && x.vmid === Number(m![2]));
-        if (!c) return send(500, null);
-        c.status = 'running';
-        return send(200, `UPID:${c.node}:0000ABCD:00000001:65000000:vzstart:${c.vmid}:${TOKEN_ID}:`);
-      }
-      if (req.method === 'GET' && (m = /^\/api2\/json\/nodes\/([^/]+)\/tasks\/([^/]+)\/status$/.exec(url.pathname))) {
-        const upid = decodeURIComponent(m[2]!);
-        const n = (polls.get(upid) ?? 0) + 1;
-        polls.set(upid, n);
-        return send(200, n < 2 ? { status: 'running' } : { status: 'stopped', exitstatus: 'OK' });
-      }
-      send(404, null);
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { server, port: (server.address() as AddressInfo).port, seen, containers };
-}
 
 async function withServer(fn: (s: { port: number; seen: Seen[]; pki: Awaited<ReturnType<typeof makePki>>; dir: string; home: string; fakeLog: string }) => Promise<void>): Promise<void> {
   const sb = await sandbox('pve');
