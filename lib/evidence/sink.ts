@@ -429,6 +429,7 @@ class Writer implements EvidenceSink {
   }
 
   private output(s: NodeState, stream: Stream, chunk: string): void {
+    if (s.ended) return; // its log is already written (no engine sends output after the end; defensive)
     const safe = s.redactors[stream].push(chunk);
     if (!safe) return;
     s.buf[stream].push(safe);

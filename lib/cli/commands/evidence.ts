@@ -115,7 +115,8 @@ async function evidenceRoot(ctx: CliContext, flags: Flags): Promise<string> {
 async function packetOf(ctx: CliContext, flags: Flags, ref: string | undefined): Promise<string> {
   if (!ref) throw new UsageError('no run given', 'name a run id, `latest`, or a packet directory (see fabric evidence ls)');
   const asPath = resolve(ctx.globals.cwd, ref);
-  if (existsSync(asPath) && statSync(asPath).isDirectory() && (existsSync(join(asPath, 'run.json')) || existsSync(join(asPath, 'manifest.sha256')))) return asPath;
+  if (existsSync(asPath) && statSync(asPath).isDirectory() && (existsSync(join(asPath, 'run.json')) || existsSync(join(asPath, 'manifest.sha256')) || ref.includes('/'))) return asPath;
+  if (ref.includes('/') || ref.startsWith('.')) throw new UsageError(`no such packet directory: ${ref}`);
   const root = await evidenceRoot(ctx, flags);
   const { findRun } = await import('../../evidence/read.js');
   const found = await findRun(root, ref);
