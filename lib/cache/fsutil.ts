@@ -3,7 +3,8 @@
  * rename, so a reader sees the old content or the new one, never a torn file) and tolerant reads.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname, join, basename } from 'node:path';
 
 /** A temp name next to `file` (same directory, so same file system: rename stays atomic). */
@@ -41,10 +42,14 @@ async function writeNew(file: string, data: string | Uint8Array, mode: number): 
   }
 }
 
-/** The text of `file`, or undefined if it does not exist. */
+/**
+ * The text of `file`, or undefined if it does not exist. Synchronous on purpose: it reads small
+ * metadata files (run records, entries, keys, the stat cache) on the no-op hot path, where one
+ * readFileSync costs a fraction of the four thread-pool round trips of an async read.
+ */
 export async function readIfExists(file: string): Promise<string | undefined> {
   try {
-    return await readFile(file, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch (e) {
     if (isCode(e, 'ENOENT') || isCode(e, 'ENOTDIR')) return undefined;
     throw e;

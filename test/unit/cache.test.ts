@@ -314,4 +314,18 @@ rigTest('inputs: directories expand, dotfiles count, .git and the cache dir neve
   assert.equal(r.fingerprint, fingerprintOf(r.key));
 });
 
+rigTest('inputs: literal paths (fast path, no directory walk) give the same files as the equivalent globs', async (rig) => {
+  await rig.write({ 'src/a.txt': 'a', 'src/b.txt': 'b', '.git/config': 'c', '.fabric/cache/x': 'x' });
+  const { expandGlobs } = await import('../../lib/cache/files.js');
+  const ignore = [rig.path('.fabric', 'cache')];
+  const CASES: [string[], string[]][] = [
+    [['./src/b.txt', 'src//a.txt', 'src/a.txt', 'missing.txt'], ['src/a.txt', 'src/b.txt']],
+    [['src/{a,b}.txt'], ['src/a.txt', 'src/b.txt']],
+    [['src'], ['src/a.txt', 'src/b.txt']],
+    [['.git/config', '.fabric/cache/x'], []],
+    [['.git/*', '.fabric/cache/*'], []],
+  ];
+  for (const [patterns, want] of CASES) assert.deepEqual(await expandGlobs(patterns, rig.dir, ignore), want, patterns.join(' '));
+});
+
 test.run();
