@@ -20,7 +20,7 @@ export interface EffectiveConfig {
   readonly graceMs: number;
   readonly secretPatterns: readonly string[];
   readonly keyrings: { readonly ed25519?: string; readonly gpgHome?: string };
-  readonly signing?: { readonly ed25519Key?: string; readonly gpgKey?: string; readonly gpgHome?: string; readonly required?: 1 | 2 };
+  readonly signing?: { readonly ed25519Key?: string; readonly gpgKey?: string; readonly gpgHome?: string; readonly keyId?: string; readonly required?: 1 | 2 };
   /** Config key → where its value came from: `default`, a file path, or `flag`. */
   readonly sources: Readonly<Record<string, string>>;
   /** The config file, if any. */
@@ -133,6 +133,7 @@ export async function loadConfig(repoRoot: string, flags: ConfigFlags = {}): Pro
         ...(typeof signingRaw['ed25519Key'] === 'string' ? { ed25519Key: resolve(repoRoot, signingRaw['ed25519Key']) } : {}),
         ...(typeof signingRaw['gpgKey'] === 'string' ? { gpgKey: signingRaw['gpgKey'] } : {}),
         ...(typeof signingRaw['gpgHome'] === 'string' ? { gpgHome: resolve(repoRoot, signingRaw['gpgHome']) } : {}),
+        ...(typeof signingRaw['keyId'] === 'string' ? { keyId: signingRaw['keyId'] } : {}),
         ...(signingRaw['required'] === 1 || signingRaw['required'] === 2 ? { required: signingRaw['required'] as 1 | 2 } : {}),
       }
     : undefined;

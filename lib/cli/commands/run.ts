@@ -71,7 +71,17 @@ Exit codes: 0 ok, 1 a task failed, 2 usage or definition error or refused by a g
     const eventsFile = (flags['events'] as string | undefined) ?? ctx.env['FABRIC_EVENT_LOG'];
     sinks.push(await pickRenderer({ output: config.output, out: ctx.stdout, env: ctx.env, cwd: ctx.globals.cwd, ...(eventsFile ? { eventsFile } : {}) }));
     if (config.evidence && !dryRun) {
-      const { createEvidenceSink } = await import('../../evidence/sink.js');
+      const { createEvidenceSink, loadSigners } = await import('../../evidence/sink.js');
+      // Signing keys are loaded before anything runs: a missing or unreadable key is a usage error now, not after the run.
+      let signers;
+      try {
+        signers = await loadSigners(config.signing);
+      } catch (e) {
+        const { EvidenceKeyError } = await import('../../evidence/sign.js');
+        if (!(e instanceof EvidenceKeyError)) throw e;
+        ctx.stderr.write(`fabric: evidence signing: ${e.file ? `${e.file}: ` : ''}${e.message}\n`);
+        return EXIT.usage;
+      }
       sinks.push(
         createEvidenceSink({
           dir: config.evidenceDir,
@@ -85,6 +95,8 @@ Exit codes: 0 ok, 1 a task failed, 2 usage or definition error or refused by a g
           git: { ...(git.commit ? { commit: git.commit } : {}), ...(git.dirty !== undefined ? { dirty: git.dirty } : {}) },
           secretValues: [...new Set([...graph.nodes.values()].flatMap((n) => n.secrets))],
           ...(config.signing ? { signing: config.signing } : {}),
+          signers,
+          secretPatterns: config.secretPatterns,
         }),
       );
     }
@@ -114,6 +126,7 @@ Exit codes: 0 ok, 1 a task failed, 2 usage or definition error or refused by a g
       ...(prompt ? { prompt } : {}),
     });
     let outcome;
+    let closeError: Error | undefined;
     try {
       outcome = await runGraph({
         graph,
@@ -130,7 +143,17 @@ Exit codes: 0 ok, 1 a task failed, 2 usage or definition error or refused by a g
         guardFacts: facts,
       });
     } finally {
-      await sink.close?.();
+      try {
+        await sink.close?.();
+      } catch (e) {
+        // The evidence writer reports what it could not write without a stack; anything else is a bug.
+        if (!(e instanceof Error && e.name === 'EvidenceError')) throw e;
+        closeError = e;
+      }
+    }
+    if (closeError) {
+      ctx.stderr.write(`fabric: evidence: ${closeError.message}\n`);
+      if (outcome.ok) return EXIT.failed;
     }
     if (outcome.interrupted) return EXIT.interrupted;
     if (outcome.denied) return EXIT.usage;
