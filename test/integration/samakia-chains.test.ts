@@ -102,4 +102,114 @@ rigTest('fabric run minio.up ENV=samakia-minio: the catalogue order and argument
   }
 }, { ms: 240_000 });
 
+const DNS_DIR = '<repo>/fabric-core/terraform/envs/samakia-dns';
+const DNS_MAIN = [
+  'script:ops/scripts/minio-terraform-backend-smoke.sh',
+  'script:ops/scripts/minio-quorum-guard.sh',
+  `terraform -chdir=${DNS_DIR} validate`,
+  `terraform -chdir=${DNS_DIR} plan -input=false -lock-timeout=60s`,
+  `terraform -chdir=${DNS_DIR} validate`,
+  `terraform -chdir=${DNS_DIR} apply -input=false -lock-timeout=60s -auto-approve`,
+  `terraform -chdir=${DNS_DIR} output -json`,
+  `ssh ${OPTS} root@192.168.11.111 true`,
+  `ssh ${OPTS} root@192.168.11.112 true`,
+  `ansible-playbook -i ${INV} ${BOOK('bootstrap.yml')} -u root --limit dns-edge-*`,
+  `ssh ${OPTS} samakia@192.168.11.111 true`,
+  `ssh ${OPTS} -o ProxyJump=samakia@192.168.11.111 root@10.10.100.21 true`,
+  `ssh ${OPTS} -o ProxyJump=samakia@192.168.11.111 root@10.10.100.22 true`,
+  `ansible-playbook -i ${INV} ${BOOK('bootstrap.yml')} -u root --limit dns-auth-1,dns-auth-2`,
+  `ansible-playbook -i ${INV} ${BOOK('dns.yml')} -u samakia`,
+  'script:ops/scripts/dns-accept.sh',
+];
+const DNS_HOISTED = [
+  ['script:ops/scripts/runner-env-check.sh --file <envfile>', 'script:ops/scripts/minio-terraform-backend-smoke.sh'],
+  ['script:ops/scripts/tf-backend-init.sh samakia-dns', `terraform -chdir=${DNS_DIR} validate`],
+  ['script:ops/scripts/ha/enforce-placement.sh --env samakia-dns', `terraform -chdir=${DNS_DIR} plan -input=false -lock-timeout=60s`],
+  ['script:ops/scripts/ha/proxmox-ha-audit.sh --enforce --env samakia-dns', `terraform -chdir=${DNS_DIR} plan -input=false -lock-timeout=60s`],
+] as const;
+
+rigTest('fabric run dns.up ENV=samakia-dns: the catalogue order and arguments, backend smoke, backend init, HA gate and runner check once', async (rig) => {
+  const repo = await chainRepo(rig.dir);
+  try {
+    await repo.control({ FAKE_SSH_OK: 'root@192.168.11.112,samakia@192.168.11.111,root@10.10.100.21^samakia@192.168.11.111' });
+    const run = await rig.fabric(['run', 'dns.up', 'ENV=samakia-dns', '-o', 'json'], { env: repo.env(), timeoutMs: 180_000 });
+    assert.equal(run.code, 0, failureText(run));
+    const calls = await repo.calls();
+    assertOrder(calls, DNS_MAIN, DNS_HOISTED);
+    // the backend smoke and the quorum guard are about samakia-minio; everything else about samakia-dns
+    const byLine = (l: string): Call => calls.find((c) => c.line === l)!;
+    assert.equal(byLine('script:ops/scripts/minio-quorum-guard.sh').env['ENV'], 'samakia-minio');
+    assert.equal(byLine('script:ops/scripts/minio-terraform-backend-smoke.sh').env['ENV'] ?? 'samakia-minio', 'samakia-minio');
+    for (const c of calls.filter((x) => x.tool === 'ansible-playbook')) assert.equal(c.env['FABRIC_TERRAFORM_ENV'], 'samakia-dns', c.line);
+    assert.deepEqual(JSON.parse(await readFile(join(rig.dir, 'fabric-core', 'terraform', 'envs', 'samakia-dns', 'terraform-output.json'), 'utf8')), { fake: { value: 'ok' } });
+    const started = run.events.flatMap((e) => (e.type === 'task-start' ? [e.node] : []));
+    assert.equal(new Set(started).size, started.length, `a node started twice: ${started.join(', ')}`);
+    for (const check of ['runner.env.check', 'minio.backend.smoke', 'tf.backend.init', 'ha.enforce.check']) {
+      assert.equal(started.filter((n) => n === check || n.startsWith(`${check}[`)).length, 1, `${check} once: ${started.join(', ')}`);
+    }
+  } finally {
+    await repo.close();
+  }
+}, { ms: 240_000 });
+
+rigTest('minio.up stops with exit 1 and the Makefile message when no edge takes the samakia login; nothing after it runs', async (rig) => {
+  const repo = await chainRepo(rig.dir);
+  try {
+    await repo.control({ FAKE_SSH_OK: '' });
+    const run = await rig.fabric(['run', 'minio.up', 'ENV=samakia-minio', '-o', 'json'], { env: repo.env(), timeoutMs: 180_000 });
+    assert.equal(run.code, 1);
+    const out = run.events.flatMap((e) => (e.type === 'task-output' ? [e.chunk] : [])).join('');
+    assert.match(out, /ERROR: cannot reach any MinIO edge as samakia \(192\.168\.11\.102\/103\)/);
+    const lines = (await repo.calls()).map((c) => c.line);
+    assert.ok(!lines.some((l) => l.includes('ProxyJump=')), 'no VLAN probe');
+    assert.ok(!lines.some((l) => l.startsWith('ansible-playbook')), 'no playbook');
+    assert.ok(!lines.some((l) => l.includes('minio-quorum-guard') || l.includes('--migrate')), 'no guard, no migration');
+  } finally {
+    await repo.close();
+  }
+}, { ms: 240_000 });
+
+// [quorum guard exit, ALLOW_DEGRADED, the state migration runs?]: a WARN is only for read-only consumers.
+const QUORUM: [number, string | undefined, boolean][] = [
+  [2, undefined, false],
+  [2, '1', false],
+  [1, '1', false],
+];
+for (const [code, allow, migrates] of QUORUM) {
+  rigTest(`minio.up with a quorum guard exit ${code}${allow ? ` and ALLOW_DEGRADED=${allow}` : ''}: the state migration ${migrates ? 'runs' : 'does not run'}`, async (rig) => {
+    const repo = await chainRepo(rig.dir);
+    try {
+      await repo.control({ FAKE_SSH_OK: 'samakia@192.168.11.102', FAKE_SCRIPT_EXIT: `ops/scripts/minio-quorum-guard.sh=${code}` });
+      const run = await rig.fabric(['run', 'minio.up', 'ENV=samakia-minio', ...(allow ? [`ALLOW_DEGRADED=${allow}`] : []), '-o', 'json'], { env: repo.env(), timeoutMs: 180_000 });
+      assert.notEqual(run.code, 0, 'minio.up fails');
+      const lines = (await repo.calls()).map((c) => c.line);
+      assert.ok(lines.includes('script:ops/scripts/minio-quorum-guard.sh'), 'the guard ran');
+      assert.equal(lines.includes('script:ops/scripts/tf-backend-init.sh samakia-minio --migrate'), migrates, lines.join('\n'));
+      const gate = run.events.find((e) => e.type === 'gate');
+      assert.ok(gate && gate.type === 'gate', 'a gate event');
+      assert.equal(gate.state, code === 2 ? 'warn' : 'fail');
+    } finally {
+      await repo.close();
+    }
+  }, { ms: 240_000 });
+}
+
+rigTest('an invalid env file stops minio.up with the located error before any infrastructure is touched', async (rig) => {
+  const repo = await chainRepo(rig.dir);
+  try {
+    const file = join(rig.dir, 'envs', 'samakia-minio.yml');
+    const text = (await readFile(file, 'utf8')).replace('vlan: 10.10.140.12', 'vlan: 10.10.14.12');
+    await writeFile(file, text);
+    const line = text.split('\n').findIndex((l) => l.includes('10.10.14.12')) + 1;
+    const run = await rig.fabric(['run', 'minio.up', 'ENV=samakia-minio', '-o', 'json'], { env: repo.env(), timeoutMs: 180_000 });
+    assert.notEqual(run.code, 0);
+    const all = JSON.stringify(run.events) + run.stderr;
+    assert.match(all, new RegExp(`envs/samakia-minio\\.yml:${line}:11 VLAN address 10\\.10\\.14\\.12 of minio-2 is outside the env's subnet 10\\.10\\.140\\.0/24`));
+    const lines = (await repo.calls()).map((c) => c.line);
+    assert.ok(!lines.some((l) => l.startsWith('proxmox-api') || l.startsWith('ssh') || l.startsWith('ansible-playbook') || l.includes(' apply ')), lines.join('\n'));
+  } finally {
+    await repo.close();
+  }
+}, { ms: 240_000 });
+
 test.run();
