@@ -29,8 +29,8 @@ import { gitFacts } from '../git.js';
 import { buildGraph, loadProject } from '../project.js';
 
 const FLAGS: readonly FlagSpec[] = [
-  { name: 'key', type: 'string', value: 'KEYFILE', description: 'ed25519 private key (PEM) that signs (default: config signing.ed25519Key)' },
-  { name: 'gpg-key', type: 'string', value: 'ID', description: 'sign with this OpenPGP key instead (needs gpg; default: config signing.gpgKey)' },
+  { name: 'key', type: 'string', value: 'KEYFILE', description: "the approver's ed25519 private key (PEM)" },
+  { name: 'gpg-key', type: 'string', value: 'ID', description: "sign with the approver's OpenPGP key instead (needs gpg)" },
   { name: 'gpg-home', type: 'string', value: 'DIR', description: "GnuPG home holding the signing key (default: $GNUPGHOME or gpg's default)" },
   { name: 'approver', type: 'string', value: 'ID', description: 'who approves (recorded and shown by the guard)' },
   { name: 'reason', type: 'string', value: 'TEXT', description: 'why (recorded and shown by the guard)' },
@@ -121,11 +121,11 @@ ${flagHelp(FLAGS)}
     if (expires.getTime() <= now.getTime()) throw new UsageError(`--expires ${expiresText} is in the past`);
 
     const project = await loadProject(ctx);
-    const signing = project.config.signing ?? {};
-    const gpgKey = str('gpg-key') ?? (str('key') === undefined ? signing.gpgKey : undefined);
-    const keyFile = str('key') ?? (gpgKey === undefined ? signing.ed25519Key : undefined);
     if (str('key') !== undefined && str('gpg-key') !== undefined) throw new UsageError('give either --key or --gpg-key, not both');
-    if (keyFile === undefined && gpgKey === undefined) throw new UsageError('no signing key', 'pass --key KEYFILE (ed25519 PEM) or --gpg-key ID, or set signing.ed25519Key in the fabric config');
+    // The approver's own key, always explicit: the config's signing keys sign evidence, not approvals.
+    const keyFile = str('key');
+    const gpgKey = str('gpg-key');
+    if (keyFile === undefined && gpgKey === undefined) throw new UsageError('no signing key', "pass the approver's key: --key KEYFILE (ed25519 PEM) or --gpg-key ID");
 
     const graph = buildGraph(project, positionals, vars, ctx.env);
     const git = gitFacts(project.repoRoot);
@@ -136,7 +136,7 @@ ${flagHelp(FLAGS)}
     let signer: string;
     if (gpgKey !== undefined) {
       if (!findOnPath('gpg', ctx.env['PATH'])) return fail(ctx, 'gpg not found in PATH (needed for --gpg-key)');
-      const home = str('gpg-home') ?? signing.gpgHome;
+      const home = str('gpg-home');
       try {
         doc = await signOpenPgp(body, gpgKey, { homedir: home === undefined ? undefined : resolve(ctx.globals.cwd, home), env: ctx.env });
       } catch (e) {
@@ -144,7 +144,7 @@ ${flagHelp(FLAGS)}
       }
       signer = `OpenPGP key ${doc.signature.keyId}`;
     } else {
-      const path = resolve(str('key') !== undefined ? ctx.globals.cwd : project.repoRoot, keyFile!);
+      const path = resolve(ctx.globals.cwd, keyFile!);
       let key;
       try {
         key = readPrivateKey(path);
