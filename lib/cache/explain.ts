@@ -7,7 +7,7 @@ import type { Graph } from '../engine/graph.js';
 import type { NodeId } from '../engine/events.js';
 import { computeKey, SecretDigester, type KeyContext } from './fingerprint.js';
 import { diffKeys, describeChange, type KeyChange } from './diff.js';
-import { notCacheableReason } from './local.js';
+import { mutatingDependencyThatRuns, notCacheableReason } from './local.js';
 import { StatCache } from './stat-cache.js';
 import { Store, type RunMark, type RunRecord } from './store.js';
 import { randomBytes } from 'node:crypto';
@@ -57,11 +57,13 @@ export async function explainGraph(graph: Graph, opts: ExplainOptions): Promise<
   const fps = new Map<NodeId, string>();
   const out: NodeExplanation[] = [];
   const targets = new Set(graph.targets);
+  const mutatingRuns = new Set<NodeId>();
 
   for (const id of graph.order) {
     const node = graph.nodes.get(id)!;
     const notes: string[] = [];
-    const base = { node: id, task: node.task.name, target: targets.has(id), cacheable: node.cacheable && !node.gate };
+    const blocker = mutatingDependencyThatRuns(node, mutatingRuns);
+    const base = { node: id, task: node.task.name, target: targets.has(id), cacheable: node.cacheable && !node.gate && blocker === undefined };
     const record = await store.readRun(id);
     const lastRun = record?.last;
     const lastSuccess = record?.lastSuccess;
@@ -81,6 +83,7 @@ export async function explainGraph(graph: Graph, opts: ExplainOptions): Promise<
       }
     }
     if (!fingerprint || !key) {
+      if (node.effect === 'mutating') mutatingRuns.add(id);
       out.push({ ...base, status: record ? 'stale' : 'never-ran', willRun: true, summary: 'always runs', fingerprint, lastRun, lastSuccess, comparedWith: undefined, changes: [], wouldRestore: [], notes });
       continue;
     }
@@ -103,7 +106,8 @@ export async function explainGraph(graph: Graph, opts: ExplainOptions): Promise<
     if (lastRun && lastRun.fingerprint === fingerprint && lastRun.outcome === 'started' && lastSuccess?.fingerprint !== fingerprint) {
       notes.push(`the last run with this fingerprint (${lastRun.at}) did not succeed (failed, interrupted or still running)`);
     }
-    if (!base.cacheable) notes.push(node.gate ? 'not cacheable: a gate' : notCacheableReason(node));
+    if (blocker !== undefined && node.cacheable) notes.push(`not served from the cache: it depends on ${blocker}, a mutating task that would run`);
+    else if (!base.cacheable) notes.push(node.gate ? 'not cacheable: a gate' : notCacheableReason(node));
     else if (node.inputs.length === 0) notes.push('cacheable without declared inputs: only its definition, params, env and dependencies count');
 
     let status: ExplainStatus;
@@ -144,6 +148,7 @@ export async function explainGraph(graph: Graph, opts: ExplainOptions): Promise<
       willRun = true;
       summary = changes.length ? `${changes.length} change${changes.length === 1 ? '' : 's'} since the last ${lastSuccess ? 'successful ' : ''}run (${mark!.at})` : 'changed since the last run';
     }
+    if (willRun && node.effect === 'mutating') mutatingRuns.add(id);
     out.push({ ...base, status, willRun, summary, fingerprint, lastRun, lastSuccess, comparedWith, changes, wouldRestore, notes });
   }
   return out;

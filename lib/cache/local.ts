@@ -39,6 +39,8 @@ export interface LocalCache extends CacheProvider {
 interface Pending {
   readonly fingerprint: string;
   readonly key: CacheKey;
+  /** Whether a successful run is stored (false: only recorded). */
+  readonly store: boolean;
   /** The node's run record as it is on disk. */
   prev: RunRecord | undefined;
 }
@@ -47,6 +49,14 @@ type Restore =
   | { readonly state: 'ok'; readonly restored: string[] }
   | { readonly state: 'missing'; readonly detail: string }
   | { readonly state: 'corrupt'; readonly detail: string };
+
+/**
+ * A mutating dependency that runs changes the world in ways no fingerprint sees, so a node that depends
+ * directly on one is not served from the cache (it runs, and is recorded). The first such dependency.
+ */
+export function mutatingDependencyThatRuns(node: Node, mutatingRuns: ReadonlySet<NodeId>): NodeId | undefined {
+  return node.deps.find((d) => mutatingRuns.has(d));
+}
 
 /** Why a node is not cacheable, in words (for the `disabled` detail). */
 export function notCacheableReason(node: Node): string {
@@ -73,6 +83,8 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
   const digester = new SecretDigester(async () => (await store.hmacKey(true))!);
   const keyCtx: KeyContext = { repoRoot: opts.repoRoot, secretPatterns: opts.secretPatterns, statCache, digester, ignoreDirs };
   const pending = new Map<NodeId, Pending>();
+  /** Mutating nodes looked up in this run that were not hits: they run. */
+  const mutatingRuns = new Set<NodeId>();
   const warned = new Set<string>();
   const warnOnce = (id: string, message: string) => {
     if (warned.has(id)) return;
@@ -197,13 +209,17 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
       }
       const prev = await prevP.catch(() => undefined);
       if (!kr.ok) return { result: 'disabled', detail: `dependency ${kr.missingDependency} has no fingerprint` };
-      const p: Pending = { fingerprint: kr.fingerprint, key: kr.key, prev };
+      const blocker = mutatingDependencyThatRuns(node, mutatingRuns);
+      const p: Pending = { fingerprint: kr.fingerprint, key: kr.key, prev, store: node.cacheable && blocker === undefined };
       const fp = p.fingerprint;
       pending.set(node.id, p);
+      // Assume it runs until it turns out to be a hit (below).
+      if (node.effect === 'mutating') mutatingRuns.add(node.id);
 
-      if (!node.cacheable) {
+      if (!p.store) {
         await recordStart(node, p);
-        return { result: 'disabled', fingerprint: fp, detail: notCacheableReason(node) };
+        const detail = node.cacheable ? `not served from the cache: it depends on ${blocker}, a mutating task that runs in this run` : notCacheableReason(node);
+        return { result: 'disabled', fingerprint: fp, detail };
       }
       if (node.inputs.length === 0) {
         warnOnce(`no-inputs:${node.task.name}`, `task "${node.task.name}" is cacheable but declares no inputs: only its definition, params, env and dependencies decide a cache hit (undeclared inputs are not tracked)`);
@@ -241,6 +257,7 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
         return { result: 'miss', fingerprint: fp, detail: restored.detail };
       }
       await store.touchEntry(fp);
+      mutatingRuns.delete(node.id);
       await recordSuccess(node, p, 'cached');
       return { result: 'hit', fingerprint: fp, logs: logs as CachedLog[], restored: restored.restored };
     },
@@ -253,7 +270,7 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
         return;
       }
       pending.delete(node.id);
-      if (!node.cacheable) {
+      if (!p.store) {
         await recordSuccess(node, p, 'succeeded');
         return;
       }
@@ -283,7 +300,7 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
       // Called after every successful run (types.ts). A non-cacheable node gets no save() from a
       // scheduler that only saves misses, so its success is recorded here for `fabric explain`.
       const p = pending.get(node.id);
-      if (enabled && missing.length === 0 && p && !node.cacheable) {
+      if (enabled && missing.length === 0 && p && !p.store) {
         pending.delete(node.id);
         await recordSuccess(node, p, 'succeeded');
       }

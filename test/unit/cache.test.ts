@@ -273,7 +273,7 @@ rigTest('missingOutputs: a literal path that does not exist, a glob with no matc
 rigTest('not cacheable: a mutating task is disabled (with a fingerprint, recorded), --force is a miss, --no-cache touches nothing', async (rig) => {
   await rig.write({ 'src/a.txt': 'x' });
   const h = cacheFor(rig);
-  const g = graphOf(rig, [def('deploy', { effect: 'mutating', run: 'deploy', inputs: ['src/**'] }), lint({ deps: ['deploy'] })], ['lint']);
+  const g = graphOf(rig, [def('deploy', { effect: 'mutating', run: 'deploy', inputs: ['src/**'] }), lint()], ['deploy', 'lint']);
   const r = await simulate(h, g);
   const d = r.lookup('deploy');
   assert.equal(d.result, 'disabled');
@@ -287,6 +287,28 @@ rigTest('not cacheable: a mutating task is disabled (with a fingerprint, recorde
   const off = await simulate(cacheFor(rig, { enabled: false }), g);
   assert.deepEqual([...off.lookups.values()].map((l) => l.result), ['disabled', 'disabled']);
   assert.equal(rig.exists('.fabric'), false);
+});
+
+rigTest('a node that depends on a mutating task that runs is not served from the cache; after a cached one it is', async (rig) => {
+  await rig.write({ 'src/a.txt': 'x' });
+  const tasks = [
+    def('deploy', { effect: 'mutating', run: 'deploy' }),
+    def('smoke', { effect: 'read-only', run: 'smoke', inputs: ['src/**'], deps: ['deploy'] }),
+    def('provision', { effect: 'mutating', cache: true, run: 'provision', inputs: ['src/**'] }),
+    def('verify', { effect: 'read-only', run: 'verify', inputs: ['src/**'], deps: ['provision'] }),
+  ];
+  const g = graphOf(rig, tasks, ['smoke', 'verify']);
+  const results = async () => {
+    const r = await simulate(cacheFor(rig), g);
+    return ['deploy', 'smoke', 'provision', 'verify'].map((t) => `${t} ${r.result(t)}`);
+  };
+  const first = await simulate(cacheFor(rig), g);
+  const smoke = first.lookup('smoke');
+  assert.equal(smoke.result === 'disabled' && smoke.detail, 'not served from the cache: it depends on deploy, a mutating task that runs in this run');
+  assert.deepEqual(['deploy', 'smoke', 'provision', 'verify'].map((t) => `${t} ${first.result(t)}`), ['deploy disabled', 'smoke disabled', 'provision miss', 'verify disabled']);
+  // provision is now a hit (it does not run), so verify may be cached from here on.
+  assert.deepEqual(await results(), ['deploy disabled', 'smoke disabled', 'provision hit', 'verify miss']);
+  assert.deepEqual(await results(), ['deploy disabled', 'smoke disabled', 'provision hit', 'verify hit']);
 });
 
 rigTest('a cacheable task without inputs warns once per task; a node without a dependency fingerprint is not cached', async (rig) => {
