@@ -7,7 +7,7 @@ import type { Graph } from '../engine/graph.js';
 import type { NodeId } from '../engine/events.js';
 import { computeKey, SecretDigester, type KeyContext } from './fingerprint.js';
 import { diffKeys, describeChange, type KeyChange } from './diff.js';
-import { mutatingDependencyThatRuns, notCacheableReason } from './local.js';
+import { defaultIgnoreDirs, mutatingDependencyThatRuns, notCacheableReason } from './local.js';
 import { StatCache } from './stat-cache.js';
 import { Store, type RunMark, type RunRecord } from './store.js';
 import { randomBytes } from 'node:crypto';
@@ -53,7 +53,7 @@ export async function explainGraph(graph: Graph, opts: ExplainOptions): Promise<
   // Reads the persisted stat cache for speed, never saves it: explain writes nothing.
   const statCache = new StatCache(store.statCacheFile);
   const digester = new SecretDigester(async () => (await store.hmacKey(false)) ?? randomBytes(32));
-  const ctx: KeyContext = { repoRoot: opts.repoRoot, secretPatterns: opts.secretPatterns, statCache, digester, ignoreDirs: [opts.dir, ...(opts.ignoreDirs ?? [])] };
+  const ctx: KeyContext = { repoRoot: opts.repoRoot, secretPatterns: opts.secretPatterns, statCache, digester, ignoreDirs: defaultIgnoreDirs(opts.repoRoot, opts.dir, opts.ignoreDirs) };
   const fps = new Map<NodeId, string>();
   const out: NodeExplanation[] = [];
   const targets = new Set(graph.targets);

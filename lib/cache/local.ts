@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { chmod } from 'node:fs/promises';
-import { isAbsolute, relative, resolve, sep } from 'node:path';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { Node } from '../engine/graph.js';
 import type { NodeId } from '../engine/events.js';
 import type { CachedLog, CacheLookup, CacheProvider } from './types.js';
@@ -58,6 +58,11 @@ export function mutatingDependencyThatRuns(node: Node, mutatingRuns: ReadonlySet
   return node.deps.find((d) => mutatingRuns.has(d));
 }
 
+/** Never inputs: the cache directory, fabric's own state (`<repo>/.fabric`), and any given directory. */
+export function defaultIgnoreDirs(repoRoot: string, cacheDir: string, more: readonly string[] = []): string[] {
+  return [...new Set([cacheDir, join(repoRoot, '.fabric'), ...more])];
+}
+
 /** Why a node is not cacheable, in words (for the `disabled` detail). */
 export function notCacheableReason(node: Node): string {
   if (node.task.spec.cache === false) return 'not cacheable: the task sets cache: false';
@@ -79,7 +84,7 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
   const enabled = opts.enabled ?? true;
   const store = new Store(opts.dir);
   const statCache = new StatCache(enabled ? store.statCacheFile : undefined);
-  const ignoreDirs = [opts.dir, ...(opts.ignoreDirs ?? [])];
+  const ignoreDirs = defaultIgnoreDirs(opts.repoRoot, opts.dir, opts.ignoreDirs);
   const digester = new SecretDigester(async () => (await store.hmacKey(true))!);
   const keyCtx: KeyContext = { repoRoot: opts.repoRoot, secretPatterns: opts.secretPatterns, statCache, digester, ignoreDirs };
   const pending = new Map<NodeId, Pending>();

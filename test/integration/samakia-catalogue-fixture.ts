@@ -1,7 +1,9 @@
 // A Samakia-Fabric-shaped checkout for the catalogue tests: this repo's fabricfile, tasks/, envs/ and
 // contracts/ (lib/ and node_modules/ linked), every repo script the catalogue names as a fake that only
-// records its call, the terraform env dirs and the Ansible dir. The fake infrastructure tools are the
-// ones of test/fixtures/samakia/bin (terraform, ssh, ansible-*, mc, curl: they append to $FAKE_LOG).
+// records its call, the terraform env dirs and the Ansible dir, and fake infrastructure tools (terraform,
+// ssh, ansible-*, packer, mc, curl) in <dir>/fakebin. Fakes record their calls at absolute paths baked in
+// at creation (<dir>/scripts.log, <dir>/tools.log): fabric scrubs the environment of every command, so a
+// log path passed through the environment would not reach them.
 import { cp, mkdir, readFile, symlink, writeFile, chmod } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { ROOT } from '../helpers/rig.js';
@@ -44,16 +46,16 @@ export async function catalogue(): Promise<CatalogueTarget[]> {
   return cached;
 }
 
-export const SAMAKIA_BIN = join(ROOT, 'test', 'fixtures', 'samakia', 'bin');
-/** PATH with the fake tools first; no /usr/local/bin, so a real terraform installed there is never found. */
-export const fakePath = (withTools = true): string => [...(withTools ? [SAMAKIA_BIN] : []), dirname(process.execPath), '/usr/bin', '/bin'].join(':');
+export const FAKE_TOOLS = ['terraform', 'ssh', 'ansible-playbook', 'ansible-inventory', 'ansible', 'packer', 'mc', 'curl', 'pre-commit', 'rg'];
+/** PATH with the fixture's fake tools first; no /usr/local/bin, so a real terraform installed there is never found. */
+export const fakePath = (dir: string, withTools = true): string => [...(withTools ? [join(dir, 'fakebin')] : []), dirname(process.execPath), '/usr/bin', '/bin'].join(':');
 
 const ENVS = ['samakia-minio', 'samakia-dns', 'samakia-shared', 'samakia-dev', 'samakia-staging', 'samakia-prod'];
 
-/** A repo script that records its call in $SCRIPT_LOG (when set) and exits with $FAKE_SCRIPT_EXIT (default 0). */
-const FAKE_SCRIPT = `#!/usr/bin/env bash
-if [ -n "\${SCRIPT_LOG:-}" ]; then printf '%s %s\\n' "$0" "$*" >> "$SCRIPT_LOG"; fi
-exit "\${FAKE_SCRIPT_EXIT:-0}"
+/** A fake that appends its name and argv to `log` (an absolute path) and exits 0. */
+const fake = (log: string): string => `#!/usr/bin/env bash
+printf '%s %s\\n' "$0" "$*" >> ${JSON.stringify(log)}
+exit 0
 `;
 
 export interface SamakiaRepoOptions {
@@ -75,8 +77,13 @@ export async function samakiaRepo(dir: string, opts: SamakiaRepoOptions = {}): P
     if (opts.without?.includes(s)) continue;
     const p = join(dir, s);
     await mkdir(dirname(p), { recursive: true });
-    await writeFile(p, FAKE_SCRIPT);
+    await writeFile(p, fake(join(dir, 'scripts.log')));
     await chmod(p, 0o755);
+  }
+  await mkdir(join(dir, 'fakebin'), { recursive: true });
+  for (const tool of FAKE_TOOLS) {
+    await writeFile(join(dir, 'fakebin', tool), fake(join(dir, 'tools.log')));
+    await chmod(join(dir, 'fakebin', tool), 0o755);
   }
   for (const env of ENVS) {
     if (opts.withoutEnvDirs?.includes(env)) continue;
@@ -91,10 +98,8 @@ export async function samakiaRepo(dir: string, opts: SamakiaRepoOptions = {}): P
 /** Environment for a fabric run in the fixture: fake tools on PATH, a HOME inside the fixture, no CI. */
 export function fixtureEnv(dir: string, extra: Record<string, string | undefined> = {}): Record<string, string | undefined> {
   return {
-    PATH: fakePath(),
+    PATH: fakePath(dir),
     HOME: join(dir, 'home'),
-    FAKE_LOG: join(dir, 'fake.log'),
-    SCRIPT_LOG: join(dir, 'scripts.log'),
     CI: undefined,
     GITHUB_ACTIONS: undefined,
     RUNNER_MODE: undefined,

@@ -169,7 +169,7 @@ rigTest('tool preflights: terraform / ansible missing from PATH refuse with the 
     for (const s of t.steps) if (s.kind === 'require-tool') msgs.set(`${t.name} ${s.tool}`, s.message!.replace(/^ERROR: /, ''));
   }
   assert.equal(msgs.get('tf.plan terraform'), 'terraform not found in PATH');
-  const r = await dry(rig, ['tf.plan', 'minio.tf.apply', 'dns.ansible.apply', 'ENV=samakia-dev'], { PATH: fakePath(false) });
+  const r = await dry(rig, ['tf.plan', 'minio.tf.apply', 'dns.ansible.apply', 'ENV=samakia-dev'], { PATH: fakePath(rig.dir, false) });
   const got = denials(r).filter((d) => d.decision.kind === 'require-tools');
   const byTask = new Map(got.map((d) => [d.node.replace(/\[.*$/, ''), d.decision.reason]));
   assert.equal(byTask.get('tf.plan'), msgs.get('tf.plan terraform'));
