@@ -7,6 +7,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { Diagnostic, Result } from '../../lib/diagnostics/types.js';
+import type { Guard } from '../../lib/guards/types.js';
 import { DiagnosticsError } from '../../lib/diagnostics/error.js';
 import { formatDiagnostics } from '../../lib/diagnostics/print.js';
 
@@ -246,4 +247,34 @@ export function container(env: EnvFile, name: string): EnvContainer {
   const c = env.containers?.find((x) => x.name === name);
   if (!c) throw new Error(`env ${env.name} has no container "${name}"`);
   return c;
+}
+
+/**
+ * A guard (evaluated for the whole selection before anything starts) that denies when `envs/<ENV>.yml`
+ * is missing or invalid, with the located diagnostics; so a broken env file stops `minio.up` before the
+ * first mutating step instead of in the middle of the chain. `when` limits it to some envs (e.g. only
+ * those whose tasks read addresses from the file). A plain Guard object: no runtime import of 'fabric'.
+ */
+export function validEnvFile(param = 'ENV', opts: { only?: readonly string[] } = {}): Guard {
+  const guard: Guard = {
+    kind: 'env-file',
+    name: `env-file(${param})`,
+    description: `envs/<${param}>.yml exists and validates against contracts/env.schema.json`,
+    async evaluate(facts) {
+      const name = facts.vars[param] ?? facts.params[param] ?? '';
+      const base = { guard: guard.name, kind: guard.kind, facts: { [param]: name } };
+      if (opts.only && !opts.only.includes(name)) return { ...base, outcome: 'skip', reason: `${param}=${name} does not read an env file here` };
+      const r = await loadEnvResult(facts.repoRoot, name);
+      if (r.ok) return { ...base, outcome: 'allow', reason: `envs/${name}.yml is valid` };
+      const first = r.error[0];
+      return {
+        ...base,
+        outcome: 'deny',
+        reason: `envs/${name}.yml is invalid: ${first?.message ?? 'unknown error'}${r.error.length > 1 ? ` (+${r.error.length - 1} more)` : ''}`,
+        remedy: first?.code === 'unknown-env' ? first.hint ?? 'create the env file' : `fix envs/${name}.yml (fabric run validate.envs shows every problem)`,
+        diagnostics: r.error,
+      };
+    },
+  };
+  return guard;
 }

@@ -122,4 +122,35 @@ rigTest('a task that loads an invalid env file fails with the located error (wha
   assert.match(output(unknown) + JSON.stringify(unknown.events), /no environment file for ENV=samakia-nope/);
 }, { ms: 120_000 });
 
+rigTest('the validEnvFile guard refuses a run with a broken env file before anything starts', async (rig) => {
+  await selfRepo(rig.dir, [
+    "import { task } from 'fabric';",
+    "import { validEnvFile } from './tasks/lib/envs.js';",
+    "task('step.one', { description: 'first mutating step', effect: 'mutating', params: { ENV: { default: 'samakia-prod' } }, run: 'touch one.ran' });",
+    "task('deploy', { description: 'deploy', effect: 'mutating', params: { ENV: { default: 'samakia-prod' } }, deps: [{ task: 'step.one', params: { ENV: '{{ENV}}' } }],",
+    "  guards: [validEnvFile()], run: 'touch deploy.ran' });",
+    '',
+  ].join('\n'));
+  const ok = await rig.fabric(['run', 'deploy', 'ENV=samakia-dns', '-o', 'json']);
+  assert.equal(ok.code, 0, output(ok));
+  assert.ok(rig.exists('one.ran') && rig.exists('deploy.ran'));
+  const text = (await rig.read('envs/samakia-dns.yml')).replace('vlan: 10.10.100.22', 'vlan: 10.10.100.256');
+  await writeFile(rig.path('envs', 'samakia-dns.yml'), text);
+  await writeFile(rig.path('one.ran'), 'old');
+  const refused = await rig.fabric(['run', 'deploy', 'ENV=samakia-dns', '-o', 'json']);
+  assert.equal(refused.code, 2);
+  assert.equal(await rig.read('one.ran'), 'old', 'nothing ran');
+  const denied = refused.events.find((e) => e.type === 'run-denied');
+  assert.ok(denied && denied.type === 'run-denied');
+  const d = denied.denials[0]!.decision;
+  assert.equal(d.guard, 'env-file(ENV)');
+  assert.match(d.reason, /^envs\/samakia-dns\.yml is invalid: env at \/containers\/3\/vlan must match pattern/);
+  assert.equal(d.diagnostics?.length, 1);
+  const loc = d.diagnostics![0]!.location!;
+  assert.equal(text.slice(loc.offset, loc.offset + loc.length), '10.10.100.256');
+  const unknown = await rig.fabric(['run', 'deploy', 'ENV=samakia-nope', '-o', 'json']);
+  assert.equal(unknown.code, 2);
+  assert.match(JSON.stringify(unknown.events), /no environment file for ENV=samakia-nope/);
+}, { ms: 120_000 });
+
 test.run();
