@@ -613,6 +613,12 @@ const DESCRIPTIONS = {
   'bindings.apply': 'Validate and render bindings; dry-run unless BIND_EXECUTE=1 (never in CI)',
   'rotation.cutover.apply': 'Apply a secrets cutover (dry-run unless CUTOVER_EXECUTE=1; never in CI)',
   'milestone.phase1-12.verify': 'End-to-end Phase 1-12 verification into an evidence/milestones packet',
+  'compliance.eval': 'Score the repo against a compliance profile (PROFILE=baseline|hardened), with evidence',
+  'hardening.checklist.validate': 'Run every check of hardening/checklist.json and record the results in it',
+  'hardening.checklist.render': 'Render the hardening checklist to the acceptance and operator docs',
+  'substrate.plan': 'Validate contracts and write a substrate plan packet per tenant',
+  'docs.cookbook.lint': 'Lint the operator cookbook structure and the targets it names',
+  'incident.forensics': 'Collect post-incident forensics into forensics/<incident>/snapshot-<UTC>',
 };
 
 // ---------------------------------------------------------------------------------------------------
@@ -624,13 +630,9 @@ const mkRef = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 export function shortDescription(t) {
   if (DESCRIPTIONS[t.name]) return DESCRIPTIONS[t.name];
   let s = t.summary.trim().replace(/\.$/, '');
-  for (const sep of ['; ', ': ', '. ']) {
-    const i = s.indexOf(sep);
-    if (i >= 20) {
-      s = s.slice(0, i);
-      break;
-    }
-  }
+  // Up to the first clause separator (not one in the first few words).
+  const cuts = ['; ', ': ', '. '].map((sep) => s.indexOf(sep, 12)).filter((i) => i !== -1);
+  if (cuts.length) s = s.slice(0, Math.min(...cuts));
   const open = (x) => (x.match(/\(/g) ?? []).length > (x.match(/\)/g) ?? []).length;
   if (open(s)) s = s.slice(0, s.lastIndexOf(' (')).trim();
   if (s.length > 100) {
@@ -705,7 +707,7 @@ const condTs = (c) =>
   `{ param: '${c.param}', ${c.equals !== undefined ? `equals: ${jsStr(c.equals)}` : c.notEquals !== undefined ? `notEquals: ${jsStr(c.notEquals)}` : `oneOf: ${JSON.stringify(c.oneOf)}`} }`;
 
 function guardFromRequireEnv(s, ctx) {
-  const msg = s.message.replace(/^ERROR: /, '').replace(mkRef, '{{value}}');
+  const msg = s.message.replace(/^ERROR: /, '').replace(/\bmake ([a-z][\w.-]*)/g, 'fabric run $1').replace(mkRef, '{{value}}');
   const o = `{ message: ${jsStr(msg)} }`;
   let g;
   if (s.equals !== undefined) g = `paramEquals('${s.var}', ${jsStr(s.equals)}, ${o})`;
@@ -747,7 +749,10 @@ export function convert(t) {
         case 'require-path': {
           if (s.path.includes('<')) throw new Unsupported('runtime path');
           const p = templ(s.path, ctx).replace(/^\{\{FABRIC_REPO_ROOT\}\}\//, '');
-          const msg = (s.message ?? `${s.path} must be ${s.test}`).replace(/^ERROR: /, '').replace(mkRef, (_m, n) => makeVar(n, ctx, 'templ'));
+          const msg = (s.message ?? `${s.path} must be ${s.test}`)
+            .replace(/^ERROR: /, '')
+            .replace(/<[a-z_]+>/g, s.path)
+            .replace(mkRef, (_m, n) => makeVar(n, ctx, 'templ'));
           guards.push(`repoPath(${jsStr(p)}, '${s.test}', ${jsStr(msg)})`);
           break;
         }
@@ -958,7 +963,7 @@ export function emitTask(t) {
     } else runTs = steps.length === 1 ? steps[0] : `[\n${steps.map((s) => `    ${s},`).join('\n')}\n  ]`;
   }
   if (g.variant) {
-    lines.push(`  variants: executeFlag('${g.variant}', { execute: ${runTs}, dryRun: ${runTs} }),`);
+    lines.push(`  variants: flagged('${g.variant}', ${runTs}),`);
   } else if (runTs) lines.push(`  run: ${runTs},`);
   lines.push('});');
   return lines.join('\n');
@@ -990,7 +995,7 @@ function emitFile(group, targets) {
     if (new RegExp(`\\b${name}\\(`).test(body)) used.add(name);
   }
   used.add('task');
-  const support = ['P', 'opt', 'dflt', 'secret', 'script', 'sh', 'words', 'q', 'scriptsPresent', 'repoPath', 'onlyIf', 'gamedayIdDefault'].filter((n) => new RegExp(`\\b${n}\\(|\\b${n}\\.|\\b${n}\\b,`).test(body) || (n === 'gamedayIdDefault' && body.includes(n)));
+  const support = ['P', 'opt', 'dflt', 'secret', 'script', 'sh', 'words', 'q', 'scriptsPresent', 'repoPath', 'onlyIf', 'gamedayIdDefault', 'flagged'].filter((n) => new RegExp(`\\b${n}\\(|\\b${n}\\.|\\b${n}\\b,`).test(body) || (n === 'gamedayIdDefault' && body.includes(n)));
   const head = [
     GENERATED,
     `// Group "${group}": ${targets.length} target${targets.length === 1 ? '' : 's'} of the Samakia Fabric Makefile, same names. Regenerate with`,

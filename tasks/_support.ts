@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { accessSync, constants, readdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
-import { custom, override, type CommandStep, type Guard, type GuardFacts, type ParamSpec } from 'fabric';
+import { custom, executeFlag, override, type CommandStep, type Guard, type GuardFacts, type ParamSpec, type Variants } from 'fabric';
 
 // ---------------------------------------------------------------------------------------------------
 // Params
@@ -287,3 +287,12 @@ export const ANSIBLE_PARAMS = {
   ANSIBLE_FLAGS: { description: 'extra ansible-playbook flags (word-split), e.g. --limit host', default: '' },
   MINIO_BOOTSTRAP_DIR: P.MINIO_BOOTSTRAP_DIR,
 } as const satisfies Record<string, ParamSpec>;
+
+/**
+ * An execute flag whose repo script reads the flag itself (dry-run unless `variable=1`): both variants run
+ * the same recipe, and the plan shows which one was chosen. Guards on the execute form use
+ * `when({ param: variable, equals: '1' }, ...)`.
+ */
+export function flagged(variable: string, run: CommandStep | readonly CommandStep[]): Variants {
+  return executeFlag(variable, { execute: run, dryRun: run });
+}

@@ -79,7 +79,7 @@ task("compliance.pack", {
 });
 
 task("compliance.eval", {
-  description: "Scores the repo against the compliance profile chosen by PROFILE…",
+  description: "Score the repo against a compliance profile (PROFILE=baseline|hardened), with evidence",
   section: SECTION.phase1OperationalHardeningTargets,
   effect: 'mutating',
   params: {

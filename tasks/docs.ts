@@ -5,7 +5,7 @@ import { task } from 'fabric';
 import { SECTION } from './_sections.js';
 import { P, script, scriptsPresent } from './_support.js';
 task("docs.operator.check", {
-  description: "Docs anti-drift: cookbook lint and that every documented make target exists",
+  description: "Docs anti-drift",
   section: SECTION.operatorUXPhase9,
   effect: 'mutating',
   params: {
@@ -22,7 +22,7 @@ task("docs.operator.check", {
 });
 
 task("docs.cookbook.lint", {
-  description: "Lints the operator cookbook structure and targets…",
+  description: "Lint the operator cookbook structure and the targets it names",
   section: SECTION.operatorUXPhase9,
   effect: 'read-only',
   params: {

@@ -5,7 +5,7 @@ import { task } from 'fabric';
 import { SECTION } from './_sections.js';
 import { P, opt, dflt, script, scriptsPresent } from './_support.js';
 task("gameday.precheck", {
-  description: "GameDay precheck: runs DNS/MinIO/shared SDN acceptance (read-only)",
+  description: "GameDay precheck",
   section: SECTION.phase1OperationalHardeningTargets,
   effect: 'read-only',
   params: {

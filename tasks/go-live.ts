@@ -22,7 +22,7 @@ task("go-live.entry.check", {
 });
 
 task("go-live.accept", {
-  description: "Go-live gate: platform regression, entry check, docs check, doc keyword checks…",
+  description: "Go-live gate",
   section: SECTION.aIInvariantLockPhase16Part7,
   effect: 'mutating',
   params: {

@@ -5,7 +5,7 @@ import { task } from 'fabric';
 import { SECTION } from './_sections.js';
 import { P, script, scriptsPresent } from './_support.js';
 task("hardening.checklist.validate", {
-  description: "Runs each check in hardening/checklist.json and rewrites that tracked file with statuses and a n…",
+  description: "Run every check of hardening/checklist.json and record the results in it",
   section: SECTION.phase1OperationalHardeningTargets,
   effect: 'mutating',
   params: {
@@ -21,7 +21,7 @@ task("hardening.checklist.validate", {
 });
 
 task("hardening.checklist.render", {
-  description: "After validate, renders the checklist to acceptance/PHASE11_HARDENING_ENTRY_CHECKLIST.md and doc…",
+  description: "Render the hardening checklist to the acceptance and operator docs",
   section: SECTION.phase1OperationalHardeningTargets,
   effect: 'mutating',
   params: {

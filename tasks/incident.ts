@@ -5,7 +5,7 @@ import { task, paramNonEmpty } from 'fabric';
 import { SECTION } from './_sections.js';
 import { P, opt, dflt, script, sh, words, scriptsPresent } from './_support.js';
 task("incident.forensics", {
-  description: "Collects post-incident forensics into forensics/<incident>/snapshot-<ts> (system, network, logs…",
+  description: "Collect post-incident forensics into forensics/<incident>/snapshot-<UTC>",
   section: SECTION.incidentResponseForensics,
   effect: 'mutating',
   params: {

@@ -5,7 +5,7 @@ import { task } from 'fabric';
 import { SECTION } from './_sections.js';
 import { P, opt, dflt, sh, scriptsPresent } from './_support.js';
 task("legal-hold", {
-  description: "Legal-hold helper: list (default) / validate / declare / release / require-dual-control on an ev…",
+  description: "Legal-hold helper",
   section: SECTION.legalHoldRetention,
   effect: 'mutating',
   params: {

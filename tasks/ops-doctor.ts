@@ -5,7 +5,7 @@ import { task } from 'fabric';
 import { SECTION } from './_sections.js';
 import { P } from './_support.js';
 task("clean", {
-  description: "Legacy alias: runs app.clean, ignoring its failure",
+  description: "Legacy alias",
   section: SECTION.opsDoctor,
   effect: 'mutating',
   params: {

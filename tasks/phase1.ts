@@ -5,7 +5,7 @@ import { task } from 'fabric';
 import { SECTION } from './_sections.js';
 import { P, script, scriptsPresent } from './_support.js';
 task("phase1.accept", {
-  description: "Phase 1 acceptance: inventory.check and tf.plan (CI=1) for ENV",
+  description: "Phase 1 acceptance",
   section: SECTION.phase1OperationalHardeningTargets,
   effect: 'read-only',
   params: {

@@ -37,7 +37,7 @@ task("phase10.part1.entry.check", {
 });
 
 task("phase10.part1.accept", {
-  description: "Acceptance gate for tenant contract operations: pre-commit, lint, validate, make policy.check…",
+  description: "Acceptance gate for tenant contract operations",
   section: SECTION.phase1OperationalHardeningTargets,
   effect: 'mutating',
   params: {
@@ -70,7 +70,7 @@ task("phase10.part2.entry.check", {
 });
 
 task("phase10.part2.accept", {
-  description: "Acceptance gate for guarded tenant execute mode: pre-commit, lint, validate, make policy.check…",
+  description: "Acceptance gate for guarded tenant execute mode",
   section: SECTION.phase1OperationalHardeningTargets,
   effect: 'mutating',
   params: {

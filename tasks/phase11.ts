@@ -21,7 +21,7 @@ task("phase11.entry.check", {
 });
 
 task("phase11.accept", {
-  description: "Acceptance gate for tenant substrate executors (design): pre-commit, lint, validate…",
+  description: "Acceptance gate for tenant substrate executors (design)",
   section: SECTION.phase1OperationalHardeningTargets,
   effect: 'mutating',
   params: {
@@ -54,7 +54,7 @@ task("phase11.part1.entry.check", {
 });
 
 task("phase11.part1.accept", {
-  description: "Acceptance gate for plan-only substrate executors: pre-commit, lint, validate, make policy.check…",
+  description: "Acceptance gate for plan-only substrate executors",
   section: SECTION.phase1OperationalHardeningTargets,
   effect: 'mutating',
   params: {
@@ -87,7 +87,7 @@ task("phase11.part2.entry.check", {
 });
 
 task("phase11.part2.accept", {
-  description: "Acceptance gate for guarded substrate execution: pre-commit, lint, validate, make policy.check…",
+  description: "Acceptance gate for guarded substrate execution",
   section: SECTION.phase1OperationalHardeningTargets,
   effect: 'mutating',
   params: {
@@ -120,7 +120,7 @@ task("phase11.part3.entry.check", {
 });
 
 task("phase11.part3.accept", {
-  description: "Acceptance gate for capacity guardrails: pre-commit, lint, validate, make policy.check…",
+  description: "Acceptance gate for capacity guardrails",
   section: SECTION.phase1OperationalHardeningTargets,
   effect: 'mutating',
   params: {
@@ -153,7 +153,7 @@ task("phase11.part4.entry.check", {
 });
 
 task("phase11.part4.accept", {
-  description: "Acceptance gate for substrate observability/drift: pre-commit, lint, validate, make policy.check…",
+  description: "Acceptance gate for substrate observability/drift",
   section: SECTION.phase1OperationalHardeningTargets,
   effect: 'mutating',
   params: {
@@ -186,7 +186,7 @@ task("phase11.part5.entry.check", {
 });
 
 task("phase11.part5.routing.accept", {
-  description: "Acceptance gate for drift alert routing defaults: pre-commit, lint, validate, make policy.check…",
+  description: "Acceptance gate for drift alert routing defaults",
   section: SECTION.phase1OperationalHardeningTargets,
   effect: 'mutating',
   params: {
@@ -220,7 +220,7 @@ task("phase11.hardening.entry.check", {
 });
 
 task("phase11.hardening.accept", {
-  description: "Acceptance gate for pre-exposure hardening gate: pre-commit, lint, validate, make policy.check…",
+  description: "Acceptance gate for pre-exposure hardening gate",
   section: SECTION.phase1OperationalHardeningTargets,
   effect: 'mutating',
   params: {

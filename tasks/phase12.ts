@@ -21,7 +21,7 @@ task("phase12.part1.entry.check", {
 });
 
 task("phase12.part1.accept", {
-  description: "Acceptance gate for tenant bindings: pre-commit, lint, validate, make policy.check…",
+  description: "Acceptance gate for tenant bindings",
   section: SECTION.tenantBindingsPhase12Part1,
   effect: 'mutating',
   params: {
@@ -54,7 +54,7 @@ task("phase12.part2.entry.check", {
 });
 
 task("phase12.part2.accept", {
-  description: "Acceptance gate for binding secrets materialize/rotate: pre-commit, lint, validate…",
+  description: "Acceptance gate for binding secrets materialize/rotate",
   section: SECTION.tenantBindingsPhase12Part1,
   effect: 'mutating',
   params: {
@@ -87,7 +87,7 @@ task("phase12.part3.entry.check", {
 });
 
 task("phase12.part3.accept", {
-  description: "Acceptance gate for binding verification: pre-commit, lint, validate, make policy.check…",
+  description: "Acceptance gate for binding verification",
   section: SECTION.tenantBindingsPhase12Part1,
   effect: 'mutating',
   params: {
@@ -120,7 +120,7 @@ task("phase12.part4.entry.check", {
 });
 
 task("phase12.part4.accept", {
-  description: "Acceptance gate for proposal workflow: pre-commit, lint, validate, make policy.check…",
+  description: "Acceptance gate for proposal workflow",
   section: SECTION.aIInvariantLockPhase16Part7,
   effect: 'mutating',
   params: {
@@ -153,7 +153,7 @@ task("phase12.part5.entry.check", {
 });
 
 task("phase12.part5.accept", {
-  description: "Acceptance gate for drift awareness: pre-commit, lint, validate, make policy.check, drift.detect…",
+  description: "Acceptance gate for drift awareness",
   section: SECTION.driftAwarenessPhase12Part5,
   effect: 'mutating',
   params: {
@@ -209,7 +209,7 @@ task("phase12.part6.entry.check", {
 });
 
 task("phase12.part6.accept", {
-  description: "Acceptance gate for release readiness closure: pre-commit, lint, validate, make policy.check…",
+  description: "Acceptance gate for release readiness closure",
   section: SECTION.phase12Part6ReleaseReadinessClosure,
   effect: 'mutating',
   params: {

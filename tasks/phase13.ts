@@ -22,7 +22,7 @@ task("phase13.part1.entry.check", {
 });
 
 task("phase13.part1.accept", {
-  description: "Acceptance gate for exposure plan: pre-commit, lint, validate, make policy.check…",
+  description: "Acceptance gate for exposure plan",
   section: SECTION.phase13Part1ExposurePlan,
   effect: 'mutating',
   params: {
@@ -56,7 +56,7 @@ task("phase13.part2.entry.check", {
 });
 
 task("phase13.part2.accept", {
-  description: "Acceptance gate for guarded exposure apply/verify/rollback: pre-commit, lint, validate…",
+  description: "Acceptance gate for guarded exposure apply/verify/rollback",
   section: SECTION.phase13Part2ExposureApplyVerifyRollback,
   effect: 'mutating',
   params: {

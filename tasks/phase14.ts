@@ -22,7 +22,7 @@ task("phase14.part1.entry.check", {
 });
 
 task("phase14.part1.accept", {
-  description: "Acceptance gate for runtime evaluation: pre-commit, lint, validate, make policy.check…",
+  description: "Acceptance gate for runtime evaluation",
   section: SECTION.runtimeOperationsPhase14,
   effect: 'mutating',
   params: {
@@ -56,7 +56,7 @@ task("phase14.part2.entry.check", {
 });
 
 task("phase14.part2.accept", {
-  description: "Acceptance gate for SLO ownership: pre-commit, lint, validate, make policy.check…",
+  description: "Acceptance gate for SLO ownership",
   section: SECTION.runtimeOperationsPhase14,
   effect: 'mutating',
   params: {
@@ -90,7 +90,7 @@ task("phase14.part3.entry.check", {
 });
 
 task("phase14.part3.accept", {
-  description: "Acceptance gate for alerts and incidents: pre-commit, lint, validate, make policy.check…",
+  description: "Acceptance gate for alerts and incidents",
   section: SECTION.runtimeOperationsPhase14,
   effect: 'mutating',
   params: {

@@ -22,7 +22,7 @@ task("phase15.part1.entry.check", {
 });
 
 task("phase15.part1.accept", {
-  description: "Acceptance gate for self-service proposals: pre-commit, lint, validate, make policy.check…",
+  description: "Acceptance gate for self-service proposals",
   section: SECTION.selfServiceProposalsPhase15Part1,
   effect: 'mutating',
   params: {

@@ -22,7 +22,7 @@ task("phase16.part1.entry.check", {
 });
 
 task("phase16.part1.accept", {
-  description: "Acceptance gate for AI provider + routing: pre-commit, lint, validate, make policy.check…",
+  description: "Acceptance gate for AI provider + routing",
   section: SECTION.aIAnalysisPhase16Part1,
   effect: 'mutating',
   params: {
@@ -56,7 +56,7 @@ task("phase16.part2.entry.check", {
 });
 
 task("phase16.part2.accept", {
-  description: "Acceptance gate for AI indexing: pre-commit, lint, validate, make policy.check, ai.index.doctor…",
+  description: "Acceptance gate for AI indexing",
   section: SECTION.aIIndexingPhase16Part2,
   effect: 'mutating',
   params: {
@@ -90,7 +90,7 @@ task("phase16.part3.entry.check", {
 });
 
 task("phase16.part3.accept", {
-  description: "Acceptance gate for AI MCP servers: pre-commit, lint, validate, make policy.check…",
+  description: "Acceptance gate for AI MCP servers",
   section: SECTION.aIIndexingPhase16Part2,
   effect: 'mutating',
   params: {
@@ -124,7 +124,7 @@ task("phase16.part4.entry.check", {
 });
 
 task("phase16.part4.accept", {
-  description: "Acceptance gate for AI analysis: pre-commit, lint, validate, make policy.check…",
+  description: "Acceptance gate for AI analysis",
   section: SECTION.aIIndexingPhase16Part2,
   effect: 'mutating',
   params: {
@@ -158,7 +158,7 @@ task("phase16.part5.entry.check", {
 });
 
 task("phase16.part5.accept", {
-  description: "Acceptance gate for AI governance: pre-commit, lint, validate, make policy.check…",
+  description: "Acceptance gate for AI governance",
   section: SECTION.aIGovernancePhase16Part5,
   effect: 'mutating',
   params: {
@@ -192,7 +192,7 @@ task("phase16.part6.entry.check", {
 });
 
 task("phase16.part6.accept", {
-  description: "Acceptance gate for AI ops UX: pre-commit, lint, validate, make policy.check…",
+  description: "Acceptance gate for AI ops UX",
   section: SECTION.aIOperationsUXPhase16Part6,
   effect: 'mutating',
   params: {
@@ -226,7 +226,7 @@ task("phase16.part7.entry.check", {
 });
 
 task("phase16.part7.accept", {
-  description: "Acceptance gate for AI invariants lock: pre-commit, lint, validate, make policy.check…",
+  description: "Acceptance gate for AI invariants lock",
   section: SECTION.aIInvariantLockPhase16Part7,
   effect: 'mutating',
   params: {

@@ -22,7 +22,7 @@ task("phase17.step5.entry.check", {
 });
 
 task("phase17.step5.accept", {
-  description: "Acceptance gate for secrets rotation cutover: make policy.check, phase17.step5.entry.check…",
+  description: "Acceptance gate for secrets rotation cutover",
   section: SECTION.aIInvariantLockPhase16Part7,
   effect: 'mutating',
   params: {
@@ -56,7 +56,7 @@ task("phase17.step6.entry.check", {
 });
 
 task("phase17.step6.accept", {
-  description: "Acceptance gate for live AI indexing + n8n: make policy.check, phase17.step6.entry.check…",
+  description: "Acceptance gate for live AI indexing + n8n",
   section: SECTION.aIInvariantLockPhase16Part7,
   effect: 'mutating',
   params: {
@@ -90,7 +90,7 @@ task("phase17.step7.entry.check", {
 });
 
 task("phase17.step7.accept", {
-  description: "Acceptance gate for MCP services: make policy.check, ai.mcp.doctor, ai.mcp.test…",
+  description: "Acceptance gate for MCP services",
   section: SECTION.aIInvariantLockPhase16Part7,
   effect: 'mutating',
   params: {

@@ -5,7 +5,7 @@ import { task } from 'fabric';
 import { SECTION } from './_sections.js';
 import { P, script, scriptsPresent } from './_support.js';
 task("phase2.accept", {
-  description: "Phase 2 acceptance: lint, validate, DNS SDN + DNS acceptance…",
+  description: "Phase 2 acceptance",
   section: SECTION.phase1OperationalHardeningTargets,
   effect: 'read-only',
   params: {

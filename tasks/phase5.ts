@@ -22,7 +22,7 @@ task("phase5.entry.check", {
 });
 
 task("phase5.accept", {
-  description: "Acceptance gate for advanced security & compliance: pre-commit, lint, validate, make policy.check",
+  description: "Acceptance gate for advanced security & compliance",
   section: SECTION.phase1OperationalHardeningTargets,
   effect: 'mutating',
   params: {

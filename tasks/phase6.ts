@@ -22,7 +22,7 @@ task("phase6.entry.check", {
 });
 
 task("phase6.part1.accept", {
-  description: "Acceptance gate for consumer contracts: make consumers.validate, consumers.ha.check…",
+  description: "Acceptance gate for consumer contracts",
   section: SECTION.phase1OperationalHardeningTargets,
   effect: 'mutating',
   params: {
@@ -39,7 +39,7 @@ task("phase6.part1.accept", {
 });
 
 task("phase6.part2.accept", {
-  description: "Acceptance gate for consumer GameDay dry-runs and bundles: make policy.check, phase6.entry.check…",
+  description: "Acceptance gate for consumer GameDay dry-runs and bundles",
   section: SECTION.phase1OperationalHardeningTargets,
   effect: 'mutating',
   params: {
@@ -56,7 +56,7 @@ task("phase6.part2.accept", {
 });
 
 task("phase6.part3.accept", {
-  description: "Acceptance gate for GameDay execute-mode guards: make policy.check…",
+  description: "Acceptance gate for GameDay execute-mode guards",
   section: SECTION.phase1OperationalHardeningTargets,
   effect: 'mutating',
   params: {

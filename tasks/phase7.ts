@@ -22,7 +22,7 @@ task("phase7.entry.check", {
 });
 
 task("phase7.accept", {
-  description: "Phase 7 (AI ops) gate: policy, runbook check, safe index check, entry check",
+  description: "Phase 7 (AI ops) gate",
   section: SECTION.phase1OperationalHardeningTargets,
   effect: 'mutating',
   params: {

@@ -5,7 +5,7 @@ import { task } from 'fabric';
 import { SECTION } from './_sections.js';
 import { P, script, scriptsPresent } from './_support.js';
 task("phase8.part1.accept", {
-  description: "Phase 8 part 1 gate (VM image contracts): entry check, policy, contract validation…",
+  description: "Phase 8 part 1 gate (VM image contracts)",
   section: SECTION.goldenImageLifecyclePacker,
   effect: 'mutating',
   params: {
@@ -22,7 +22,7 @@ task("phase8.part1.accept", {
 });
 
 task("phase8.part1.1.accept", {
-  description: "Phase 8 part 1.1 gate (local runbook/wrappers): policy, entry check, contract validation…",
+  description: "Phase 8 part 1.1 gate (local runbook/wrappers)",
   section: SECTION.goldenImageLifecyclePacker,
   effect: 'mutating',
   params: {
@@ -39,7 +39,7 @@ task("phase8.part1.1.accept", {
 });
 
 task("phase8.part1.2.accept", {
-  description: "Phase 8 part 1.2 gate (toolchain container): policy, entry check and toolchain checks",
+  description: "Phase 8 part 1.2 gate (toolchain container)",
   section: SECTION.goldenImageLifecyclePacker,
   effect: 'mutating',
   params: {
@@ -56,7 +56,7 @@ task("phase8.part1.2.accept", {
 });
 
 task("phase8.part2.accept", {
-  description: "Phase 8 part 2 gate (template registration, read-only): entry check, policy, register policy",
+  description: "Phase 8 part 2 gate (template registration, read-only)",
   section: SECTION.goldenImageLifecyclePacker,
   effect: 'mutating',
   params: {

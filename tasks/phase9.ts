@@ -21,7 +21,7 @@ task("phase9.entry.check", {
 });
 
 task("phase9.accept", {
-  description: "Acceptance gate for operator UX/doc governance: make policy.check, docs.operator.check…",
+  description: "Acceptance gate for operator UX/doc governance",
   section: SECTION.operatorUXPhase9,
   effect: 'mutating',
   params: {

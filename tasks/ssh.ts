@@ -17,7 +17,7 @@ task("ssh.trust.rotate", {
   cache: false,
   guards: [
     scriptsPresent(["ops/scripts/ssh-trust-rotate.sh"]),
-    paramNonEmpty('HOST', { message: "HOST is required (e.g. make ssh.trust.rotate HOST=192.0.2.10)" }),
+    paramNonEmpty('HOST', { message: "HOST is required (e.g. fabric run ssh.trust.rotate HOST=192.0.2.10)" }),
   ],
   run: script("ops/scripts/ssh-trust-rotate.sh", ["--host", "{{HOST}}"]),
 });
@@ -35,7 +35,7 @@ task("ssh.trust.verify", {
   cache: false,
   guards: [
     scriptsPresent(["ops/scripts/ssh-trust-verify.sh"]),
-    paramNonEmpty('HOST', { message: "HOST is required (e.g. make ssh.trust.verify HOST=192.0.2.10)" }),
+    paramNonEmpty('HOST', { message: "HOST is required (e.g. fabric run ssh.trust.verify HOST=192.0.2.10)" }),
   ],
   run: script("ops/scripts/ssh-trust-verify.sh", ["--host", "{{HOST}}"]),
 });

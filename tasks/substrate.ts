@@ -55,7 +55,7 @@ task("substrate.capacity.evidence", {
 });
 
 task("substrate.plan", {
-  description: "Validates contracts and writes a substrate plan packet per tenant under evidence/tenants/<t>/<ts…",
+  description: "Validate contracts and write a substrate plan packet per tenant",
   section: SECTION.phase1OperationalHardeningTargets,
   effect: 'mutating',
   params: {
