@@ -44,9 +44,15 @@ async function until(check: () => boolean | Promise<boolean>, what: string, ms =
 rigTest('every node status gets a manifest; each packet passes sha256sum -c, its schemas and fabric evidence verify', async (rig) => {
   await setup(rig);
   const seen: Record<string, string | null>[] = [];
+  const known = new Set<string>();
+  const order: string[] = [];
+  // The packet a run wrote is the one that was not there before (ids only sort to the second).
   const record = async () => {
-    const dir = await lastPacket(rig);
-    seen.push(statuses(await readRun(dir)));
+    const fresh = (await runs(rig)).filter((id) => !known.has(id));
+    assert.equal(fresh.length, 1, `expected one new packet, got ${fresh.join(', ')}`);
+    known.add(fresh[0]!);
+    order.push(fresh[0]!);
+    seen.push(statuses(await readRun(rig.path('evidence', fresh[0]!))));
   };
   assert.equal((await rig.fabric(['run', 'gen'])).code, 0);
   await record();
@@ -89,7 +95,7 @@ rigTest('every node status gets a manifest; each packet passes sha256sum -c, its
   }
   const statusesByRun = (await Promise.all((await runs(rig)).map(async (id) => (await readRun(rig.path('evidence', id))).status)));
   assert.deepEqual(statusesByRun.sort(), ['denied', 'failed', 'interrupted', 'ok', 'ok']);
-  const gen = JSON.parse(await readFile(join(rig.path('evidence', (await runs(rig))[0]!), 'nodes/gen/manifest.json'), 'utf8')) as NodeManifest;
+  const gen = JSON.parse(await readFile(join(rig.path('evidence', order[0]!), 'nodes/gen/manifest.json'), 'utf8')) as NodeManifest;
   assert.deepEqual(gen.inputs.map((i) => i.path), ['src/a.txt', 'src/b.txt']);
   assert.deepEqual(gen.outputs.map((o) => [o.path, o.size]), [['out/gen.txt', 11]]);
 
@@ -105,13 +111,13 @@ rigTest('every node status gets a manifest; each packet passes sha256sum -c, its
   // show: a run and a node.
   const show = await rig.fabric(['evidence', 'show', 'latest']);
   assert.match(show.stdout, /run \S+ {2}interrupted \(SIGINT\)/);
-  const third = (await runs(rig))[2]!;
+  const third = order[2]!;
   const node = await rig.fabric(['evidence', 'show', third.slice(0, 22), 'bad']);
   assert.equal(node.code, 0, node.stderr);
   assert.match(node.stdout, /^bad {2}failed\n/);
   assert.match(node.stdout, /\$ echo about to fail >&2; exit 3 {3}→ exit 3/);
   assert.match(node.stdout, /stderr \(14 B\):\n {2}│ about to fail/);
-  const denial = await rig.fabric(['evidence', 'show', (await runs(rig))[3]!, 'prod', '--json']);
+  const denial = await rig.fabric(['evidence', 'show', order[3]!, 'prod', '--json']);
   const pm = JSON.parse(denial.stdout) as NodeManifest;
   assert.equal(pm.guards[0]?.outcome, 'deny');
   assert.equal(pm.failure?.reason, 'denied');
