@@ -10,6 +10,8 @@
  * | loadEnvResult / validateEnvText          | envs.ts      | same, as Result<…, Diagnostic[]> (validate.envs uses these)                            | |
  * | listEnvNames, envFilePath, stageHosts, jumpHosts, resolveHost, container | envs.ts | addresses for tasks (no literals in tasks)                          | |
  * | compileSchemaFile(path)                  | envs.ts      | ajv 2020-12 compile of a contracts/*.json schema (cached)                              | |
+ * | validEnvFile(param = 'ENV', {only})      | envs.ts      | guard: envs/<ENV>.yml missing/invalid → deny before anything starts (located diagnostics) | ENV |
+ * | validateContracts/Envs/Tasks(ctx), checkContracts, checkEnvs, checkTaskDefs | validate.ts | the `validate` graph of tasks/self.ts (reports in .fabric/validate/) | |
  * | runnerEnvCheck(ctx)                      | runner.ts    | runner.env.check: source RUNNER_ENV_FILE, checkRunnerEnv, then ops/scripts/runner-env-check.sh --file F | RUNNER_ENV_FILE HOME FABRIC_REPO_ROOT |
  * | checkRunnerEnv(vars) / runnerEnv(ctx)    | runner.ts    | pure check (TF_VAR_pm_api_*, ssh keys JSON list, https) / sourced env                 | |
  * | minioTfPlan(ctx), minioTfApply(ctx)      | terraform.ts | minio.tf.plan/apply body: bootstrap-local workspace, init -backend=false, validate, plan/apply -lock=false, state copy-back, output -json | ENV MINIO_BOOTSTRAP_DIR RUNNER_ENV_FILE HOME DRY_RUN CI TF_PLAN_FLAGS TF_APPLY_FLAGS FABRIC_REPO_ROOT |
@@ -36,3 +38,4 @@ export * from './ansible.js';
 export * from './ssh.js';
 export * from './quorum.js';
 export * from './proxmox.js';
+export * from './validate.js';
