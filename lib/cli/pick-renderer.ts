@@ -18,6 +18,7 @@ import { FanoutSink } from '../render/fanout.js';
 import { JsonRenderer } from '../render/json.js';
 import { PlainRenderer } from '../render/plain.js';
 import { UsageError } from './args.js';
+import { isCiMode } from '../guards/ci.js';
 import type { Out } from './context.js';
 
 export type OutputMode = 'tty' | 'plain' | 'grouped' | 'json';
@@ -33,12 +34,9 @@ export interface PickRendererOptions {
   readonly cwd?: string | undefined;
 }
 
-const FALSY = new Set(['', '0', 'false', 'no', 'off']);
-
-/** CI mode from the environment: `CI` set to anything but empty/0/false. */
+/** CI mode from the environment: the one rule of lib/guards/ci.ts (anything but empty/0/false). */
 export function isCI(env: Readonly<Record<string, string | undefined>>): boolean {
-  const v = env['CI'];
-  return v !== undefined && !FALSY.has(v.trim().toLowerCase());
+  return isCiMode(env);
 }
 
 export function isGitHubActions(env: Readonly<Record<string, string | undefined>>): boolean {
