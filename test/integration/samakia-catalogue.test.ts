@@ -3,8 +3,9 @@
 // and in the Makefile's order, and `fabric run minio.up ... --dry-run` has no side effect.
 import * as assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { rigTest, test, type Rig } from '../helpers/rig.js';
+import { readFile, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { FABRIC_BIN, rigTest, test, type Rig } from '../helpers/rig.js';
 import { catalogue, fixtureEnv, samakiaRepo } from './samakia-catalogue-fixture.js';
 
 interface ListedTask {
@@ -42,6 +43,25 @@ rigTest('fabric list covers exactly the 318 Makefile targets, under the same nam
     assert.ok(t.description.trim().length > 0, `${t.name} has no description`);
     assert.ok(t.description.length <= 120, `${t.name}: description too long for fabric list (${t.description.length})`);
   }
+});
+
+rigTest('fabric list over the whole catalogue loads neither zx, listr2 nor ajv', async (rig) => {
+  await samakiaRepo(rig.dir);
+  // A resolve hook that fails the process if one of the heavy modules is ever imported.
+  const hook = `export async function resolve(specifier, context, next) {
+  if (/^(zx|listr2|ajv)(\\/|$)/.test(specifier)) throw new Error('heavy module loaded: ' + specifier);
+  return next(specifier, context);
+}`;
+  await writeFile(rig.path('hooks.mjs'), hook);
+  await writeFile(rig.path('register.mjs'), `import { register } from 'node:module';\nregister(${JSON.stringify('file://' + rig.path('hooks.mjs'))});\n`);
+  const env = { ...process.env, ...fixtureEnv(rig.dir), CI: '' };
+  for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
+  const r = spawnSync(process.execPath, ['--import', rig.path('register.mjs'), FABRIC_BIN, 'list'], { cwd: rig.dir, env: env as NodeJS.ProcessEnv, encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /minio\.up/);
+  // The hook is live: a task that runs a glue function through ctx.$ would load zx (not done here); check the hook itself.
+  const probe = spawnSync(process.execPath, ['--import', rig.path('register.mjs'), '-e', "import('zx').then(() => process.exit(0), (e) => { console.error(e.message); process.exit(3); })"], { cwd: rig.dir, encoding: 'utf8' });
+  assert.equal(probe.status, 3, 'the hook refuses zx');
 });
 
 rigTest("every task's effect and section are the catalogue's", async (rig) => {
