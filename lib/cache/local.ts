@@ -3,7 +3,6 @@
  * (store.ts), with the stat cache (stat-cache.ts) on the hot path and a last-run record per node for
  * `fabric explain`. Cache trouble never fails a task: it becomes a miss plus a warning.
  */
-import { randomBytes } from 'node:crypto';
 import { chmod } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { Node } from '../engine/graph.js';
@@ -318,10 +317,4 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
     },
   };
   return provider;
-}
-
-/** A random-key digester for read-only callers when the store has no key yet (nothing recorded can match). */
-export function ephemeralDigester(): SecretDigester {
-  const key = randomBytes(32);
-  return new SecretDigester(async () => key);
 }
