@@ -194,6 +194,25 @@ for (const [code, allow, migrates] of QUORUM) {
   }, { ms: 240_000 });
 }
 
+rigTest('DRY_RUN=1 minio.up really runs only the two plans (no SDN, no containers, no apply, no ansible, no migration)', async (rig) => {
+  const repo = await chainRepo(rig.dir);
+  try {
+    const run = await rig.fabric(['run', 'minio.up', 'ENV=samakia-minio', 'DRY_RUN=1', '-o', 'json'], { env: repo.env(), timeoutMs: 180_000 });
+    assert.equal(run.code, 0, failureText(run));
+    const plan = ['terraform -chdir=<ws> init -input=false -backend=false -reconfigure', 'terraform -chdir=<ws> validate', 'terraform -chdir=<ws> plan -input=false -lock=false'];
+    assertOrder(await repo.calls(), [...plan, ...plan], [
+      ['script:ops/scripts/runner-env-check.sh --file <envfile>', 'terraform -chdir=<ws> validate'],
+      ['script:ops/scripts/ha/enforce-placement.sh --env samakia-minio', 'terraform -chdir=<ws> plan -input=false -lock=false'],
+      ['script:ops/scripts/ha/proxmox-ha-audit.sh --enforce --env samakia-minio', 'terraform -chdir=<ws> plan -input=false -lock=false'],
+    ]);
+    assert.equal(existsSync(join(rig.dir, 'fabric-core', 'terraform', 'envs', 'samakia-minio', 'terraform-output.json')), false);
+    const out = run.events.flatMap((e) => (e.type === 'task-output' ? [e.chunk] : [])).join('');
+    assert.match(out, /DRY_RUN=1: planning only/);
+  } finally {
+    await repo.close();
+  }
+}, { ms: 240_000 });
+
 rigTest('an invalid env file stops minio.up with the located error before any infrastructure is touched', async (rig) => {
   const repo = await chainRepo(rig.dir);
   try {
