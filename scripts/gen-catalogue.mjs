@@ -140,7 +140,7 @@ const GUARDS = {
   'compliance.snapshot': {
     params: ['ALLOW_DIRTY_GIT', 'COMPLIANCE_DUAL_CONTROL', 'COMPLIANCE_GPG_KEY', 'COMPLIANCE_GPG_KEYS', 'COMPLIANCE_TSA_URL', 'COMPLIANCE_TSA_CA', 'COMPLIANCE_TSA_POLICY', 'ALLOW_PARTIAL_SIGNATURE', 'COMPLIANCE_SNAPSHOT_DIR'],
     guards: [
-      `when({ param: 'COMPLIANCE_DUAL_CONTROL', equals: '' }, paramNonEmpty('COMPLIANCE_GPG_KEY', { message: 'COMPLIANCE_GPG_KEY is required for a single-signature snapshot' }))`,
+      `when({ param: 'COMPLIANCE_DUAL_CONTROL', equals: '' }, custom('signing-key', 'a single-signature snapshot needs a key (EVIDENCE_SIGN_KEY, or COMPLIANCE_GPG_KEY)', (f) => ((f.vars['EVIDENCE_SIGN_KEY'] ?? '').trim() || (f.vars['COMPLIANCE_GPG_KEY'] ?? '').trim() ? { outcome: 'allow', reason: 'a signing key is set' } : { outcome: 'deny', reason: 'COMPLIANCE_GPG_KEY (or EVIDENCE_SIGN_KEY) is required for a single-signature snapshot', remedy: 'set EVIDENCE_SIGN_KEY=<gpg key id>' })))`,
       `when({ param: 'COMPLIANCE_DUAL_CONTROL', notEquals: '' }, paramPattern('COMPLIANCE_GPG_KEYS', '[^,]+,[^,]+', { message: 'COMPLIANCE_GPG_KEYS must contain exactly two fingerprints (FPR_A,FPR_B)' }))`,
       `when({ param: 'COMPLIANCE_TSA_URL', notEquals: '' }, paramPattern('COMPLIANCE_TSA_URL', 'https://.+', { message: 'TSA URL must be https://' }))`,
     ],
@@ -725,9 +725,21 @@ function guardFromRequireEnv(s, ctx) {
   return g;
 }
 
+/** Script-family signing variables (tasks/_support.ts SIGNING_ALIASES) a target's scripts read. */
+const SIGNING_ALIASES = ['EVIDENCE_GPG_KEY', 'COMPLIANCE_GPG_KEY', 'READINESS_SIGN', 'MILESTONE_SIGN', 'EXPOSURE_SIGN'];
+function signingOf(t) {
+  const names = new Set([...(t.envConsumedByScripts ?? []), ...(t.envReads ?? []), ...t.params.map((p) => p.name)]);
+  return SIGNING_ALIASES.filter((n) => names.has(n));
+}
+
 /** Converts one catalogue target into the pieces of a task declaration. */
 export function convert(t) {
   const ctx = { params: new Set(['FABRIC_REPO_ROOT']), envVars: new Set(), uses: new Set(), notes: [] };
+  const sign = signingOf(t);
+  if (sign.length) {
+    ctx.params.add('EVIDENCE_SIGN');
+    ctx.params.add('EVIDENCE_SIGN_KEY');
+  }
   const guards = [];
   const run = [];
   const deps = [];
@@ -796,6 +808,7 @@ export function convert(t) {
           const opts = [];
           if (env.length) opts.push(`env: { ${env.join(', ')} }`);
           if (runnerEnv) opts.push('runnerEnv: true');
+          if (sign.length) opts.push(`sign: ${JSON.stringify(sign)}`);
           if (s.ignoreFailure || s.allowFailure) opts.push('ignoreFailure: true');
           let step = `script(${jsStr(s.path)}${words.length || opts.length ? `, [${words.join(', ')}]` : ''}${opts.length ? `, { ${opts.join(', ')} }` : ''})`;
           if (s.conditional) {
@@ -852,6 +865,7 @@ export function convert(t) {
 
 function paramSpec(name, t) {
   if (SHARED_PARAMS.has(name)) return `P.${name}`;
+  if (name === 'EVIDENCE_SIGN' || name === 'EVIDENCE_SIGN_KEY') return `SIGNING_PARAMS.${name}`;
   if (SECRET_PARAMS.has(name)) return 'secret()';
   const p = t.params.find((x) => x.name === name);
   if (!p || p.default === null || p.assign === 'undefined' || p.assign === 'export-only') return 'opt()';
@@ -995,7 +1009,7 @@ function emitFile(group, targets) {
     if (new RegExp(`\\b${name}\\(`).test(body)) used.add(name);
   }
   used.add('task');
-  const support = ['P', 'opt', 'dflt', 'secret', 'script', 'sh', 'words', 'q', 'scriptsPresent', 'repoPath', 'onlyIf', 'gamedayIdDefault', 'flagged'].filter((n) => new RegExp(`\\b${n}\\(|\\b${n}\\.|\\b${n}\\b,`).test(body) || (n === 'gamedayIdDefault' && body.includes(n)));
+  const support = ['P', 'opt', 'dflt', 'secret', 'script', 'sh', 'words', 'q', 'scriptsPresent', 'repoPath', 'onlyIf', 'gamedayIdDefault', 'flagged', 'SIGNING_PARAMS'].filter((n) => new RegExp(`\\b${n}\\(|\\b${n}\\.|\\b${n}\\b,`).test(body) || (n === 'gamedayIdDefault' && body.includes(n)));
   const head = [
     GENERATED,
     `// Group "${group}": ${targets.length} target${targets.length === 1 ? '' : 's'} of the Samakia Fabric Makefile, same names. Regenerate with`,

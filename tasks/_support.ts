@@ -109,7 +109,29 @@ export function words(name: string): string {
   return `\${${name}:+$${name}}`;
 }
 
+/**
+ * One signing model (Makefile defect 6: three key variables, and exposure signing read EXPOSURE_SIGN while
+ * the Makefile passed EXPOSE_SIGN): the operator sets EVIDENCE_SIGN=1 and EVIDENCE_SIGN_KEY, and each script
+ * family gets the name it reads, unless that name is given explicitly.
+ */
+export const SIGNING_ALIASES = {
+  EVIDENCE_GPG_KEY: '${EVIDENCE_GPG_KEY:-${EVIDENCE_SIGN_KEY:-}}',
+  COMPLIANCE_GPG_KEY: '${COMPLIANCE_GPG_KEY:-${EVIDENCE_SIGN_KEY:-}}',
+  READINESS_SIGN: '${READINESS_SIGN:-${EVIDENCE_SIGN:-}}',
+  MILESTONE_SIGN: '${MILESTONE_SIGN:-${EVIDENCE_SIGN:-}}',
+  EXPOSURE_SIGN: '${EXPOSURE_SIGN:-${EXPOSE_SIGN:-${EVIDENCE_SIGN:-}}}',
+} as const;
+export type SigningAlias = keyof typeof SIGNING_ALIASES;
+
+/** The params of the signing model (a task whose scripts sign declares them). */
+export const SIGNING_PARAMS = {
+  EVIDENCE_SIGN: { description: '1 signs the evidence manifest (required for prod mutations)', default: '' },
+  EVIDENCE_SIGN_KEY: { description: 'the signing key (GPG key id); also passed as EVIDENCE_GPG_KEY / COMPLIANCE_GPG_KEY', default: '' },
+} as const satisfies Record<string, ParamSpec>;
+
 export interface StepOptions {
+  /** Signing variables this step's scripts read, derived from EVIDENCE_SIGN / EVIDENCE_SIGN_KEY. */
+  readonly sign?: readonly SigningAlias[];
   /** Env assignments in front of the command (`VAR=value script.sh`); values are templates. */
   readonly env?: Readonly<Record<string, string>>;
   /** Source ${RUNNER_ENV_FILE} first (the recipe did). */
@@ -123,7 +145,8 @@ export interface StepOptions {
 /** A bash command string (one recipe line) with its options. */
 export function sh(command: string, opts: StepOptions = {}): CommandStep {
   const needsNoGlob = command.includes(':+$');
-  const text = `${needsNoGlob ? 'set -f; ' : ''}${opts.runnerEnv ? SOURCE_RUNNER_ENV : ''}${command}`;
+  const signing = opts.sign?.length ? `export ${opts.sign.map((n) => `${n}="${SIGNING_ALIASES[n]}"`).join(' ')}; ` : '';
+  const text = `${needsNoGlob ? 'set -f; ' : ''}${opts.runnerEnv ? SOURCE_RUNNER_ENV : ''}${signing}${command}`;
   return {
     cmd: text,
     ...(opts.env && Object.keys(opts.env).length ? { env: opts.env } : {}),

@@ -3,7 +3,7 @@
 // `node scripts/gen-catalogue.mjs`; to hand-finish this file, delete the first line (the generator then leaves it alone).
 import { task, paramEquals, paramNotEquals, paramNonEmpty, ciRefuse, when } from 'fabric';
 import { SECTION } from './_sections.js';
-import { P, opt, script, scriptsPresent, flagged } from './_support.js';
+import { P, opt, script, scriptsPresent, flagged, SIGNING_PARAMS } from './_support.js';
 task("ai.plan.review", {
   description: "Builds a read-only AI review packet from a terraform plan text (PLAN_PATH)",
   section: SECTION.phase1OperationalHardeningTargets,
@@ -11,15 +11,17 @@ task("ai.plan.review", {
   params: {
     FABRIC_REPO_ROOT: P.FABRIC_REPO_ROOT,
     ENV: P.ENV,
+    EVIDENCE_SIGN: SIGNING_PARAMS.EVIDENCE_SIGN,
+    EVIDENCE_SIGN_KEY: SIGNING_PARAMS.EVIDENCE_SIGN_KEY,
     PLAN_PATH: opt(),
   },
-  env: ["CI", "EVIDENCE_GPG_KEY", "EVIDENCE_SIGN", "GITHUB_ACTIONS", "INTERACTIVE", "RUNNER_MODE"],
+  env: ["CI", "EVIDENCE_GPG_KEY", "GITHUB_ACTIONS", "INTERACTIVE", "RUNNER_MODE"],
   cwd: '{{FABRIC_REPO_ROOT}}',
   cache: false,
   guards: [
     scriptsPresent(["ops/ai/plan-review/plan-review.sh"]),
   ],
-  run: script("ops/ai/plan-review/plan-review.sh", ["--plan", "{{PLAN_PATH}}", "--env", "{{ENV}}"], { env: { ENV: "{{ENV}}" } }),
+  run: script("ops/ai/plan-review/plan-review.sh", ["--plan", "{{PLAN_PATH}}", "--env", "{{ENV}}"], { env: { ENV: "{{ENV}}" }, sign: ["EVIDENCE_GPG_KEY"] }),
 });
 
 task("ai.runbook.check", {
@@ -60,14 +62,16 @@ task("ai.index.doctor", {
   effect: 'read-only',
   params: {
     FABRIC_REPO_ROOT: P.FABRIC_REPO_ROOT,
+    EVIDENCE_SIGN: SIGNING_PARAMS.EVIDENCE_SIGN,
+    EVIDENCE_SIGN_KEY: SIGNING_PARAMS.EVIDENCE_SIGN_KEY,
   },
-  env: ["AI_INDEX_EXECUTE", "AI_INDEX_REASON", "CI", "COMMAND", "ENV", "EVIDENCE_DIR", "EVIDENCE_GPG_KEY", "EVIDENCE_SIGN", "GITHUB_ACTIONS", "INDEXING_SCHEMA", "INDEX_MODE", "INTERACTIVE", "MODE", "OLLAMA_ENABLE", "QDRANT_ENABLE", "QDRANT_SCHEMA", "REPO_ROOT", "RUNNER_MODE", "SOURCE_TYPE", "STAMP", "TENANT_ID", "TIMESTAMP", "TMPDIR", "WORK_DIR"],
+  env: ["AI_INDEX_EXECUTE", "AI_INDEX_REASON", "CI", "COMMAND", "ENV", "EVIDENCE_DIR", "EVIDENCE_GPG_KEY", "GITHUB_ACTIONS", "INDEXING_SCHEMA", "INDEX_MODE", "INTERACTIVE", "MODE", "OLLAMA_ENABLE", "QDRANT_ENABLE", "QDRANT_SCHEMA", "REPO_ROOT", "RUNNER_MODE", "SOURCE_TYPE", "STAMP", "TENANT_ID", "TIMESTAMP", "TMPDIR", "WORK_DIR"],
   cwd: '{{FABRIC_REPO_ROOT}}',
   cache: false,
   guards: [
     scriptsPresent(["ops/ai/indexer/indexer.sh"]),
   ],
-  run: script("ops/ai/indexer/indexer.sh", ["doctor"]),
+  run: script("ops/ai/indexer/indexer.sh", ["doctor"], { sign: ["EVIDENCE_GPG_KEY"] }),
 });
 
 task("ai.index.preview", {
@@ -76,16 +80,18 @@ task("ai.index.preview", {
   effect: 'read-only',
   params: {
     FABRIC_REPO_ROOT: P.FABRIC_REPO_ROOT,
+    EVIDENCE_SIGN: SIGNING_PARAMS.EVIDENCE_SIGN,
+    EVIDENCE_SIGN_KEY: SIGNING_PARAMS.EVIDENCE_SIGN_KEY,
     SOURCE: opt(),
     TENANT: opt(),
   },
-  env: ["AI_INDEX_EXECUTE", "AI_INDEX_REASON", "CI", "COMMAND", "ENV", "EVIDENCE_DIR", "EVIDENCE_GPG_KEY", "EVIDENCE_SIGN", "GITHUB_ACTIONS", "INDEXING_SCHEMA", "INDEX_MODE", "INTERACTIVE", "MODE", "OLLAMA_ENABLE", "QDRANT_ENABLE", "QDRANT_SCHEMA", "REPO_ROOT", "RUNNER_MODE", "SOURCE_TYPE", "STAMP", "TENANT_ID", "TIMESTAMP", "TMPDIR", "WORK_DIR"],
+  env: ["AI_INDEX_EXECUTE", "AI_INDEX_REASON", "CI", "COMMAND", "ENV", "EVIDENCE_DIR", "EVIDENCE_GPG_KEY", "GITHUB_ACTIONS", "INDEXING_SCHEMA", "INDEX_MODE", "INTERACTIVE", "MODE", "OLLAMA_ENABLE", "QDRANT_ENABLE", "QDRANT_SCHEMA", "REPO_ROOT", "RUNNER_MODE", "SOURCE_TYPE", "STAMP", "TENANT_ID", "TIMESTAMP", "TMPDIR", "WORK_DIR"],
   cwd: '{{FABRIC_REPO_ROOT}}',
   cache: false,
   guards: [
     scriptsPresent(["ops/ai/indexer/indexer.sh"]),
   ],
-  run: script("ops/ai/indexer/indexer.sh", ["preview", "--tenant", "{{TENANT}}", "--source", "{{SOURCE}}"], { env: { TENANT: "{{TENANT}}", SOURCE: "{{SOURCE}}" } }),
+  run: script("ops/ai/indexer/indexer.sh", ["preview", "--tenant", "{{TENANT}}", "--source", "{{SOURCE}}"], { env: { TENANT: "{{TENANT}}", SOURCE: "{{SOURCE}}" }, sign: ["EVIDENCE_GPG_KEY"] }),
 });
 
 task("ai.index.offline", {
@@ -94,16 +100,18 @@ task("ai.index.offline", {
   effect: 'mutating',
   params: {
     FABRIC_REPO_ROOT: P.FABRIC_REPO_ROOT,
+    EVIDENCE_SIGN: SIGNING_PARAMS.EVIDENCE_SIGN,
+    EVIDENCE_SIGN_KEY: SIGNING_PARAMS.EVIDENCE_SIGN_KEY,
     SOURCE: opt(),
     TENANT: opt(),
   },
-  env: ["AI_INDEX_EXECUTE", "AI_INDEX_REASON", "CI", "COMMAND", "ENV", "EVIDENCE_DIR", "EVIDENCE_GPG_KEY", "EVIDENCE_SIGN", "GITHUB_ACTIONS", "INDEXING_SCHEMA", "INDEX_MODE", "INTERACTIVE", "MODE", "OLLAMA_ENABLE", "QDRANT_ENABLE", "QDRANT_SCHEMA", "REPO_ROOT", "RUNNER_MODE", "SOURCE_TYPE", "STAMP", "TENANT_ID", "TIMESTAMP", "TMPDIR", "WORK_DIR"],
+  env: ["AI_INDEX_EXECUTE", "AI_INDEX_REASON", "CI", "COMMAND", "ENV", "EVIDENCE_DIR", "EVIDENCE_GPG_KEY", "GITHUB_ACTIONS", "INDEXING_SCHEMA", "INDEX_MODE", "INTERACTIVE", "MODE", "OLLAMA_ENABLE", "QDRANT_ENABLE", "QDRANT_SCHEMA", "REPO_ROOT", "RUNNER_MODE", "SOURCE_TYPE", "STAMP", "TENANT_ID", "TIMESTAMP", "TMPDIR", "WORK_DIR"],
   cwd: '{{FABRIC_REPO_ROOT}}',
   cache: false,
   guards: [
     scriptsPresent(["ops/ai/indexer/indexer.sh"]),
   ],
-  run: script("ops/ai/indexer/indexer.sh", ["index", "--tenant", "{{TENANT}}", "--source", "{{SOURCE}}", "--offline"], { env: { TENANT: "{{TENANT}}", SOURCE: "{{SOURCE}}" } }),
+  run: script("ops/ai/indexer/indexer.sh", ["index", "--tenant", "{{TENANT}}", "--source", "{{SOURCE}}", "--offline"], { env: { TENANT: "{{TENANT}}", SOURCE: "{{SOURCE}}" }, sign: ["EVIDENCE_GPG_KEY"] }),
 });
 
 task("ai.index.live", {
@@ -114,13 +122,15 @@ task("ai.index.live", {
     FABRIC_REPO_ROOT: P.FABRIC_REPO_ROOT,
     AI_INDEX_EXECUTE: opt(),
     AI_INDEX_REASON: opt(),
+    EVIDENCE_SIGN: SIGNING_PARAMS.EVIDENCE_SIGN,
+    EVIDENCE_SIGN_KEY: SIGNING_PARAMS.EVIDENCE_SIGN_KEY,
     OLLAMA_ENABLE: opt(),
     QDRANT_ENABLE: opt(),
     RUNNER_MODE: opt(),
     SOURCE: opt(),
     TENANT: opt(),
   },
-  env: ["CI", "COMMAND", "ENV", "EVIDENCE_DIR", "EVIDENCE_GPG_KEY", "EVIDENCE_SIGN", "GITHUB_ACTIONS", "INDEXING_SCHEMA", "INDEX_MODE", "INTERACTIVE", "MODE", "QDRANT_SCHEMA", "REPO_ROOT", "SOURCE_TYPE", "STAMP", "TENANT_ID", "TIMESTAMP", "TMPDIR", "WORK_DIR"],
+  env: ["CI", "COMMAND", "ENV", "EVIDENCE_DIR", "EVIDENCE_GPG_KEY", "GITHUB_ACTIONS", "INDEXING_SCHEMA", "INDEX_MODE", "INTERACTIVE", "MODE", "QDRANT_SCHEMA", "REPO_ROOT", "SOURCE_TYPE", "STAMP", "TENANT_ID", "TIMESTAMP", "TMPDIR", "WORK_DIR"],
   cwd: '{{FABRIC_REPO_ROOT}}',
   cache: false,
   guards: [
@@ -131,7 +141,7 @@ task("ai.index.live", {
     when({ param: 'AI_INDEX_EXECUTE', equals: '1' }, paramEquals('QDRANT_ENABLE', '1', { message: 'QDRANT_ENABLE=1 is required for live indexing' })),
     when({ param: 'AI_INDEX_EXECUTE', equals: '1' }, paramEquals('OLLAMA_ENABLE', '1', { message: 'OLLAMA_ENABLE=1 is required for live indexing' })),
   ],
-  variants: flagged('AI_INDEX_EXECUTE', script("ops/ai/indexer/indexer.sh", ["index", "--tenant", "{{TENANT}}", "--source", "{{SOURCE}}", "--live"], { env: { TENANT: "{{TENANT}}", SOURCE: "{{SOURCE}}" } })),
+  variants: flagged('AI_INDEX_EXECUTE', script("ops/ai/indexer/indexer.sh", ["index", "--tenant", "{{TENANT}}", "--source", "{{SOURCE}}", "--live"], { env: { TENANT: "{{TENANT}}", SOURCE: "{{SOURCE}}" }, sign: ["EVIDENCE_GPG_KEY"] })),
 });
 
 task("ai.qdrant.doctor", {
@@ -350,16 +360,18 @@ task("ai.analyze.plan", {
   params: {
     FABRIC_REPO_ROOT: P.FABRIC_REPO_ROOT,
     AI_ANALYZE_DISABLE: opt(),
+    EVIDENCE_SIGN: SIGNING_PARAMS.EVIDENCE_SIGN,
+    EVIDENCE_SIGN_KEY: SIGNING_PARAMS.EVIDENCE_SIGN_KEY,
     FILE: opt(),
   },
-  env: ["AI_ANALYZE_BLOCK_MODELS", "AI_ANALYZE_BLOCK_TYPES", "AI_ANALYZE_EXECUTE", "AI_ANALYZE_MAX_EVIDENCE_ITEMS", "AI_ANALYZE_MAX_ITEM_CHARS", "AI_ANALYZE_MAX_TOTAL_CHARS", "ANALYSIS_SCHEMA", "ANALYSIS_TYPE", "CI", "CONTEXT_MD", "CONTEXT_PATH", "ENTRIES_FILE", "EVIDENCE_GPG_KEY", "EVIDENCE_SIGN", "FILE_B", "GITHUB_ACTIONS", "INDEXING_FILE", "INTERACTIVE", "MAX_TOTAL_CHARS", "MCP_EVIDENCE_URL", "MCP_IDENTITY", "MCP_REQUEST_ID", "MCP_TENANT", "OUTPUT_FORMAT", "OUTPUT_PATH", "PROMPT_PATH", "REF_PATH", "REQUESTER_ROLE", "ROUTING_TASK", "RUNNER_MODE", "TENANT_ID", "TIME_END", "TIME_START"],
+  env: ["AI_ANALYZE_BLOCK_MODELS", "AI_ANALYZE_BLOCK_TYPES", "AI_ANALYZE_EXECUTE", "AI_ANALYZE_MAX_EVIDENCE_ITEMS", "AI_ANALYZE_MAX_ITEM_CHARS", "AI_ANALYZE_MAX_TOTAL_CHARS", "ANALYSIS_SCHEMA", "ANALYSIS_TYPE", "CI", "CONTEXT_MD", "CONTEXT_PATH", "ENTRIES_FILE", "EVIDENCE_GPG_KEY", "FILE_B", "GITHUB_ACTIONS", "INDEXING_FILE", "INTERACTIVE", "MAX_TOTAL_CHARS", "MCP_EVIDENCE_URL", "MCP_IDENTITY", "MCP_REQUEST_ID", "MCP_TENANT", "OUTPUT_FORMAT", "OUTPUT_PATH", "PROMPT_PATH", "REF_PATH", "REQUESTER_ROLE", "ROUTING_TASK", "RUNNER_MODE", "TENANT_ID", "TIME_END", "TIME_START"],
   cwd: '{{FABRIC_REPO_ROOT}}',
   cache: false,
   guards: [
     scriptsPresent(["ops/ai/analysis/analyze.sh"]),
     paramNotEquals('AI_ANALYZE_DISABLE', '1', { message: 'AI analysis is disabled by operator kill switch' }),
   ],
-  run: script("ops/ai/analysis/analyze.sh", ["plan", "--file", "{{FILE}}"], { env: { FILE: "{{FILE}}" } }),
+  run: script("ops/ai/analysis/analyze.sh", ["plan", "--file", "{{FILE}}"], { env: { FILE: "{{FILE}}" }, sign: ["EVIDENCE_GPG_KEY"] }),
 });
 
 task("ai.analyze.run", {
@@ -370,9 +382,11 @@ task("ai.analyze.run", {
     FABRIC_REPO_ROOT: P.FABRIC_REPO_ROOT,
     AI_ANALYZE_DISABLE: opt(),
     AI_ANALYZE_EXECUTE: opt(),
+    EVIDENCE_SIGN: SIGNING_PARAMS.EVIDENCE_SIGN,
+    EVIDENCE_SIGN_KEY: SIGNING_PARAMS.EVIDENCE_SIGN_KEY,
     FILE: opt(),
   },
-  env: ["AI_ANALYZE_BLOCK_MODELS", "AI_ANALYZE_BLOCK_TYPES", "AI_ANALYZE_MAX_EVIDENCE_ITEMS", "AI_ANALYZE_MAX_ITEM_CHARS", "AI_ANALYZE_MAX_TOTAL_CHARS", "ANALYSIS_SCHEMA", "ANALYSIS_TYPE", "CI", "CONTEXT_MD", "CONTEXT_PATH", "ENTRIES_FILE", "EVIDENCE_GPG_KEY", "EVIDENCE_SIGN", "FILE_B", "GITHUB_ACTIONS", "INDEXING_FILE", "INTERACTIVE", "MAX_TOTAL_CHARS", "MCP_EVIDENCE_URL", "MCP_IDENTITY", "MCP_REQUEST_ID", "MCP_TENANT", "OUTPUT_FORMAT", "OUTPUT_PATH", "PROMPT_PATH", "REF_PATH", "REQUESTER_ROLE", "ROUTING_TASK", "RUNNER_MODE", "TENANT_ID", "TIME_END", "TIME_START"],
+  env: ["AI_ANALYZE_BLOCK_MODELS", "AI_ANALYZE_BLOCK_TYPES", "AI_ANALYZE_MAX_EVIDENCE_ITEMS", "AI_ANALYZE_MAX_ITEM_CHARS", "AI_ANALYZE_MAX_TOTAL_CHARS", "ANALYSIS_SCHEMA", "ANALYSIS_TYPE", "CI", "CONTEXT_MD", "CONTEXT_PATH", "ENTRIES_FILE", "EVIDENCE_GPG_KEY", "FILE_B", "GITHUB_ACTIONS", "INDEXING_FILE", "INTERACTIVE", "MAX_TOTAL_CHARS", "MCP_EVIDENCE_URL", "MCP_IDENTITY", "MCP_REQUEST_ID", "MCP_TENANT", "OUTPUT_FORMAT", "OUTPUT_PATH", "PROMPT_PATH", "REF_PATH", "REQUESTER_ROLE", "ROUTING_TASK", "RUNNER_MODE", "TENANT_ID", "TIME_END", "TIME_START"],
   cwd: '{{FABRIC_REPO_ROOT}}',
   cache: false,
   guards: [
@@ -380,7 +394,7 @@ task("ai.analyze.run", {
     ciRefuse("live AI analysis is blocked in CI"),
     paramNotEquals('AI_ANALYZE_DISABLE', '1', { message: 'AI analysis is disabled by operator kill switch' }),
   ],
-  variants: flagged('AI_ANALYZE_EXECUTE', script("ops/ai/analysis/analyze.sh", ["run", "--file", "{{FILE}}"], { env: { FILE: "{{FILE}}", AI_ANALYZE_EXECUTE: "{{AI_ANALYZE_EXECUTE}}" } })),
+  variants: flagged('AI_ANALYZE_EXECUTE', script("ops/ai/analysis/analyze.sh", ["run", "--file", "{{FILE}}"], { env: { FILE: "{{FILE}}", AI_ANALYZE_EXECUTE: "{{AI_ANALYZE_EXECUTE}}" }, sign: ["EVIDENCE_GPG_KEY"] })),
 });
 
 task("ai.analyze.compare", {
@@ -390,17 +404,19 @@ task("ai.analyze.compare", {
   params: {
     FABRIC_REPO_ROOT: P.FABRIC_REPO_ROOT,
     AI_ANALYZE_DISABLE: opt(),
+    EVIDENCE_SIGN: SIGNING_PARAMS.EVIDENCE_SIGN,
+    EVIDENCE_SIGN_KEY: SIGNING_PARAMS.EVIDENCE_SIGN_KEY,
     FILE_A: opt(),
     FILE_B: opt(),
   },
-  env: ["AI_ANALYZE_BLOCK_MODELS", "AI_ANALYZE_BLOCK_TYPES", "AI_ANALYZE_EXECUTE", "AI_ANALYZE_MAX_EVIDENCE_ITEMS", "AI_ANALYZE_MAX_ITEM_CHARS", "AI_ANALYZE_MAX_TOTAL_CHARS", "ANALYSIS_SCHEMA", "ANALYSIS_TYPE", "CI", "CONTEXT_MD", "CONTEXT_PATH", "ENTRIES_FILE", "EVIDENCE_GPG_KEY", "EVIDENCE_SIGN", "GITHUB_ACTIONS", "INDEXING_FILE", "INTERACTIVE", "MAX_TOTAL_CHARS", "MCP_EVIDENCE_URL", "MCP_IDENTITY", "MCP_REQUEST_ID", "MCP_TENANT", "OUTPUT_FORMAT", "OUTPUT_PATH", "PROMPT_PATH", "REF_PATH", "REQUESTER_ROLE", "ROUTING_TASK", "RUNNER_MODE", "TENANT_ID", "TIME_END", "TIME_START"],
+  env: ["AI_ANALYZE_BLOCK_MODELS", "AI_ANALYZE_BLOCK_TYPES", "AI_ANALYZE_EXECUTE", "AI_ANALYZE_MAX_EVIDENCE_ITEMS", "AI_ANALYZE_MAX_ITEM_CHARS", "AI_ANALYZE_MAX_TOTAL_CHARS", "ANALYSIS_SCHEMA", "ANALYSIS_TYPE", "CI", "CONTEXT_MD", "CONTEXT_PATH", "ENTRIES_FILE", "EVIDENCE_GPG_KEY", "GITHUB_ACTIONS", "INDEXING_FILE", "INTERACTIVE", "MAX_TOTAL_CHARS", "MCP_EVIDENCE_URL", "MCP_IDENTITY", "MCP_REQUEST_ID", "MCP_TENANT", "OUTPUT_FORMAT", "OUTPUT_PATH", "PROMPT_PATH", "REF_PATH", "REQUESTER_ROLE", "ROUTING_TASK", "RUNNER_MODE", "TENANT_ID", "TIME_END", "TIME_START"],
   cwd: '{{FABRIC_REPO_ROOT}}',
   cache: false,
   guards: [
     scriptsPresent(["ops/ai/analysis/analyze.sh"]),
     paramNotEquals('AI_ANALYZE_DISABLE', '1', { message: 'AI analysis is disabled by operator kill switch' }),
   ],
-  run: script("ops/ai/analysis/analyze.sh", ["compare", "--file-a", "{{FILE_A}}", "--file-b", "{{FILE_B}}"], { env: { FILE_A: "{{FILE_A}}", FILE_B: "{{FILE_B}}" } }),
+  run: script("ops/ai/analysis/analyze.sh", ["compare", "--file-a", "{{FILE_A}}", "--file-b", "{{FILE_B}}"], { env: { FILE_A: "{{FILE_A}}", FILE_B: "{{FILE_B}}" }, sign: ["EVIDENCE_GPG_KEY"] }),
 });
 
 task("ai.accept", {
@@ -409,13 +425,15 @@ task("ai.accept", {
   effect: 'mutating',
   params: {
     FABRIC_REPO_ROOT: P.FABRIC_REPO_ROOT,
+    EVIDENCE_SIGN: SIGNING_PARAMS.EVIDENCE_SIGN,
+    EVIDENCE_SIGN_KEY: SIGNING_PARAMS.EVIDENCE_SIGN_KEY,
   },
-  env: ["AI_REMEDIATE", "CI", "ENV", "EVIDENCE_GPG_KEY", "EVIDENCE_SIGN", "GITHUB_ACTIONS", "INTERACTIVE", "I_UNDERSTAND_MUTATION", "MAINT_WINDOW_END", "MAINT_WINDOW_START", "RUNNER_MODE", "SAFE_RUN_EXECUTE"],
+  env: ["AI_REMEDIATE", "CI", "ENV", "EVIDENCE_GPG_KEY", "GITHUB_ACTIONS", "INTERACTIVE", "I_UNDERSTAND_MUTATION", "MAINT_WINDOW_END", "MAINT_WINDOW_START", "RUNNER_MODE", "SAFE_RUN_EXECUTE"],
   cwd: '{{FABRIC_REPO_ROOT}}',
   cache: false,
   // Its scripts still call make themselves: policy.check, ai.runbook.check, ai.safe.index.check, phase7.entry.check.
   guards: [
     scriptsPresent(["ops/scripts/phase7-accept.sh"]),
   ],
-  run: script("ops/scripts/phase7-accept.sh"),
+  run: script("ops/scripts/phase7-accept.sh", [], { sign: ["EVIDENCE_GPG_KEY"] }),
 });

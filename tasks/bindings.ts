@@ -3,7 +3,7 @@
 // `node scripts/gen-catalogue.mjs`; to hand-finish this file, delete the first line (the generator then leaves it alone).
 import { task, paramEquals, paramNonEmpty, changeWindow, approval, ciRefuse, when } from 'fabric';
 import { SECTION } from './_sections.js';
-import { P, opt, script, scriptsPresent, flagged } from './_support.js';
+import { P, opt, script, scriptsPresent, flagged, SIGNING_PARAMS } from './_support.js';
 task("bindings.validate", {
   description: "Validates binding contracts",
   section: SECTION.tenantBindingsPhase12Part1,
@@ -52,8 +52,8 @@ task("bindings.apply", {
     ENV: P.ENV,
     BIND_EXECUTE: opt(),
     BIND_PROD_APPROVED: opt(),
-    EVIDENCE_SIGN: opt(),
-    EVIDENCE_SIGN_KEY: opt(),
+    EVIDENCE_SIGN: SIGNING_PARAMS.EVIDENCE_SIGN,
+    EVIDENCE_SIGN_KEY: SIGNING_PARAMS.EVIDENCE_SIGN_KEY,
     MAINT_WINDOW_END: opt(),
     MAINT_WINDOW_START: opt(),
     TENANT: opt(),
@@ -101,8 +101,8 @@ task("bindings.secrets.materialize", {
     ENV: P.ENV,
     BIND_SECRETS_BACKEND: opt(),
     BIND_SECRET_INPUT_FILE: opt(),
-    EVIDENCE_SIGN: opt(),
-    EVIDENCE_SIGN_KEY: opt(),
+    EVIDENCE_SIGN: SIGNING_PARAMS.EVIDENCE_SIGN,
+    EVIDENCE_SIGN_KEY: SIGNING_PARAMS.EVIDENCE_SIGN_KEY,
     MAINT_WINDOW_END: opt(),
     MAINT_WINDOW_START: opt(),
     MATERIALIZE_EXECUTE: opt(),
@@ -189,8 +189,8 @@ task("bindings.secrets.rotate", {
     ENV: P.ENV,
     BIND_SECRETS_BACKEND: opt(),
     BIND_SECRET_INPUT_FILE: opt(),
-    EVIDENCE_SIGN: opt(),
-    EVIDENCE_SIGN_KEY: opt(),
+    EVIDENCE_SIGN: SIGNING_PARAMS.EVIDENCE_SIGN,
+    EVIDENCE_SIGN_KEY: SIGNING_PARAMS.EVIDENCE_SIGN_KEY,
     MAINT_WINDOW_END: opt(),
     MAINT_WINDOW_START: opt(),
     ROTATE_EXECUTE: opt(),

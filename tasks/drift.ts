@@ -3,7 +3,7 @@
 // `node scripts/gen-catalogue.mjs`; to hand-finish this file, delete the first line (the generator then leaves it alone).
 import { task, paramNonEmpty, when, custom } from 'fabric';
 import { SECTION } from './_sections.js';
-import { P, opt, script, scriptsPresent } from './_support.js';
+import { P, opt, script, scriptsPresent, SIGNING_PARAMS } from './_support.js';
 task("drift.detect", {
   description: "Tenant drift detection (TENANT required)",
   section: SECTION.driftComplianceAudit,
@@ -17,8 +17,8 @@ task("drift.detect", {
     DRIFT_OFFLINE: opt(),
     DRIFT_REQUIRE_SIGN: opt(),
     DRIFT_SUMMARY_ROOT: opt(),
-    EVIDENCE_SIGN: opt(),
-    EVIDENCE_SIGN_KEY: opt(),
+    EVIDENCE_SIGN: SIGNING_PARAMS.EVIDENCE_SIGN,
+    EVIDENCE_SIGN_KEY: SIGNING_PARAMS.EVIDENCE_SIGN_KEY,
     TENANT: opt(),
   },
   env: ["CI", "GITHUB_ACTIONS", "INTERACTIVE", "RUNNER_MODE"],

@@ -3,7 +3,7 @@
 // `node scripts/gen-catalogue.mjs`; to hand-finish this file, delete the first line (the generator then leaves it alone).
 import { task, paramEquals, paramNonEmpty, changeWindow, requireVars, approval, ciRefuse, when, custom } from 'fabric';
 import { SECTION } from './_sections.js';
-import { P, opt, script, scriptsPresent, flagged } from './_support.js';
+import { P, opt, script, scriptsPresent, flagged, SIGNING_PARAMS } from './_support.js';
 task("exposure.policy.check", {
   description: "Checks the exposure policy contract file",
   section: SECTION.phase1OperationalHardeningTargets,
@@ -27,10 +27,12 @@ task("exposure.plan", {
   params: {
     FABRIC_REPO_ROOT: P.FABRIC_REPO_ROOT,
     ENV: P.ENV,
+    EVIDENCE_SIGN: SIGNING_PARAMS.EVIDENCE_SIGN,
+    EVIDENCE_SIGN_KEY: SIGNING_PARAMS.EVIDENCE_SIGN_KEY,
     TENANT: opt(),
     WORKLOAD: opt(),
   },
-  env: ["BINDING_MANIFEST", "CHANGE_WINDOW_END", "CHANGE_WINDOW_START", "CI", "DECISION_FILE", "DECISION_OUT", "DECISION_PATH", "ENV_NAME", "EVIDENCE_DIR", "EVIDENCE_SIGN", "EVIDENCE_SIGN_KEY", "EVIDENCE_STAMP", "EXPECT_DENY", "EXPOSURE_BUILD_ID", "EXPOSURE_SIGN", "EXPOSURE_STAMP", "GITHUB_ACTIONS", "INTERACTIVE", "OUTPUT_PATH", "OUT_PATH", "PLAN_PATH", "POLICY_FILE", "PROVIDERS", "RUNNER_MODE", "SCHEMA_FILE", "VARIANTS"],
+  env: ["BINDING_MANIFEST", "CHANGE_WINDOW_END", "CHANGE_WINDOW_START", "CI", "DECISION_FILE", "DECISION_OUT", "DECISION_PATH", "ENV_NAME", "EVIDENCE_DIR", "EVIDENCE_STAMP", "EXPECT_DENY", "EXPOSURE_BUILD_ID", "EXPOSURE_SIGN", "EXPOSURE_STAMP", "GITHUB_ACTIONS", "INTERACTIVE", "OUTPUT_PATH", "OUT_PATH", "PLAN_PATH", "POLICY_FILE", "PROVIDERS", "RUNNER_MODE", "SCHEMA_FILE", "VARIANTS"],
   cwd: '{{FABRIC_REPO_ROOT}}',
   cache: false,
   inputs: ["artifacts/bindings/**"],
@@ -40,7 +42,7 @@ task("exposure.plan", {
   guards: [
     scriptsPresent(["ops/exposure/plan/plan.sh"]),
   ],
-  run: script("ops/exposure/plan/plan.sh", ["--tenant", "{{TENANT}}", "--workload", "{{WORKLOAD}}", "--env", "{{ENV}}"], { env: { TENANT: "{{TENANT}}", WORKLOAD: "{{WORKLOAD}}", ENV: "{{ENV}}" } }),
+  run: script("ops/exposure/plan/plan.sh", ["--tenant", "{{TENANT}}", "--workload", "{{WORKLOAD}}", "--env", "{{ENV}}"], { env: { TENANT: "{{TENANT}}", WORKLOAD: "{{WORKLOAD}}", ENV: "{{ENV}}" }, sign: ["EXPOSURE_SIGN"] }),
 });
 
 task("exposure.plan.explain", {
@@ -50,6 +52,8 @@ task("exposure.plan.explain", {
   params: {
     FABRIC_REPO_ROOT: P.FABRIC_REPO_ROOT,
     ENV: P.ENV,
+    EVIDENCE_SIGN: SIGNING_PARAMS.EVIDENCE_SIGN,
+    EVIDENCE_SIGN_KEY: SIGNING_PARAMS.EVIDENCE_SIGN_KEY,
     TENANT: opt(),
     WORKLOAD: opt(),
   },
@@ -63,7 +67,7 @@ task("exposure.plan.explain", {
   guards: [
     scriptsPresent(["ops/exposure/policy/explain.sh"]),
   ],
-  run: script("ops/exposure/policy/explain.sh", ["--tenant", "{{TENANT}}", "--workload", "{{WORKLOAD}}", "--env", "{{ENV}}", "--binding", "{{FABRIC_REPO_ROOT}}/artifacts/bindings/{{TENANT}}/{{WORKLOAD}}/connection.json"], { env: { TENANT: "{{TENANT}}", WORKLOAD: "{{WORKLOAD}}", ENV: "{{ENV}}" } }),
+  run: script("ops/exposure/policy/explain.sh", ["--tenant", "{{TENANT}}", "--workload", "{{WORKLOAD}}", "--env", "{{ENV}}", "--binding", "{{FABRIC_REPO_ROOT}}/artifacts/bindings/{{TENANT}}/{{WORKLOAD}}/connection.json"], { env: { TENANT: "{{TENANT}}", WORKLOAD: "{{WORKLOAD}}", ENV: "{{ENV}}" }, sign: ["EXPOSURE_SIGN"] }),
 });
 
 task("exposure.approve", {
@@ -80,14 +84,15 @@ task("exposure.approve", {
     CHANGE_WINDOW_END: opt(),
     CHANGE_WINDOW_ID: opt(),
     CHANGE_WINDOW_START: opt(),
-    EVIDENCE_SIGN_KEY: opt(),
+    EVIDENCE_SIGN: SIGNING_PARAMS.EVIDENCE_SIGN,
+    EVIDENCE_SIGN_KEY: SIGNING_PARAMS.EVIDENCE_SIGN_KEY,
     EXPOSE_REASON: opt(),
     EXPOSE_SIGN: opt(),
     PLAN_EVIDENCE_REF: opt(),
     TENANT: opt(),
     WORKLOAD: opt(),
   },
-  env: ["APPROVAL_EVIDENCE_DIR", "APPROVER_NAME", "APPROVER_ROLE", "CI", "ENV_NAME", "EVIDENCE_SIGN", "EVIDENCE_STAMP", "EXPOSURE_SIGN", "GITHUB_ACTIONS", "INTERACTIVE", "OUT_DIR", "PLAN_REF", "PROPOSAL_ID", "RUNNER_MODE", "SCHEMA_PATH", "STAMP"],
+  env: ["APPROVAL_EVIDENCE_DIR", "APPROVER_NAME", "APPROVER_ROLE", "CI", "ENV_NAME", "EVIDENCE_STAMP", "EXPOSURE_SIGN", "GITHUB_ACTIONS", "INTERACTIVE", "OUT_DIR", "PLAN_REF", "PROPOSAL_ID", "RUNNER_MODE", "SCHEMA_PATH", "STAMP"],
   cwd: '{{FABRIC_REPO_ROOT}}',
   cache: false,
   inputs: ["evidence/exposure-plan/**"],
@@ -104,7 +109,7 @@ task("exposure.approve", {
     when({ param: 'ENV', equals: 'samakia-prod' }, paramNonEmpty('EVIDENCE_SIGN_KEY', { message: 'prod approval requires EVIDENCE_SIGN_KEY' })),
     when({ param: 'ENV', equals: 'samakia-prod' }, approval()),
   ],
-  run: script("ops/exposure/approve/approve.sh", ["--tenant", "{{TENANT}}", "--workload", "{{WORKLOAD}}", "--env", "{{ENV}}"], { env: { TENANT: "{{TENANT}}", WORKLOAD: "{{WORKLOAD}}", ENV: "{{ENV}}", APPROVER_ID: "{{APPROVER_ID}}", EXPOSE_REASON: "{{EXPOSE_REASON}}", PLAN_EVIDENCE_REF: "{{PLAN_EVIDENCE_REF}}", CHANGE_WINDOW_START: "{{CHANGE_WINDOW_START}}", CHANGE_WINDOW_END: "{{CHANGE_WINDOW_END}}", CHANGE_WINDOW_ID: "{{CHANGE_WINDOW_ID}}", EXPOSE_SIGN: "{{EXPOSE_SIGN}}", EVIDENCE_SIGN_KEY: "{{EVIDENCE_SIGN_KEY}}", APPROVAL_INPUT: "{{APPROVAL_INPUT}}", APPROVAL_ALLOW_CI: "{{APPROVAL_ALLOW_CI}}" } }),
+  run: script("ops/exposure/approve/approve.sh", ["--tenant", "{{TENANT}}", "--workload", "{{WORKLOAD}}", "--env", "{{ENV}}"], { env: { TENANT: "{{TENANT}}", WORKLOAD: "{{WORKLOAD}}", ENV: "{{ENV}}", APPROVER_ID: "{{APPROVER_ID}}", EXPOSE_REASON: "{{EXPOSE_REASON}}", PLAN_EVIDENCE_REF: "{{PLAN_EVIDENCE_REF}}", CHANGE_WINDOW_START: "{{CHANGE_WINDOW_START}}", CHANGE_WINDOW_END: "{{CHANGE_WINDOW_END}}", CHANGE_WINDOW_ID: "{{CHANGE_WINDOW_ID}}", EXPOSE_SIGN: "{{EXPOSE_SIGN}}", EVIDENCE_SIGN_KEY: "{{EVIDENCE_SIGN_KEY}}", APPROVAL_INPUT: "{{APPROVAL_INPUT}}", APPROVAL_ALLOW_CI: "{{APPROVAL_ALLOW_CI}}" }, sign: ["EXPOSURE_SIGN"] }),
 });
 
 task("exposure.apply", {
@@ -120,7 +125,8 @@ task("exposure.apply", {
     CHANGE_WINDOW_END: opt(),
     CHANGE_WINDOW_MAX_MINUTES: opt(),
     CHANGE_WINDOW_START: opt(),
-    EVIDENCE_SIGN_KEY: opt(),
+    EVIDENCE_SIGN: SIGNING_PARAMS.EVIDENCE_SIGN,
+    EVIDENCE_SIGN_KEY: SIGNING_PARAMS.EVIDENCE_SIGN_KEY,
     EXPOSE_EXECUTE: opt(),
     EXPOSE_REASON: opt(),
     EXPOSE_SIGN: opt(),
@@ -130,7 +136,7 @@ task("exposure.apply", {
     TENANT: opt(),
     WORKLOAD: opt(),
   },
-  env: ["APPLIED_AT", "APPROVAL_JSON", "APPROVAL_REF", "ARTIFACTS_WRITTEN", "CI", "DECISION_FILE", "DECISION_OUT", "ENV_NAME", "EVIDENCE_DIR", "EVIDENCE_SIGN", "EVIDENCE_STAMP", "EXPOSURE_SIGN", "GITHUB_ACTIONS", "INTERACTIVE", "MODE", "OUTPUT", "OUTPUT_PATH", "OUT_DIR", "OUT_PATH", "PLAN_FILE", "PLAN_REF", "POLICY_DECISION", "POLICY_FILE", "PROVIDERS", "RUNNER_MODE", "SCHEMA_PATH", "STAMP", "VARIANTS"],
+  env: ["APPLIED_AT", "APPROVAL_JSON", "APPROVAL_REF", "ARTIFACTS_WRITTEN", "CI", "DECISION_FILE", "DECISION_OUT", "ENV_NAME", "EVIDENCE_DIR", "EVIDENCE_STAMP", "EXPOSURE_SIGN", "GITHUB_ACTIONS", "INTERACTIVE", "MODE", "OUTPUT", "OUTPUT_PATH", "OUT_DIR", "OUT_PATH", "PLAN_FILE", "PLAN_REF", "POLICY_DECISION", "POLICY_FILE", "PROVIDERS", "RUNNER_MODE", "SCHEMA_PATH", "STAMP", "VARIANTS"],
   cwd: '{{FABRIC_REPO_ROOT}}',
   cache: false,
   inputs: ["evidence/exposure-approve/**"],
@@ -144,7 +150,7 @@ task("exposure.apply", {
     when({ param: 'ENV', equals: 'samakia-prod' }, paramEquals('EXPOSE_SIGN', '1', { message: 'prod apply requires EXPOSE_SIGN=1' })),
     when({ param: 'ENV', equals: 'samakia-prod' }, approval()),
   ],
-  variants: flagged('EXPOSE_EXECUTE', script("ops/exposure/apply/apply.sh", ["--tenant", "{{TENANT}}", "--workload", "{{WORKLOAD}}", "--env", "{{ENV}}"], { env: { TENANT: "{{TENANT}}", WORKLOAD: "{{WORKLOAD}}", ENV: "{{ENV}}", APPROVAL_DIR: "{{APPROVAL_DIR}}", APPROVAL_PATH: "{{APPROVAL_PATH}}", PLAN_EVIDENCE_REF: "{{PLAN_EVIDENCE_REF}}", EXPOSE_EXECUTE: "{{EXPOSE_EXECUTE}}", EXPOSE_REASON: "{{EXPOSE_REASON}}", APPROVER_ID: "{{APPROVER_ID}}", CHANGE_WINDOW_START: "{{CHANGE_WINDOW_START}}", CHANGE_WINDOW_END: "{{CHANGE_WINDOW_END}}", CHANGE_WINDOW_MAX_MINUTES: "{{CHANGE_WINDOW_MAX_MINUTES}}", EXPOSE_SIGN: "{{EXPOSE_SIGN}}", EVIDENCE_SIGN_KEY: "{{EVIDENCE_SIGN_KEY}}" } })),
+  variants: flagged('EXPOSE_EXECUTE', script("ops/exposure/apply/apply.sh", ["--tenant", "{{TENANT}}", "--workload", "{{WORKLOAD}}", "--env", "{{ENV}}"], { env: { TENANT: "{{TENANT}}", WORKLOAD: "{{WORKLOAD}}", ENV: "{{ENV}}", APPROVAL_DIR: "{{APPROVAL_DIR}}", APPROVAL_PATH: "{{APPROVAL_PATH}}", PLAN_EVIDENCE_REF: "{{PLAN_EVIDENCE_REF}}", EXPOSE_EXECUTE: "{{EXPOSE_EXECUTE}}", EXPOSE_REASON: "{{EXPOSE_REASON}}", APPROVER_ID: "{{APPROVER_ID}}", CHANGE_WINDOW_START: "{{CHANGE_WINDOW_START}}", CHANGE_WINDOW_END: "{{CHANGE_WINDOW_END}}", CHANGE_WINDOW_MAX_MINUTES: "{{CHANGE_WINDOW_MAX_MINUTES}}", EXPOSE_SIGN: "{{EXPOSE_SIGN}}", EVIDENCE_SIGN_KEY: "{{EVIDENCE_SIGN_KEY}}" }, sign: ["EXPOSURE_SIGN"] })),
 });
 
 task("exposure.verify", {
@@ -155,13 +161,14 @@ task("exposure.verify", {
     FABRIC_REPO_ROOT: P.FABRIC_REPO_ROOT,
     ENV: P.ENV,
     BIND_SECRETS_BACKEND: opt(),
-    EVIDENCE_SIGN_KEY: opt(),
+    EVIDENCE_SIGN: SIGNING_PARAMS.EVIDENCE_SIGN,
+    EVIDENCE_SIGN_KEY: SIGNING_PARAMS.EVIDENCE_SIGN_KEY,
     EXPOSE_SIGN: opt(),
     TENANT: opt(),
     VERIFY_LIVE: opt(),
     WORKLOAD: opt(),
   },
-  env: ["CI", "COUNT", "DECISION_JSON", "DRIFT_JSON", "ENV_NAME", "EVIDENCE_DIR", "EVIDENCE_SIGN", "EVIDENCE_STAMP", "EXPOSURE_SIGN", "GITHUB_ACTIONS", "INTERACTIVE", "OUT_PATH", "POSTCHECK_JSON", "RUNNER_MODE", "SNAPSHOT_DIR", "STAMP", "STATUS", "SUMMARY_MD"],
+  env: ["CI", "COUNT", "DECISION_JSON", "DRIFT_JSON", "ENV_NAME", "EVIDENCE_DIR", "EVIDENCE_STAMP", "EXPOSURE_SIGN", "GITHUB_ACTIONS", "INTERACTIVE", "OUT_PATH", "POSTCHECK_JSON", "RUNNER_MODE", "SNAPSHOT_DIR", "STAMP", "STATUS", "SUMMARY_MD"],
   cwd: '{{FABRIC_REPO_ROOT}}',
   cache: false,
   inputs: ["evidence/bindings-verify/**"],
@@ -173,7 +180,7 @@ task("exposure.verify", {
     scriptsPresent(["ops/exposure/verify/verify.sh"]),
     when({ param: 'VERIFY_LIVE', equals: '1' }, ciRefuse("live exposure verification is not allowed in CI")),
   ],
-  run: script("ops/exposure/verify/verify.sh", ["--tenant", "{{TENANT}}", "--workload", "{{WORKLOAD}}", "--env", "{{ENV}}"], { env: { TENANT: "{{TENANT}}", WORKLOAD: "{{WORKLOAD}}", ENV: "{{ENV}}", VERIFY_LIVE: "{{VERIFY_LIVE}}", EXPOSE_SIGN: "{{EXPOSE_SIGN}}", EVIDENCE_SIGN_KEY: "{{EVIDENCE_SIGN_KEY}}" } }),
+  run: script("ops/exposure/verify/verify.sh", ["--tenant", "{{TENANT}}", "--workload", "{{WORKLOAD}}", "--env", "{{ENV}}"], { env: { TENANT: "{{TENANT}}", WORKLOAD: "{{WORKLOAD}}", ENV: "{{ENV}}", VERIFY_LIVE: "{{VERIFY_LIVE}}", EXPOSE_SIGN: "{{EXPOSE_SIGN}}", EVIDENCE_SIGN_KEY: "{{EVIDENCE_SIGN_KEY}}" }, sign: ["EXPOSURE_SIGN"] }),
 });
 
 task("exposure.rollback", {
@@ -186,7 +193,8 @@ task("exposure.rollback", {
     CHANGE_WINDOW_END: opt(),
     CHANGE_WINDOW_MAX_MINUTES: opt(),
     CHANGE_WINDOW_START: opt(),
-    EVIDENCE_SIGN_KEY: opt(),
+    EVIDENCE_SIGN: SIGNING_PARAMS.EVIDENCE_SIGN,
+    EVIDENCE_SIGN_KEY: SIGNING_PARAMS.EVIDENCE_SIGN_KEY,
     EXPOSE_SIGN: opt(),
     ROLLBACK_EXECUTE: opt(),
     ROLLBACK_REASON: opt(),
@@ -194,7 +202,7 @@ task("exposure.rollback", {
     TENANT: opt(),
     WORKLOAD: opt(),
   },
-  env: ["ARTIFACTS_REMOVED", "CI", "COUNT", "DECISION_JSON", "DRIFT_JSON", "ENV_NAME", "EVIDENCE_DIR", "EVIDENCE_REF", "EVIDENCE_SIGN", "EVIDENCE_STAMP", "EXPOSURE_SIGN", "GITHUB_ACTIONS", "INTERACTIVE", "OUT_PATH", "POSTCHECK_JSON", "REQUESTED_BY", "RUNNER_MODE", "SNAPSHOT_DIR", "STATUS", "SUMMARY_MD"],
+  env: ["ARTIFACTS_REMOVED", "CI", "COUNT", "DECISION_JSON", "DRIFT_JSON", "ENV_NAME", "EVIDENCE_DIR", "EVIDENCE_REF", "EVIDENCE_STAMP", "EXPOSURE_SIGN", "GITHUB_ACTIONS", "INTERACTIVE", "OUT_PATH", "POSTCHECK_JSON", "REQUESTED_BY", "RUNNER_MODE", "SNAPSHOT_DIR", "STATUS", "SUMMARY_MD"],
   cwd: '{{FABRIC_REPO_ROOT}}',
   cache: false,
   inputs: ["artifacts/exposure/**"],
@@ -206,5 +214,5 @@ task("exposure.rollback", {
     when({ param: 'ENV', equals: 'samakia-prod' }, changeWindow({ startVar: 'CHANGE_WINDOW_START', endVar: 'CHANGE_WINDOW_END', maxMinutes: 60 })),
     when({ param: 'ENV', equals: 'samakia-prod' }, approval()),
   ],
-  variants: flagged('ROLLBACK_EXECUTE', script("ops/exposure/rollback/rollback.sh", ["--tenant", "{{TENANT}}", "--workload", "{{WORKLOAD}}", "--env", "{{ENV}}"], { env: { TENANT: "{{TENANT}}", WORKLOAD: "{{WORKLOAD}}", ENV: "{{ENV}}", ROLLBACK_EXECUTE: "{{ROLLBACK_EXECUTE}}", ROLLBACK_REASON: "{{ROLLBACK_REASON}}", ROLLBACK_REQUESTED_BY: "{{ROLLBACK_REQUESTED_BY}}", CHANGE_WINDOW_START: "{{CHANGE_WINDOW_START}}", CHANGE_WINDOW_END: "{{CHANGE_WINDOW_END}}", CHANGE_WINDOW_MAX_MINUTES: "{{CHANGE_WINDOW_MAX_MINUTES}}", EXPOSE_SIGN: "{{EXPOSE_SIGN}}", EVIDENCE_SIGN_KEY: "{{EVIDENCE_SIGN_KEY}}" } })),
+  variants: flagged('ROLLBACK_EXECUTE', script("ops/exposure/rollback/rollback.sh", ["--tenant", "{{TENANT}}", "--workload", "{{WORKLOAD}}", "--env", "{{ENV}}"], { env: { TENANT: "{{TENANT}}", WORKLOAD: "{{WORKLOAD}}", ENV: "{{ENV}}", ROLLBACK_EXECUTE: "{{ROLLBACK_EXECUTE}}", ROLLBACK_REASON: "{{ROLLBACK_REASON}}", ROLLBACK_REQUESTED_BY: "{{ROLLBACK_REQUESTED_BY}}", CHANGE_WINDOW_START: "{{CHANGE_WINDOW_START}}", CHANGE_WINDOW_END: "{{CHANGE_WINDOW_END}}", CHANGE_WINDOW_MAX_MINUTES: "{{CHANGE_WINDOW_MAX_MINUTES}}", EXPOSE_SIGN: "{{EXPOSE_SIGN}}", EVIDENCE_SIGN_KEY: "{{EVIDENCE_SIGN_KEY}}" }, sign: ["EXPOSURE_SIGN"] })),
 });

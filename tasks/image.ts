@@ -3,7 +3,7 @@
 // `node scripts/gen-catalogue.mjs`; to hand-finish this file, delete the first line (the generator then leaves it alone).
 import { task, paramEquals, paramOneOf, paramPattern, paramNonEmpty, acknowledge, envAllowlist, requireTools, when } from 'fabric';
 import { SECTION } from './_sections.js';
-import { P, opt, dflt, script, sh, scriptsPresent, repoPath, flagged } from './_support.js';
+import { P, opt, dflt, script, sh, scriptsPresent, repoPath, flagged, SIGNING_PARAMS } from './_support.js';
 task("image.build", {
   description: "Build the next (or VERSION=N) golden LXC rootfs with packer, then write build evidence",
   section: SECTION.goldenImageLifecyclePacker,
@@ -150,11 +150,13 @@ task("image.evidence.build", {
   effect: 'mutating',
   params: {
     FABRIC_REPO_ROOT: P.FABRIC_REPO_ROOT,
+    EVIDENCE_SIGN: SIGNING_PARAMS.EVIDENCE_SIGN,
+    EVIDENCE_SIGN_KEY: SIGNING_PARAMS.EVIDENCE_SIGN_KEY,
     IMAGE: dflt(""),
     QCOW2: dflt(""),
     VERSION: dflt(""),
   },
-  env: ["CI", "EVIDENCE_GPG_KEY", "EVIDENCE_SIGN", "GITHUB_ACTIONS", "INTERACTIVE", "RUNNER_MODE"],
+  env: ["CI", "EVIDENCE_GPG_KEY", "GITHUB_ACTIONS", "INTERACTIVE", "RUNNER_MODE"],
   cwd: '{{FABRIC_REPO_ROOT}}',
   cache: false,
   inputs: ["artifacts/images/vm/**"],
@@ -164,7 +166,7 @@ task("image.evidence.build", {
     paramNonEmpty('IMAGE', { message: "IMAGE is required" }),
     paramNonEmpty('VERSION', { message: "VERSION is required" }),
   ],
-  run: script("ops/images/vm/evidence/image-build-evidence.sh", ["--qcow2", "{{QCOW2}}", "--image", "{{IMAGE}}", "--version", "{{VERSION}}"]),
+  run: script("ops/images/vm/evidence/image-build-evidence.sh", ["--qcow2", "{{QCOW2}}", "--image", "{{IMAGE}}", "--version", "{{VERSION}}"], { sign: ["EVIDENCE_GPG_KEY"] }),
 });
 
 task("image.evidence.validate", {
@@ -173,11 +175,13 @@ task("image.evidence.validate", {
   effect: 'mutating',
   params: {
     FABRIC_REPO_ROOT: P.FABRIC_REPO_ROOT,
+    EVIDENCE_SIGN: SIGNING_PARAMS.EVIDENCE_SIGN,
+    EVIDENCE_SIGN_KEY: SIGNING_PARAMS.EVIDENCE_SIGN_KEY,
     IMAGE: dflt(""),
     QCOW2: dflt(""),
     VERSION: dflt(""),
   },
-  env: ["CI", "EVIDENCE_GPG_KEY", "EVIDENCE_SIGN", "GITHUB_ACTIONS", "INTERACTIVE", "RUNNER_MODE"],
+  env: ["CI", "EVIDENCE_GPG_KEY", "GITHUB_ACTIONS", "INTERACTIVE", "RUNNER_MODE"],
   cwd: '{{FABRIC_REPO_ROOT}}',
   cache: false,
   inputs: ["artifacts/images/vm/**"],
@@ -187,7 +191,7 @@ task("image.evidence.validate", {
     paramNonEmpty('IMAGE', { message: "IMAGE is required" }),
     paramNonEmpty('VERSION', { message: "VERSION is required" }),
   ],
-  run: script("ops/images/vm/evidence/image-validate-evidence.sh", ["--qcow2", "{{QCOW2}}", "--image", "{{IMAGE}}", "--version", "{{VERSION}}"]),
+  run: script("ops/images/vm/evidence/image-validate-evidence.sh", ["--qcow2", "{{QCOW2}}", "--image", "{{IMAGE}}", "--version", "{{VERSION}}"], { sign: ["EVIDENCE_GPG_KEY"] }),
 });
 
 task("image.template.register", {
@@ -197,6 +201,8 @@ task("image.template.register", {
   params: {
     FABRIC_REPO_ROOT: P.FABRIC_REPO_ROOT,
     ENV: P.ENV,
+    EVIDENCE_SIGN: SIGNING_PARAMS.EVIDENCE_SIGN,
+    EVIDENCE_SIGN_KEY: SIGNING_PARAMS.EVIDENCE_SIGN_KEY,
     IMAGE: dflt(""),
     IMAGE_REGISTER: opt(),
     I_UNDERSTAND_DESTRUCTIVE: opt(),
@@ -210,7 +216,7 @@ task("image.template.register", {
     TEMPLATE_VM_ID: dflt(""),
     VERSION: dflt(""),
   },
-  env: ["CI", "CONTRACT_FORMAT", "CONTRACT_NAME", "CONTRACT_REL", "CONTRACT_SHA256", "CONTRACT_VERSION", "EVIDENCE_GPG_KEY", "EVIDENCE_SIGN", "GITHUB_ACTIONS", "INTERACTIVE", "PM_API_TOKEN_ID", "PM_API_TOKEN_SECRET", "PM_API_URL", "PM_TLS_INSECURE", "RUNNER_MODE", "TEMPLATE_CORES", "TEMPLATE_MEMORY_MB", "TEMPLATE_NET_BRIDGE", "TEMPLATE_SOCKETS"],
+  env: ["CI", "CONTRACT_FORMAT", "CONTRACT_NAME", "CONTRACT_REL", "CONTRACT_SHA256", "CONTRACT_VERSION", "EVIDENCE_GPG_KEY", "GITHUB_ACTIONS", "INTERACTIVE", "PM_API_TOKEN_ID", "PM_API_TOKEN_SECRET", "PM_API_URL", "PM_TLS_INSECURE", "RUNNER_MODE", "TEMPLATE_CORES", "TEMPLATE_MEMORY_MB", "TEMPLATE_NET_BRIDGE", "TEMPLATE_SOCKETS"],
   cwd: '{{FABRIC_REPO_ROOT}}',
   cache: false,
   inputs: ["artifacts/images/vm/**"],
@@ -227,7 +233,7 @@ task("image.template.register", {
     when({ param: 'IMAGE_REGISTER', equals: '1' }, paramPattern('REGISTER_REASON', '.{8,}', { message: 'REGISTER_REASON must be provided (min length 8)' })),
     when({ param: 'REGISTER_REPLACE', equals: '1' }, acknowledge('I_UNDERSTAND_DESTRUCTIVE', { message: 'REGISTER_REPLACE=1 requires I_UNDERSTAND_DESTRUCTIVE=1' })),
   ],
-  variants: flagged('IMAGE_REGISTER', script("ops/images/vm/register/register-template.sh", ["--contract", "{{FABRIC_REPO_ROOT}}/contracts/images/vm/{{IMAGE}}/{{VERSION}}/image.yml", "--qcow2", "{{QCOW2}}", "--env", "{{ENV}}", "--storage", "{{TEMPLATE_STORAGE}}", "--vmid", "{{TEMPLATE_VM_ID}}", "--node", "{{TEMPLATE_NODE}}"])),
+  variants: flagged('IMAGE_REGISTER', script("ops/images/vm/register/register-template.sh", ["--contract", "{{FABRIC_REPO_ROOT}}/contracts/images/vm/{{IMAGE}}/{{VERSION}}/image.yml", "--qcow2", "{{QCOW2}}", "--env", "{{ENV}}", "--storage", "{{TEMPLATE_STORAGE}}", "--vmid", "{{TEMPLATE_VM_ID}}", "--node", "{{TEMPLATE_NODE}}"], { sign: ["EVIDENCE_GPG_KEY"] })),
 });
 
 task("image.template.verify", {
@@ -237,6 +243,8 @@ task("image.template.verify", {
   params: {
     FABRIC_REPO_ROOT: P.FABRIC_REPO_ROOT,
     ENV: P.ENV,
+    EVIDENCE_SIGN: SIGNING_PARAMS.EVIDENCE_SIGN,
+    EVIDENCE_SIGN_KEY: SIGNING_PARAMS.EVIDENCE_SIGN_KEY,
     IMAGE: dflt(""),
     PM_NODE: opt(),
     TEMPLATE_NODE: opt('defaults to PM_NODE'),
@@ -244,7 +252,7 @@ task("image.template.verify", {
     TEMPLATE_VM_ID: dflt(""),
     VERSION: dflt(""),
   },
-  env: ["CI", "CONTRACT_NAME", "CONTRACT_REL", "CONTRACT_SHA256", "CONTRACT_VERSION", "EVIDENCE_GPG_KEY", "EVIDENCE_SIGN", "GITHUB_ACTIONS", "INTERACTIVE", "PM_API_TOKEN_ID", "PM_API_TOKEN_SECRET", "PM_API_URL", "PM_TLS_INSECURE", "RUNNER_MODE"],
+  env: ["CI", "CONTRACT_NAME", "CONTRACT_REL", "CONTRACT_SHA256", "CONTRACT_VERSION", "EVIDENCE_GPG_KEY", "GITHUB_ACTIONS", "INTERACTIVE", "PM_API_TOKEN_ID", "PM_API_TOKEN_SECRET", "PM_API_URL", "PM_TLS_INSECURE", "RUNNER_MODE"],
   cwd: '{{FABRIC_REPO_ROOT}}',
   cache: false,
   guards: [
@@ -256,7 +264,7 @@ task("image.template.verify", {
     paramNonEmpty('TEMPLATE_NODE', { message: "TEMPLATE_NODE is required" }),
     envAllowlist('ENV', ['samakia-dev', 'samakia-staging'], { message: "ENV '{{value}}' not allowlisted in register-policy.yml", never: ['samakia-prod'] }),
   ],
-  run: script("ops/images/vm/register/verify-template.sh", ["--contract", "{{FABRIC_REPO_ROOT}}/contracts/images/vm/{{IMAGE}}/{{VERSION}}/image.yml", "--env", "{{ENV}}", "--storage", "{{TEMPLATE_STORAGE}}", "--vmid", "{{TEMPLATE_VM_ID}}", "--node", "{{TEMPLATE_NODE}}"]),
+  run: script("ops/images/vm/register/verify-template.sh", ["--contract", "{{FABRIC_REPO_ROOT}}/contracts/images/vm/{{IMAGE}}/{{VERSION}}/image.yml", "--env", "{{ENV}}", "--storage", "{{TEMPLATE_STORAGE}}", "--vmid", "{{TEMPLATE_VM_ID}}", "--node", "{{TEMPLATE_NODE}}"], { sign: ["EVIDENCE_GPG_KEY"] }),
 });
 
 task("image.local.full", {

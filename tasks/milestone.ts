@@ -3,13 +3,15 @@
 // `node scripts/gen-catalogue.mjs`; to hand-finish this file, delete the first line (the generator then leaves it alone).
 import { task } from 'fabric';
 import { SECTION } from './_sections.js';
-import { P, script, scriptsPresent } from './_support.js';
+import { P, script, scriptsPresent, SIGNING_PARAMS } from './_support.js';
 task("milestone.phase1-12.verify", {
   description: "End-to-end Phase 1-12 verification into an evidence/milestones packet",
   section: SECTION.milestonePhase112EndToEndVerification,
   effect: 'mutating',
   params: {
     FABRIC_REPO_ROOT: P.FABRIC_REPO_ROOT,
+    EVIDENCE_SIGN: SIGNING_PARAMS.EVIDENCE_SIGN,
+    EVIDENCE_SIGN_KEY: SIGNING_PARAMS.EVIDENCE_SIGN_KEY,
   },
   env: ["ALLOWLIST_FILE", "ANSIBLE_LOCAL_TEMP", "ANSIBLE_LOCAL_TMP", "CI", "COMMAND", "ENV", "EXIT_CODE", "GITHUB_ACTIONS", "INTERACTIVE", "LABEL", "MILESTONE_PACKET_ROOT", "MILESTONE_SIGN", "MILESTONE_STAMP", "MILESTONE_TEST_FAIL", "MILESTONE_TEST_MODE", "NOTES", "OUT_FILE", "PRE_COMMIT_HOME", "RESULTS_FILE", "RUNNER_MODE", "SCAN_OUTPUT", "SCAN_PATTERN", "SCAN_ROOT", "STATUS", "STEP_LOG_DIR", "STEP_NAME", "TF_PLUGIN_CACHE_DIR"],
   cwd: '{{FABRIC_REPO_ROOT}}',
@@ -18,7 +20,7 @@ task("milestone.phase1-12.verify", {
   guards: [
     scriptsPresent(["ops/milestones/phase1-12/verify.sh"]),
   ],
-  run: script("ops/milestones/phase1-12/verify.sh"),
+  run: script("ops/milestones/phase1-12/verify.sh", [], { sign: ["MILESTONE_SIGN"] }),
 });
 
 task("milestone.phase1-12.lock", {

@@ -3,7 +3,7 @@
 // `node scripts/gen-catalogue.mjs`; to hand-finish this file, delete the first line (the generator then leaves it alone).
 import { task } from 'fabric';
 import { SECTION } from './_sections.js';
-import { P, script, scriptsPresent } from './_support.js';
+import { P, script, scriptsPresent, SIGNING_PARAMS } from './_support.js';
 task("phase17.step5.entry.check", {
   description: "Entry checklist for secrets rotation cutover",
   section: SECTION.aIInvariantLockPhase16Part7,
@@ -44,15 +44,17 @@ task("phase17.step6.entry.check", {
   effect: 'mutating',
   params: {
     FABRIC_REPO_ROOT: P.FABRIC_REPO_ROOT,
+    EVIDENCE_SIGN: SIGNING_PARAMS.EVIDENCE_SIGN,
+    EVIDENCE_SIGN_KEY: SIGNING_PARAMS.EVIDENCE_SIGN_KEY,
   },
-  env: ["AI_INDEX_EXECUTE", "AI_INDEX_REASON", "CI", "COLLECTIONS_JSON", "COMMAND", "EMBED_MODEL", "ENV", "EVIDENCE_DIR", "EVIDENCE_GPG_KEY", "EVIDENCE_SIGN", "GITHUB_ACTIONS", "INDEXING_SCHEMA", "INDEX_MODE", "INTERACTIVE", "LIMIT", "MAX_CHARS", "MODE", "OLLAMA_BASE_URL", "OLLAMA_ENABLE", "OUT_PATH", "OVERLAP", "PATTERNS_PATH", "PLATFORM_COLLECTION", "PROVIDER_FILE", "QDRANT_BASE_URL", "QDRANT_ENABLE", "QDRANT_FILE", "QDRANT_SCHEMA", "REPORT_PATH", "REPO_ROOT", "RESPONSE", "RUNNER_MODE", "SOURCE_TYPE", "STAMP", "TENANT_ID", "TIMESTAMP", "TMPDIR", "VECTOR_FILE", "VECTOR_SIZE", "WORKFLOW_FILES", "WORK_DIR"],
+  env: ["AI_INDEX_EXECUTE", "AI_INDEX_REASON", "CI", "COLLECTIONS_JSON", "COMMAND", "EMBED_MODEL", "ENV", "EVIDENCE_DIR", "EVIDENCE_GPG_KEY", "GITHUB_ACTIONS", "INDEXING_SCHEMA", "INDEX_MODE", "INTERACTIVE", "LIMIT", "MAX_CHARS", "MODE", "OLLAMA_BASE_URL", "OLLAMA_ENABLE", "OUT_PATH", "OVERLAP", "PATTERNS_PATH", "PLATFORM_COLLECTION", "PROVIDER_FILE", "QDRANT_BASE_URL", "QDRANT_ENABLE", "QDRANT_FILE", "QDRANT_SCHEMA", "REPORT_PATH", "REPO_ROOT", "RESPONSE", "RUNNER_MODE", "SOURCE_TYPE", "STAMP", "TENANT_ID", "TIMESTAMP", "TMPDIR", "VECTOR_FILE", "VECTOR_SIZE", "WORKFLOW_FILES", "WORK_DIR"],
   cwd: '{{FABRIC_REPO_ROOT}}',
   cache: false,
   // Its scripts still call make themselves: policy.check, docs.operator.check.
   guards: [
     scriptsPresent(["ops/scripts/phase17-step6-entry-check.sh"]),
   ],
-  run: script("ops/scripts/phase17-step6-entry-check.sh"),
+  run: script("ops/scripts/phase17-step6-entry-check.sh", [], { sign: ["EVIDENCE_GPG_KEY"] }),
 });
 
 task("phase17.step6.accept", {

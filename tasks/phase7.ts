@@ -3,7 +3,7 @@
 // `node scripts/gen-catalogue.mjs`; to hand-finish this file, delete the first line (the generator then leaves it alone).
 import { task } from 'fabric';
 import { SECTION } from './_sections.js';
-import { P, script, scriptsPresent } from './_support.js';
+import { P, script, scriptsPresent, SIGNING_PARAMS } from './_support.js';
 task("phase7.entry.check", {
   description: "Entry checklist for AI-assisted ops",
   section: SECTION.phase1OperationalHardeningTargets,
@@ -27,13 +27,15 @@ task("phase7.accept", {
   effect: 'mutating',
   params: {
     FABRIC_REPO_ROOT: P.FABRIC_REPO_ROOT,
+    EVIDENCE_SIGN: SIGNING_PARAMS.EVIDENCE_SIGN,
+    EVIDENCE_SIGN_KEY: SIGNING_PARAMS.EVIDENCE_SIGN_KEY,
   },
-  env: ["AI_REMEDIATE", "CI", "ENV", "EVIDENCE_GPG_KEY", "EVIDENCE_SIGN", "GITHUB_ACTIONS", "INTERACTIVE", "I_UNDERSTAND_MUTATION", "MAINT_WINDOW_END", "MAINT_WINDOW_START", "RUNNER_MODE", "SAFE_RUN_EXECUTE"],
+  env: ["AI_REMEDIATE", "CI", "ENV", "EVIDENCE_GPG_KEY", "GITHUB_ACTIONS", "INTERACTIVE", "I_UNDERSTAND_MUTATION", "MAINT_WINDOW_END", "MAINT_WINDOW_START", "RUNNER_MODE", "SAFE_RUN_EXECUTE"],
   cwd: '{{FABRIC_REPO_ROOT}}',
   cache: false,
   // Its scripts still call make themselves: policy.check, ai.runbook.check, ai.safe.index.check, phase7.entry.check.
   guards: [
     scriptsPresent(["ops/scripts/phase7-accept.sh"]),
   ],
-  run: script("ops/scripts/phase7-accept.sh"),
+  run: script("ops/scripts/phase7-accept.sh", [], { sign: ["EVIDENCE_GPG_KEY"] }),
 });

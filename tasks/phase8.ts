@@ -3,22 +3,24 @@
 // `node scripts/gen-catalogue.mjs`; to hand-finish this file, delete the first line (the generator then leaves it alone).
 import { task } from 'fabric';
 import { SECTION } from './_sections.js';
-import { P, script, scriptsPresent } from './_support.js';
+import { P, script, scriptsPresent, SIGNING_PARAMS } from './_support.js';
 task("phase8.part1.accept", {
   description: "Phase 8 part 1 gate (VM image contracts)",
   section: SECTION.goldenImageLifecyclePacker,
   effect: 'mutating',
   params: {
     FABRIC_REPO_ROOT: P.FABRIC_REPO_ROOT,
+    EVIDENCE_SIGN: SIGNING_PARAMS.EVIDENCE_SIGN,
+    EVIDENCE_SIGN_KEY: SIGNING_PARAMS.EVIDENCE_SIGN_KEY,
   },
-  env: ["AI_EVIDENCE_INDEX_MODE", "AI_EVIDENCE_INDEX_OUT", "AI_OPERATOR", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "CI", "DOC_OUTPUT", "ENTRY_OUTPUT", "ENV", "ENV_NAME", "EVIDENCE_GPG_KEY", "EVIDENCE_INDEX_OUT", "EVIDENCE_SIGN", "EXPECTED_JSON", "EXPECTED_SERVICES", "GITHUB_ACTIONS", "GO_LIVE_REQUIRED", "HA_OVERRIDE", "HA_OVERRIDE_REASON", "IMAGE", "INTERACTIVE", "MANIFEST_COMMIT", "MANIFEST_ENV", "MANIFEST_STAMP", "MANIFEST_STATUS", "MANIFEST_TENANT", "OBS_CA_SRC", "OUTPUT_PATH", "OUT_DIR", "PART_COMMANDS", "PHASE12_PACKET_ROOT", "PM_API_TOKEN_ID", "PM_API_TOKEN_SECRET", "PM_API_URL", "PM_TLS_INSECURE", "POLICY_FILE", "QCOW2_FIXTURE_PATH", "READINESS_SIGN", "READINESS_STAMP", "RUNNER_MODE", "SCHEMA_FILE", "SOURCE_MODE", "TENANT", "TF_BACKEND_S3_BUCKET", "TF_BACKEND_S3_CA_REQUIRED", "TF_BACKEND_S3_CA_SRC", "TF_BACKEND_S3_ENDPOINT", "TF_BACKEND_S3_KEY_PREFIX", "TF_BACKEND_S3_REGION", "TF_OUTPUT_PATH", "VAULT_ADDR", "VERSION", "WORK_DIR"],
+  env: ["AI_EVIDENCE_INDEX_MODE", "AI_EVIDENCE_INDEX_OUT", "AI_OPERATOR", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "CI", "DOC_OUTPUT", "ENTRY_OUTPUT", "ENV", "ENV_NAME", "EVIDENCE_GPG_KEY", "EVIDENCE_INDEX_OUT", "EXPECTED_JSON", "EXPECTED_SERVICES", "GITHUB_ACTIONS", "GO_LIVE_REQUIRED", "HA_OVERRIDE", "HA_OVERRIDE_REASON", "IMAGE", "INTERACTIVE", "MANIFEST_COMMIT", "MANIFEST_ENV", "MANIFEST_STAMP", "MANIFEST_STATUS", "MANIFEST_TENANT", "OBS_CA_SRC", "OUTPUT_PATH", "OUT_DIR", "PART_COMMANDS", "PHASE12_PACKET_ROOT", "PM_API_TOKEN_ID", "PM_API_TOKEN_SECRET", "PM_API_URL", "PM_TLS_INSECURE", "POLICY_FILE", "QCOW2_FIXTURE_PATH", "READINESS_SIGN", "READINESS_STAMP", "RUNNER_MODE", "SCHEMA_FILE", "SOURCE_MODE", "TENANT", "TF_BACKEND_S3_BUCKET", "TF_BACKEND_S3_CA_REQUIRED", "TF_BACKEND_S3_CA_SRC", "TF_BACKEND_S3_ENDPOINT", "TF_BACKEND_S3_KEY_PREFIX", "TF_BACKEND_S3_REGION", "TF_OUTPUT_PATH", "VAULT_ADDR", "VERSION", "WORK_DIR"],
   cwd: '{{FABRIC_REPO_ROOT}}',
   cache: false,
   // Its scripts still call make themselves: phase8.entry.check, policy.check, images.vm.validate.contracts, image.validate, image.evidence.validate.
   guards: [
     scriptsPresent(["ops/scripts/phase8-part1-accept.sh"]),
   ],
-  run: script("ops/scripts/phase8-part1-accept.sh"),
+  run: script("ops/scripts/phase8-part1-accept.sh", [], { sign: ["EVIDENCE_GPG_KEY","READINESS_SIGN"] }),
 });
 
 task("phase8.part1.1.accept", {

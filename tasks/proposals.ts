@@ -3,7 +3,7 @@
 // `node scripts/gen-catalogue.mjs`; to hand-finish this file, delete the first line (the generator then leaves it alone).
 import { task, paramNonEmpty, approval, ciRefuse, when, custom } from 'fabric';
 import { SECTION } from './_sections.js';
-import { P, opt, script, scriptsPresent, flagged } from './_support.js';
+import { P, opt, script, scriptsPresent, flagged, SIGNING_PARAMS } from './_support.js';
 task("proposals.submit", {
   description: "Copies a proposal FILE into proposals/inbox (refuses duplicates unless PROPOSAL_ALLOW_EXISTING=1)",
   section: SECTION.proposalsPhase12Part4,
@@ -70,8 +70,8 @@ task("proposals.approve", {
     FABRIC_REPO_ROOT: P.FABRIC_REPO_ROOT,
     APPROVER_ID: opt(),
     APPROVE_REASON: opt(),
-    EVIDENCE_SIGN: opt(),
-    EVIDENCE_SIGN_KEY: opt(),
+    EVIDENCE_SIGN: SIGNING_PARAMS.EVIDENCE_SIGN,
+    EVIDENCE_SIGN_KEY: SIGNING_PARAMS.EVIDENCE_SIGN_KEY,
     OPERATOR_APPROVE: opt(),
     PROPOSAL_ID: opt(),
   },
@@ -95,8 +95,8 @@ task("proposals.reject", {
   params: {
     FABRIC_REPO_ROOT: P.FABRIC_REPO_ROOT,
     APPROVER_ID: opt(),
-    EVIDENCE_SIGN: opt(),
-    EVIDENCE_SIGN_KEY: opt(),
+    EVIDENCE_SIGN: SIGNING_PARAMS.EVIDENCE_SIGN,
+    EVIDENCE_SIGN_KEY: SIGNING_PARAMS.EVIDENCE_SIGN_KEY,
     OPERATOR_REJECT: opt(),
     PROPOSAL_ID: opt(),
     REJECT_REASON: opt(),

@@ -3,7 +3,7 @@
 // `node scripts/gen-catalogue.mjs`; to hand-finish this file, delete the first line (the generator then leaves it alone).
 import { task, paramEquals, paramNonEmpty, changeWindow, approval, ciRefuse, when } from 'fabric';
 import { SECTION } from './_sections.js';
-import { P, opt, secret, script, scriptsPresent, flagged } from './_support.js';
+import { P, opt, secret, script, scriptsPresent, flagged, SIGNING_PARAMS } from './_support.js';
 task("rotation.cutover.plan", {
   description: "Plans a secret cutover from FILE and emits evidence",
   section: SECTION.tenantBindingsPhase12Part1,
@@ -36,8 +36,8 @@ task("rotation.cutover.apply", {
     BIND_SECRETS_BACKEND: opt(),
     CUTOVER_EXECUTE: opt(),
     CUTOVER_STAMP: opt(),
-    EVIDENCE_SIGN: opt(),
-    EVIDENCE_SIGN_KEY: opt(),
+    EVIDENCE_SIGN: SIGNING_PARAMS.EVIDENCE_SIGN,
+    EVIDENCE_SIGN_KEY: SIGNING_PARAMS.EVIDENCE_SIGN_KEY,
     FILE: opt(),
     MAINT_WINDOW_END: opt(),
     MAINT_WINDOW_START: opt(),
@@ -73,8 +73,8 @@ task("rotation.cutover.rollback", {
     ENV: P.ENV,
     BIND_SECRETS_BACKEND: opt(),
     CUTOVER_EVIDENCE_DIR: opt(),
-    EVIDENCE_SIGN: opt(),
-    EVIDENCE_SIGN_KEY: opt(),
+    EVIDENCE_SIGN: SIGNING_PARAMS.EVIDENCE_SIGN,
+    EVIDENCE_SIGN_KEY: SIGNING_PARAMS.EVIDENCE_SIGN_KEY,
     FILE: opt(),
     MAINT_WINDOW_END: opt(),
     MAINT_WINDOW_START: opt(),

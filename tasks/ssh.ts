@@ -3,7 +3,7 @@
 // `node scripts/gen-catalogue.mjs`; to hand-finish this file, delete the first line (the generator then leaves it alone).
 import { task, paramEquals, paramNonEmpty, acknowledge, when } from 'fabric';
 import { SECTION } from './_sections.js';
-import { P, opt, script, scriptsPresent } from './_support.js';
+import { P, opt, script, scriptsPresent, SIGNING_PARAMS } from './_support.js';
 task("ssh.trust.rotate", {
   description: "Removes and re-learns the known_hosts entry for HOST (enrolment only after out-of-band check)",
   section: SECTION.phase1OperationalHardeningTargets,
@@ -64,16 +64,18 @@ task("ssh.keys.dryrun", {
   params: {
     FABRIC_REPO_ROOT: P.FABRIC_REPO_ROOT,
     BREAK_GLASS: opt(),
+    EVIDENCE_SIGN: SIGNING_PARAMS.EVIDENCE_SIGN,
+    EVIDENCE_SIGN_KEY: SIGNING_PARAMS.EVIDENCE_SIGN_KEY,
     I_UNDERSTAND: opt(),
   },
-  env: ["ANSIBLE_LIMIT", "AUTHORIZED_KEYS_FILE", "BREAK_GLASS_KEYS_FILE", "CI", "ENV", "EVIDENCE_GPG_KEY", "EVIDENCE_SIGN", "GITHUB_ACTIONS", "INTERACTIVE", "OPERATOR_KEYS_FILE", "ROTATE_EXECUTE", "RUNNER_MODE", "SSH_DRYRUN_MODE"],
+  env: ["ANSIBLE_LIMIT", "AUTHORIZED_KEYS_FILE", "BREAK_GLASS_KEYS_FILE", "CI", "ENV", "EVIDENCE_GPG_KEY", "GITHUB_ACTIONS", "INTERACTIVE", "OPERATOR_KEYS_FILE", "ROTATE_EXECUTE", "RUNNER_MODE", "SSH_DRYRUN_MODE"],
   cwd: '{{FABRIC_REPO_ROOT}}',
   cache: false,
   guards: [
     scriptsPresent(["ops/security/ssh/ssh-keys-dryrun.sh"]),
     when({ param: 'BREAK_GLASS', equals: '1' }, acknowledge('I_UNDERSTAND', { message: 'BREAK_GLASS=1 requires I_UNDERSTAND=1' })),
   ],
-  run: script("ops/security/ssh/ssh-keys-dryrun.sh"),
+  run: script("ops/security/ssh/ssh-keys-dryrun.sh", [], { sign: ["EVIDENCE_GPG_KEY"] }),
 });
 
 task("ssh.keys.rotate", {
@@ -83,10 +85,12 @@ task("ssh.keys.rotate", {
   params: {
     FABRIC_REPO_ROOT: P.FABRIC_REPO_ROOT,
     BREAK_GLASS: opt(),
+    EVIDENCE_SIGN: SIGNING_PARAMS.EVIDENCE_SIGN,
+    EVIDENCE_SIGN_KEY: SIGNING_PARAMS.EVIDENCE_SIGN_KEY,
     I_UNDERSTAND: opt(),
     ROTATE_EXECUTE: opt(),
   },
-  env: ["ANSIBLE_LIMIT", "BREAK_GLASS_KEYS_FILE", "CI", "ENV", "EVIDENCE_GPG_KEY", "EVIDENCE_SIGN", "GITHUB_ACTIONS", "INTERACTIVE", "OPERATOR_KEYS_FILE", "RUNNER_MODE"],
+  env: ["ANSIBLE_LIMIT", "BREAK_GLASS_KEYS_FILE", "CI", "ENV", "EVIDENCE_GPG_KEY", "GITHUB_ACTIONS", "INTERACTIVE", "OPERATOR_KEYS_FILE", "RUNNER_MODE"],
   cwd: '{{FABRIC_REPO_ROOT}}',
   cache: false,
   guards: [
@@ -94,5 +98,5 @@ task("ssh.keys.rotate", {
     paramEquals('ROTATE_EXECUTE', '1', { message: 'execute mode requires ROTATE_EXECUTE=1' }),
     when({ param: 'BREAK_GLASS', equals: '1' }, acknowledge('I_UNDERSTAND', { message: 'BREAK_GLASS=1 requires I_UNDERSTAND=1' })),
   ],
-  run: script("ops/security/ssh/ssh-keys-rotate.sh", ["--execute"]),
+  run: script("ops/security/ssh/ssh-keys-rotate.sh", ["--execute"], { sign: ["EVIDENCE_GPG_KEY"] }),
 });

@@ -3,7 +3,7 @@
 // `node scripts/gen-catalogue.mjs`; to hand-finish this file, delete the first line (the generator then leaves it alone).
 import { task, paramEquals, paramNonEmpty, acknowledge, envAllowlist, changeWindow, approval, when } from 'fabric';
 import { SECTION } from './_sections.js';
-import { P, opt, script, scriptsPresent } from './_support.js';
+import { P, opt, script, scriptsPresent, SIGNING_PARAMS } from './_support.js';
 task("substrate.contracts.validate", {
   description: "Checks every enabled substrate contract at design level",
   section: SECTION.phase1OperationalHardeningTargets,
@@ -95,8 +95,8 @@ task("substrate.apply", {
   params: {
     FABRIC_REPO_ROOT: P.FABRIC_REPO_ROOT,
     ENV: P.ENV,
-    EVIDENCE_SIGN: opt(),
-    EVIDENCE_SIGN_KEY: opt(),
+    EVIDENCE_SIGN: SIGNING_PARAMS.EVIDENCE_SIGN,
+    EVIDENCE_SIGN_KEY: SIGNING_PARAMS.EVIDENCE_SIGN_KEY,
     EXECUTE_REASON: opt(),
     I_UNDERSTAND_TENANT_MUTATION: opt(),
     MAINT_WINDOW_END: opt(),
@@ -146,8 +146,8 @@ task("substrate.dr.execute", {
     FABRIC_REPO_ROOT: P.FABRIC_REPO_ROOT,
     ENV: P.ENV,
     DR_EXECUTE: opt(),
-    EVIDENCE_SIGN: opt(),
-    EVIDENCE_SIGN_KEY: opt(),
+    EVIDENCE_SIGN: SIGNING_PARAMS.EVIDENCE_SIGN,
+    EVIDENCE_SIGN_KEY: SIGNING_PARAMS.EVIDENCE_SIGN_KEY,
     EXECUTE_REASON: opt(),
     I_UNDERSTAND_TENANT_MUTATION: opt(),
     MAINT_WINDOW_END: opt(),
