@@ -300,15 +300,7 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
     },
 
     async missingOutputs(node): Promise<string[]> {
-      const missing = await unmatchedPatterns(node.outputs, node.cwd);
-      // Called after every successful run (types.ts). A non-cacheable node gets no save() from a
-      // scheduler that only saves misses, so its success is recorded here for `fabric explain`.
-      const p = pending.get(node.id);
-      if (enabled && missing.length === 0 && p && !p.store) {
-        pending.delete(node.id);
-        await recordSuccess(node, p, 'succeeded');
-      }
-      return missing;
+      return unmatchedPatterns(node.outputs, node.cwd);
     },
 
     async close(): Promise<void> {

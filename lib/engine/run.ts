@@ -345,7 +345,8 @@ class Scheduler {
     if (cache && !node.gate) {
       const missing = await cache.missingOutputs(node);
       if (missing.length > 0) return { ok: false, failure: { reason: 'missing-output', paths: missing } };
-      if (lookup && (lookup.result === 'miss' || lookup.result === 'corrupt')) {
+      // Every success with a fingerprint is recorded (non-cacheable nodes too: `fabric explain` diffs against it).
+      if (lookup && lookup.result !== 'hit' && lookup.fingerprint !== undefined) {
         try {
           await cache.save(node, lookup.fingerprint, result.logs);
         } catch (e) {

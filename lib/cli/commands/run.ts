@@ -101,13 +101,15 @@ Exit codes: 0 ok, 1 a task failed, 2 usage or definition error or refused by a g
       );
     }
     const sink = sinks.length === 1 ? sinks[0]! : new FanoutSink(sinks);
+    // With --no-cache the provider still runs (disabled): it checks declared outputs, it just neither reads nor writes entries.
     let cache;
-    if (config.cache && !dryRun) {
+    if (!dryRun) {
       const { createLocalCache } = await import('../../cache/local.js');
       cache = createLocalCache({
         dir: config.cacheDir,
         repoRoot: project.repoRoot,
         secretPatterns: config.secretPatterns,
+        enabled: config.cache,
         warn: (message: string) => sink.onEvent({ type: 'warning', message }),
       });
     }
@@ -143,6 +145,8 @@ Exit codes: 0 ok, 1 a task failed, 2 usage or definition error or refused by a g
         guardFacts: facts,
       });
     } finally {
+      // Saves the stat cache, so the next no-op run does not re-hash unchanged inputs.
+      await cache?.close();
       try {
         await sink.close?.();
       } catch (e) {
