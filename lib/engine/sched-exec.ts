@@ -95,6 +95,8 @@ class Attempt {
     const h = this.deps.spawner.spawn({ cmd, cwd, env, graceMs: this.deps.graceMs, onOutput: (s, c) => this.output(s, red[s].push(c)) });
     this.handles.add(h);
     if (this.cause) this.kills.push(h.terminate(this.deps.graceMs));
+    // The pid is known once the command runs (a fork server reports it asynchronously).
+    await h.started;
     this.emit({ type: 'command-start', node: this.node.id, command: display, pid: h.pid });
     const exit = await h.exited;
     this.handles.delete(h);

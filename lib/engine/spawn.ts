@@ -1,8 +1,8 @@
 /**
  * Process spawning for the scheduler: one process group per command, piped output, and a kill that
  * always finishes the job (SIGTERM to the group, SIGKILL after a grace period, then wait until no live
- * member is left). Kept small and behind the `Spawner` interface so that a later performance pass can
- * replace it (e.g. a fork server per job slot). Raw `child_process.spawn`, no zx on this path.
+ * member is left). Behind the `Spawner` interface; commands are started by a fork server
+ * (sched-forkserver.ts) when Perl is there, else by raw `child_process.spawn`; no zx on this path.
  *
  * Policy: a command is finished when its group is empty. If the group leader exits while other members
  * of its group are still alive (e.g. `server &` in a bash command), those are terminated the same way
@@ -11,8 +11,11 @@
  */
 import { spawn as cpSpawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { StringDecoder } from 'node:string_decoder';
 import type { Command } from '../api/types.js';
 import { directExec } from './sched-direct.js';
+import { ForkServer, launchable, type Launch, type RemoteCommand } from './sched-forkserver.js';
 
 export type StreamName = 'stdout' | 'stderr';
 
@@ -38,8 +41,10 @@ export interface ExitInfo {
 }
 
 export interface ProcessHandle {
-  /** Pid of the group leader (= the process group id); undefined if spawning failed. */
+  /** Pid of the group leader (= the process group id); undefined until `started`, and if spawning failed. */
   readonly pid: number | undefined;
+  /** Resolves once the command runs (`pid` is set) or could not be started. */
+  readonly started: Promise<void>;
   /** Resolves once the leader exited, its output was drained and no member of its group is alive. */
   readonly exited: Promise<ExitInfo>;
   /** SIGTERM the whole group, SIGKILL after `graceMs`; resolves when no member is alive. Idempotent. */
@@ -165,87 +170,96 @@ export function spawnGroupLeader(file: string, args: readonly string[], options:
 }
 
 /**
- * Starts `spec.cmd` as a group leader: an argv directly; a string under bash, or, when bash would only
- * exec one program, that program directly with the env bash would give it (sched-direct.ts). If the
- * direct spawn fails to start, bash runs the command after all, so its messages and exit codes apply.
+ * What to exec for `spec`, in order: for a string, the program itself when bash would only exec it
+ * (sched-direct.ts), then `bash -euo pipefail -c`; for an argv, the argv. A launch that cannot be
+ * started makes way for the next one, so bash's own messages and exit codes apply in the end.
  */
-function spawnCommand(spec: SpawnSpec): ChildProcess {
-  const options: SpawnOptions = { cwd: spec.cwd, stdio: ['ignore', 'pipe', 'pipe'] };
+function launchPlan(spec: SpawnSpec): Launch[] {
+  const plan: Launch[] = [];
   if (typeof spec.cmd === 'string') {
     const direct = directExec(spec.cmd, spec.cwd, spec.env);
-    if (direct) {
-      let child: ChildProcess | undefined;
-      try {
-        child = spawnGroupLeader(direct.file, direct.args, { ...options, env: { ...direct.env }, argv0: direct.argv0 });
-      } catch {
-        child = undefined;
-      }
-      if (child?.pid !== undefined) return child;
-      child?.on('error', () => undefined);
-    }
+    if (direct) plan.push({ file: direct.file, argv0: direct.argv0, args: direct.args, cwd: spec.cwd, env: direct.env });
   }
   const [file, args] = commandArgv(spec.cmd);
-  return spawnGroupLeader(file, args, { ...options, env: { ...spec.env } });
+  plan.push({ file, argv0: file, args, cwd: spec.cwd, env: spec.env });
+  return plan;
 }
 
-class GroupProcess implements ProcessHandle {
-  readonly pid: number | undefined;
-  readonly exited: Promise<ExitInfo>;
-  private killing: Promise<void> | undefined;
+const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).map(([name, n]) => [n, name]));
 
-  constructor(spec: SpawnSpec) {
-    let child: ChildProcess;
-    try {
-      child = spawnCommand(spec);
-    } catch (e) {
-      this.pid = undefined;
-      this.exited = Promise.resolve({ code: 127, signal: null, error: e instanceof Error ? e.message : String(e), leftovers: false });
-      return;
-    }
-    this.pid = child.pid;
-    for (const name of ['stdout', 'stderr'] as const) {
-      const stream = child[name];
-      if (!stream) continue;
-      stream.setEncoding('utf8');
-      stream.on('data', (chunk: string) => spec.onOutput(name, chunk));
-    }
-    this.exited = new Promise<ExitInfo>((resolve) => {
-      let closed = false;
-      let onClosed: (() => void) | undefined;
-      child.on('close', () => {
-        closed = true;
-        onClosed?.();
-      });
-      child.on('error', (e) => {
-        // Spawning failed (no 'exit' follows), e.g. ENOENT for an argv command.
-        if (child.pid === undefined) resolve({ code: 127, signal: null, error: e.message, leftovers: false });
-      });
-      child.on('exit', (code, signal) => {
-        void (async () => {
-          let leftovers = false;
-          const pid = child.pid!;
-          if (groupAlive(pid)) {
-            leftovers = this.killing === undefined;
-            await this.terminate(spec.graceMs);
-          }
-          if (!closed) {
-            // Output may still be draining; a process outside the group (setsid) may hold the pipes open.
-            await new Promise<void>((r) => {
-              const t = setTimeout(r, 1_000);
-              onClosed = () => {
-                clearTimeout(t);
-                r();
-              };
-            });
-            if (!closed) {
-              child.stdout?.destroy();
-              child.stderr?.destroy();
-            }
-          }
-          resolve({ code, signal, leftovers });
-        })();
-      });
+/** The message Node's `spawn` gives for an errno, so that both spawn paths report failures alike. */
+export function spawnErrorMessage(file: string, errno: number): string {
+  const name = ERRNO_NAMES.get(errno) ?? `Unknown system error -${errno}`;
+  // Node emits these as 'error' events naming the file, and throws `spawn <code>` for the rest.
+  return ['EACCES', 'EAGAIN', 'EMFILE', 'ENFILE', 'ENOENT'].includes(name) ? `spawn ${file} ${name}` : `spawn ${name}`;
+}
+
+/**
+ * The policy shared by both spawn paths: once the leader exits, any member left in its group is
+ * terminated (and reported as leftovers); output is drained for up to a second more.
+ */
+abstract class GroupHandle implements ProcessHandle {
+  pid: number | undefined;
+  readonly started: Promise<void>;
+  readonly exited: Promise<ExitInfo>;
+  protected markStarted!: () => void;
+  private resolveExit!: (e: ExitInfo) => void;
+  private startSettled = false;
+  private killing: Promise<void> | undefined;
+  private closed = false;
+  private onClosed: (() => void) | undefined;
+
+  constructor(protected readonly spec: SpawnSpec) {
+    this.started = new Promise<void>((r) => (this.markStarted = r)).then(() => {
+      this.startSettled = true;
     });
+    this.exited = new Promise<ExitInfo>((r) => (this.resolveExit = r));
+  }
+
+  /** Output is no longer read (the leader exited and the streams stayed open too long). */
+  protected abstract destroyStreams(): void;
+
+  protected runs(pid: number): void {
+    this.pid = pid;
+    this.markStarted();
+  }
+
+  protected notStarted(error: string): void {
+    this.markStarted();
+    this.resolveExit({ code: 127, signal: null, error, leftovers: false });
+  }
+
+  protected streamsClosed(): void {
+    this.closed = true;
+    this.onClosed?.();
+  }
+
+  protected get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** The leader exited: kill what is left of its group, drain output (bounded), then resolve. */
+  protected leaderExited(code: number | null, signal: NodeJS.Signals | null, error?: string): void {
+    void (async () => {
+      let leftovers = false;
+      const pid = this.pid;
+      if (pid !== undefined && groupAlive(pid)) {
+        leftovers = this.killing === undefined;
+        await this.terminate(this.spec.graceMs);
+      }
+      if (!this.closed) {
+        // Output may still be draining; a process outside the group (setsid) may hold the pipes open.
+        await new Promise<void>((r) => {
+          const t = setTimeout(r, 1_000);
+          this.onClosed = () => {
+            clearTimeout(t);
+            r();
+          };
+        });
+        if (!this.closed) this.destroyStreams();
+      }
+      this.resolveExit({ code, signal, leftovers, ...(error !== undefined ? { error } : {}) });
+    })();
   }
 
   get terminated(): boolean {
@@ -253,12 +267,154 @@ class GroupProcess implements ProcessHandle {
   }
 
   terminate(graceMs: number): Promise<void> {
-    if (this.pid === undefined) return Promise.resolve();
-    return (this.killing ??= killGroup(this.pid, graceMs));
+    if (this.startSettled && this.pid === undefined) return Promise.resolve();
+    return (this.killing ??= this.started.then(() => (this.pid === undefined ? undefined : killGroup(this.pid, graceMs))));
   }
 }
 
-/** The default spawner: `child_process.spawn`, one process group per command. */
+/** A command started by `child_process.spawn` in this process. */
+class GroupProcess extends GroupHandle {
+  private child: ChildProcess | undefined;
+
+  constructor(spec: SpawnSpec, plan: Launch[]) {
+    super(spec);
+    let child: ChildProcess | undefined;
+    let lastError: unknown;
+    for (const [i, l] of plan.entries()) {
+      const last = i === plan.length - 1;
+      try {
+        child = spawnGroupLeader(l.file, l.args, { cwd: l.cwd, env: { ...l.env }, stdio: ['ignore', 'pipe', 'pipe'], ...(l.argv0 !== l.file ? { argv0: l.argv0 } : {}) });
+      } catch (e) {
+        lastError = e;
+        child = undefined;
+        continue;
+      }
+      if (child.pid !== undefined || last) break;
+      child.on('error', () => undefined);
+      child = undefined;
+    }
+    if (!child) {
+      this.notStarted(lastError instanceof Error ? lastError.message : String(lastError));
+      return;
+    }
+    this.child = child;
+    const c = child;
+    for (const name of ['stdout', 'stderr'] as const) {
+      const stream = c[name];
+      if (!stream) continue;
+      stream.setEncoding('utf8');
+      stream.on('data', (chunk: string) => spec.onOutput(name, chunk));
+    }
+    c.on('close', () => this.streamsClosed());
+    c.on('error', (e) => {
+      // Spawning failed (no 'exit' follows), e.g. ENOENT for an argv command.
+      if (c.pid === undefined) this.notStarted(e.message);
+    });
+    c.on('exit', (code, signal) => this.leaderExited(code, signal));
+    if (c.pid !== undefined) this.runs(c.pid);
+  }
+
+  protected destroyStreams(): void {
+    this.child?.stdout?.destroy();
+    this.child?.stderr?.destroy();
+  }
+}
+
+/** A command started by the fork server (sched-forkserver.ts), with the same observable behaviour. */
+class ServerProcess extends GroupHandle {
+  private remote: RemoteCommand | undefined;
+  private readonly decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') };
+  private reading = true;
+
+  constructor(
+    spec: SpawnSpec,
+    private readonly server: ForkServer,
+    private readonly plan: Launch[],
+  ) {
+    super(spec);
+    this.next();
+  }
+
+  private next(): void {
+    const launch = this.plan.shift()!;
+    this.remote = this.server.launch(launch, {
+      started: (pid) => this.runs(pid),
+      failed: (errno) => (this.plan.length > 0 ? this.next() : this.notStarted(spawnErrorMessage(launch.file, errno))),
+      data: (stream, chunk) => {
+        if (!this.reading) return;
+        const text = this.decoders[stream].write(chunk);
+        if (text !== '') this.spec.onOutput(stream, text);
+      },
+      exit: (code, signal) => this.leaderExited(code, signal),
+      closed: () => {
+        if (this.reading) {
+          for (const stream of ['stdout', 'stderr'] as const) {
+            const rest = this.decoders[stream].end();
+            if (rest !== '') this.spec.onOutput(stream, rest);
+          }
+        }
+        this.reading = false;
+        this.streamsClosed();
+      },
+      lost: (reason) => {
+        this.reading = false;
+        if (this.pid === undefined) this.notStarted(reason);
+        else this.leaderExited(null, null, `${reason} while the command ran; its process group was terminated`);
+        this.streamsClosed();
+      },
+    });
+  }
+
+  protected destroyStreams(): void {
+    this.reading = false;
+    this.remote?.stopReading();
+  }
+}
+
+let server: ForkServer | undefined | null = null;
+
+/** The shared fork server, started on first use (undefined without Perl, or once it was lost). */
+function forkServer(): ForkServer | undefined {
+  if (server === null) server = ForkServer.start();
+  return server && server.lost === undefined ? server : undefined;
+}
+
+/** Commands through `child_process.spawn` only. */
+export const nodeSpawner: Spawner = {
+  spawn: (spec) => new GroupProcess(spec, launchPlan(spec)),
+};
+
+/**
+ * A spawner on its own fork server, once the server is ready (undefined without Perl). For tests and
+ * benchmarks; `close()` ends the server.
+ */
+export async function startForkServerSpawner(): Promise<(Spawner & { readonly server: ForkServer; close(): void }) | undefined> {
+  const own = ForkServer.start();
+  if (!own) return undefined;
+  for (let i = 0; i < 500 && !own.ready && own.lost === undefined; i++) await new Promise((r) => setTimeout(r, 10));
+  if (!own.ready) {
+    own.close();
+    return undefined;
+  }
+  return {
+    server: own,
+    spawn: (spec) => {
+      const plan = launchPlan(spec);
+      return own.ready && plan.every(launchable) ? new ServerProcess(spec, own, plan) : new GroupProcess(spec, plan);
+    },
+    close: () => own.close(),
+  };
+}
+
+/**
+ * The default spawner: one process group per command, started by the fork server when it is ready
+ * (it starts with the first command, which, like any command while it boots, goes through
+ * `child_process.spawn`), else by `child_process.spawn`.
+ */
 export const groupSpawner: Spawner = {
-  spawn: (spec) => new GroupProcess(spec),
+  spawn: (spec) => {
+    const plan = launchPlan(spec);
+    const s = forkServer();
+    return s?.ready && plan.every(launchable) ? new ServerProcess(spec, s, plan) : new GroupProcess(spec, plan);
+  },
 };

@@ -1,0 +1,348 @@
+/**
+ * A fork server: one small Perl process that starts the scheduler's commands on its behalf.
+ *
+ * Why: `child_process.spawn` forks the whole Node process, and the main thread blocks until the child
+ * has exec'd. The cost grows with the parent's size (page tables) and with CPU contention; with a
+ * large graph it dominates the run (bench/RESULTS.md). Forking a 5 MB Perl interpreter is a fraction
+ * of that, and the main thread only writes a request and reads replies.
+ *
+ * What the server does per command is what libuv does for `spawn(file, args, { detached: true,
+ * stdio: ['ignore', 'pipe', 'pipe'], cwd, env, argv0 })`: two socketpairs for stdout/stderr (libuv's
+ * stdio pipes are socketpairs too), fork, then in the child setsid() (a new session and process
+ * group), stdin from /dev/null, the socketpairs on fds 1 and 2, chdir, the exact environment, default
+ * signal dispositions, execvp; an exec failure is reported through a close-on-exec pipe with its errno
+ * (as libuv does). The server reports the pid, output, the wait status and end-of-output.
+ *
+ * This module is only the transport (protocol and lifetime); spawn.ts decides what to launch and owns
+ * the exit policy (groups, leftovers, kills), so both spawn paths behave the same.
+ *
+ * Protocol: frames of `u32le length` + payload, both directions. To the server: `S id` + NUL-separated
+ * fields (file, argv0, cwd, argc, args..., then key/value pairs of the env) to start a command, `C id`
+ * to stop reading its output. From the server: `R 0 pid` ready, `P id pid` started, `F id errno` could
+ * not start, `O id bytes` / `E id bytes` output, `X id code signal` exited (code -1 when signalled),
+ * `D id` output closed.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants as fsConstants } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+
+const PERL_CANDIDATES = ['/usr/bin/perl', '/bin/perl'];
+
+const SERVER = String.raw`
+use strict; use warnings;
+require POSIX; require Socket;
+my ($AF_UNIX, $SOCK_STREAM, $PF_UNSPEC) = (Socket::AF_UNIX(), Socket::SOCK_STREAM(), Socket::PF_UNSPEC());
+my $WNOHANG = POSIX::WNOHANG();
+$SIG{PIPE} = 'IGNORE';
+binmode STDIN; binmode STDOUT;
+pipe(my $sigr, my $sigw) or die "pipe: $!";
+for my $fh ($sigr, $sigw, \*STDIN) { my $fl = fcntl($fh, POSIX::F_GETFL(), 0); fcntl($fh, POSIX::F_SETFL(), $fl | POSIX::O_NONBLOCK()); }
+$SIG{CHLD} = sub { syswrite($sigw, 'c') };
+my (%kid, %bypid, %byfd);
+my $in = '';
+sub out {
+  my ($op, $id, $data) = @_;
+  my $p = pack('a1 V', $op, $id) . (defined $data ? $data : '');
+  my $buf = pack('V', length $p) . $p;
+  while (length $buf) {
+    my $n = syswrite(STDOUT, $buf);
+    if (!defined $n) { next if $!{EINTR}; exit 0; }
+    substr($buf, 0, $n, '');
+  }
+}
+sub child_fail { my ($xw) = @_; syswrite($xw, pack('l<', $! + 0)); POSIX::_exit(127); }
+sub start {
+  my ($id, $file, $argv0, $cwd, $argc, @rest) = @_;
+  my @args = splice(@rest, 0, $argc);
+  my %env = @rest;
+  my ($or, $ow, $er, $ew, $xr, $xw);
+  socketpair($or, $ow, $AF_UNIX, $SOCK_STREAM, $PF_UNSPEC) or return out('F', $id, pack('l<', $! + 0));
+  socketpair($er, $ew, $AF_UNIX, $SOCK_STREAM, $PF_UNSPEC) or do { my $e = $! + 0; close $or; close $ow; return out('F', $id, pack('l<', $e)); };
+  pipe($xr, $xw) or do { my $e = $! + 0; close $_ for ($or, $ow, $er, $ew); return out('F', $id, pack('l<', $e)); };
+  my $pid = fork();
+  if (!defined $pid) { my $e = $! + 0; close $_ for ($or, $ow, $er, $ew, $xr, $xw); return out('F', $id, pack('l<', $e)); }
+  if ($pid == 0) {
+    close $_ for ($or, $er, $xr, $sigr, $sigw);
+    $SIG{CHLD} = 'DEFAULT'; $SIG{PIPE} = 'DEFAULT';
+    POSIX::setsid();
+    open(STDIN, '<', '/dev/null') or child_fail($xw);
+    open(STDOUT, '>&', $ow) or child_fail($xw);
+    open(STDERR, '>&', $ew) or child_fail($xw);
+    close $ow; close $ew;
+    chdir($cwd) or child_fail($xw);
+    %ENV = %env;
+    { no warnings 'exec'; exec { $file } $argv0, @args; }
+    child_fail($xw);
+  }
+  close $_ for ($ow, $ew, $xw);
+  my ($st, $n) = ('', undef);
+  do { $n = sysread($xr, $st, 16); } while (!defined $n && $!{EINTR});
+  close $xr;
+  if (defined $n && $n > 0) { waitpid($pid, 0); close $or; close $er; return out('F', $id, $st); }
+  for my $fh ($or, $er) { my $fl = fcntl($fh, POSIX::F_GETFL(), 0); fcntl($fh, POSIX::F_SETFL(), $fl | POSIX::O_NONBLOCK()); }
+  $kid{$id} = { open => 2, fhs => [$or, $er] };
+  $bypid{$pid} = $id;
+  $byfd{fileno($or)} = [$id, 'O', $or];
+  $byfd{fileno($er)} = [$id, 'E', $er];
+  out('P', $id, pack('V', $pid));
+}
+sub closed_one {
+  my ($fd) = @_;
+  my $e = delete $byfd{$fd} or return;
+  close $e->[2];
+  my $k = $kid{$e->[0]} or return;
+  if (--$k->{open} == 0) { delete $kid{$e->[0]}; out('D', $e->[0]); }
+}
+sub stop_reading {
+  my ($id) = @_;
+  my $k = $kid{$id} or return;
+  for my $fh (@{$k->{fhs}}) { my $fd = fileno($fh); closed_one($fd) if defined $fd && $byfd{$fd}; }
+}
+sub reap {
+  while ((my $pid = waitpid(-1, $WNOHANG)) > 0) {
+    my $status = $?;
+    my $id = delete $bypid{$pid};
+    next unless defined $id;
+    my $sig = $status & 127;
+    out('X', $id, pack('l< l<', $sig ? -1 : ($status >> 8) & 255, $sig));
+  }
+}
+out('R', 0, pack('V', $$));
+while (1) {
+  my $rin = '';
+  vec($rin, fileno(STDIN), 1) = 1;
+  vec($rin, fileno($sigr), 1) = 1;
+  vec($rin, $_, 1) = 1 for keys %byfd;
+  my $n = select(my $rout = $rin, undef, undef, undef);
+  if ($n < 0) { next if $!{EINTR}; die "select: $!"; }
+  if (vec($rout, fileno($sigr), 1)) { my $junk; sysread($sigr, $junk, 512); }
+  reap();
+  for my $fd (keys %byfd) {
+    next unless vec($rout, $fd, 1) && $byfd{$fd};
+    my $e = $byfd{$fd};
+    my $buf;
+    my $r = sysread($e->[2], $buf, 65536);
+    if (!defined $r) { next if $!{EINTR} || $!{EAGAIN}; $r = 0; }
+    if ($r > 0) { out($e->[1], $e->[0], $buf); } else { closed_one($fd); }
+  }
+  if (vec($rout, fileno(STDIN), 1)) {
+    my $r = sysread(STDIN, $in, 65536, length $in);
+    if (!defined $r) { next if $!{EINTR} || $!{EAGAIN}; exit 0; }
+    exit 0 if $r == 0;
+    while (length($in) >= 4) {
+      my $len = unpack('V', $in);
+      last if length($in) < 4 + $len;
+      my $msg = substr($in, 4, $len);
+      substr($in, 0, 4 + $len, '');
+      my ($op, $id) = unpack('a1 V', $msg);
+      if ($op eq 'S') { start($id, split(/\0/, substr($msg, 5), -1)); }
+      elsif ($op eq 'C') { stop_reading($id); }
+    }
+  }
+}
+`;
+
+/** One command for the server: exactly the arguments of a detached libuv spawn. */
+export interface Launch {
+  readonly file: string;
+  readonly argv0: string;
+  readonly args: readonly string[];
+  readonly cwd: string;
+  readonly env: Readonly<Record<string, string>>;
+}
+
+export interface LaunchEvents {
+  /** The command runs (it has exec'd) with this pid, which is also its process group id. */
+  started(pid: number): void;
+  /** It could not be started (setsid/chdir/exec failed, or no fork); `errno` as the OS gave it. */
+  failed(errno: number): void;
+  data(stream: 'stdout' | 'stderr', chunk: Buffer): void;
+  /** The leader was reaped: its exit code, or the signal that ended it. */
+  exit(code: number | null, signal: NodeJS.Signals | null): void;
+  /** Both output streams ended (or `stopReading` was called). */
+  closed(): void;
+  /** The server itself went away; no more events come for this command. */
+  lost(reason: string): void;
+}
+
+export interface RemoteCommand {
+  /** Stop reading the command's output (the streams then count as closed). */
+  stopReading(): void;
+}
+
+const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(Object.entries(osConstants.signals).map(([name, n]) => [n, name as NodeJS.Signals]));
+
+/** Fields that cannot travel in the NUL-separated protocol (Node itself rejects them with its own error). */
+export function launchable(l: Launch): boolean {
+  const ok = (s: string) => !s.includes('\0');
+  if (l.file === '' || !ok(l.file) || !ok(l.argv0) || !ok(l.cwd) || !l.args.every(ok)) return false;
+  for (const [k, v] of Object.entries(l.env)) if (k === '' || k.includes('=') || !ok(k) || !ok(v)) return false;
+  return true;
+}
+
+function findPerl(): string | undefined {
+  for (const p of PERL_CANDIDATES) {
+    try {
+      accessSync(p, fsConstants.X_OK);
+      return p;
+    } catch {
+      /* next */
+    }
+  }
+  return undefined;
+}
+
+export class ForkServer {
+  private readonly child: ChildProcess;
+  private isReady = false;
+  private lostReason: string | undefined;
+  private nextId = 1;
+  private readonly commands = new Map<number, LaunchEvents>();
+  private pending: Buffer[] = [];
+  private pendingLength = 0;
+  private stderrTail = '';
+  private refed = true;
+  private readonly exitSeen = new Set<number>();
+  private readonly closedSeen = new Set<number>();
+
+  /** Starts a server, or returns undefined when there is no Perl to run it. */
+  static start(): ForkServer | undefined {
+    const perl = findPerl();
+    if (!perl) return undefined;
+    try {
+      return new ForkServer(perl);
+    } catch {
+      return undefined;
+    }
+  }
+
+  private constructor(perl: string) {
+    // Its own session (terminal signals are fabric's to handle), no inherited environment (PERL5OPT,
+    // PERL5LIB), cwd '/' so that it pins no directory. It exits when fabric closes its stdin.
+    this.child = spawn(perl, ['-e', SERVER], { stdio: ['pipe', 'pipe', 'pipe'], detached: true, env: {}, cwd: '/' });
+    this.child.on('error', (e) => this.lose(`the fork server could not start: ${e.message}`));
+    this.child.on('exit', (code, signal) => this.lose(`the fork server exited (${signal ?? `code ${code}`})${this.stderrTail ? `: ${this.stderrTail.trim()}` : ''}`));
+    this.child.stdin!.on('error', () => undefined);
+    this.child.stdout!.on('data', (b: Buffer) => this.receive(b));
+    this.child.stderr!.setEncoding('utf8');
+    this.child.stderr!.on('data', (s: string) => (this.stderrTail = (this.stderrTail + s).slice(-1000)));
+    this.setRef(false);
+  }
+
+  /** Whether launches go to the server (it answered and has not gone away). */
+  get ready(): boolean {
+    return this.isReady && this.lostReason === undefined;
+  }
+
+  /** The server's own pid. */
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  get lost(): string | undefined {
+    return this.lostReason;
+  }
+
+  launch(l: Launch, events: LaunchEvents): RemoteCommand {
+    const id = this.nextId++;
+    this.commands.set(id, events);
+    this.setRef(true);
+    const fields = [l.file, l.argv0, l.cwd, String(l.args.length), ...l.args];
+    for (const [k, v] of Object.entries(l.env)) fields.push(k, v);
+    this.send('S', id, Buffer.from(fields.join('\0'), 'utf8'));
+    return { stopReading: () => this.send('C', id) };
+  }
+
+  /** Ends the server (tests; normally it ends with the process). */
+  close(): void {
+    this.child.stdin!.end();
+  }
+
+  private send(op: 'S' | 'C', id: number, body?: Buffer): void {
+    if (this.lostReason !== undefined) return;
+    const head = Buffer.alloc(9);
+    head.writeUInt32LE(5 + (body?.length ?? 0), 0);
+    head.write(op, 4, 'latin1');
+    head.writeUInt32LE(id, 5);
+    this.child.stdin!.write(body ? Buffer.concat([head, body]) : head);
+  }
+
+  /** Keeps the event loop alive only while commands are running, so an idle server never holds fabric. */
+  private setRef(on: boolean): void {
+    if (on === this.refed) return;
+    this.refed = on;
+    const handles = [this.child, this.child.stdin, this.child.stdout, this.child.stderr] as unknown as ({ ref?(): void; unref?(): void } | null)[];
+    for (const h of handles) (on ? h?.ref?.() : h?.unref?.());
+  }
+
+  private receive(chunk: Buffer): void {
+    this.pending.push(chunk);
+    this.pendingLength += chunk.length;
+    if (this.pendingLength < 4) return;
+    let buf = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingLength);
+    let off = 0;
+    while (buf.length - off >= 4) {
+      const len = buf.readUInt32LE(off);
+      if (buf.length - off - 4 < len) break;
+      this.frame(buf.subarray(off + 4, off + 4 + len));
+      off += 4 + len;
+    }
+    buf = buf.subarray(off);
+    this.pending = buf.length ? [buf] : [];
+    this.pendingLength = buf.length;
+  }
+
+  private frame(f: Buffer): void {
+    const op = String.fromCharCode(f[0]!);
+    const id = f.readUInt32LE(1);
+    const body = f.subarray(5);
+    if (op === 'R') {
+      this.isReady = true;
+      return;
+    }
+    const ev = this.commands.get(id);
+    if (!ev) return;
+    switch (op) {
+      case 'P':
+        return ev.started(body.readUInt32LE(0));
+      case 'F':
+        this.done(id);
+        return ev.failed(body.readInt32LE(0));
+      case 'O':
+        return ev.data('stdout', Buffer.from(body));
+      case 'E':
+        return ev.data('stderr', Buffer.from(body));
+      case 'X': {
+        const code = body.readInt32LE(0);
+        const sig = body.readInt32LE(4);
+        this.exitSeen.add(id);
+        ev.exit(sig ? null : code, sig ? (SIGNAL_NAMES.get(sig) ?? (`SIG${sig}` as NodeJS.Signals)) : null);
+        if (this.closedSeen.has(id)) this.done(id);
+        return;
+      }
+      case 'D':
+        this.closedSeen.add(id);
+        ev.closed();
+        if (this.exitSeen.has(id)) this.done(id);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private done(id: number): void {
+    this.commands.delete(id);
+    this.exitSeen.delete(id);
+    this.closedSeen.delete(id);
+    if (this.commands.size === 0) this.setRef(false);
+  }
+
+  private lose(reason: string): void {
+    if (this.lostReason !== undefined) return;
+    this.lostReason = reason;
+    const all = [...this.commands.values()];
+    this.commands.clear();
+    this.setRef(false);
+    for (const ev of all) ev.lost(reason);
+  }
+}

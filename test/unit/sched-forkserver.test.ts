@@ -1,0 +1,155 @@
+// The fork server (lib/engine/sched-forkserver.ts) must be indistinguishable from child_process.spawn:
+// the same commands through both spawners give the same output, exit codes, signals, start errors,
+// process attributes (session, group, stdio kinds, signal dispositions, open fds) and kill behaviour.
+import * as assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import type { Command } from '../../lib/api/types.js';
+import { groupAlive, nodeSpawner, processAlive, startForkServerSpawner, type ExitInfo, type Spawner, type StreamName } from '../../lib/engine/spawn.js';
+import { rigTest, test, timedTest } from '../helpers/rig.js';
+
+const ENV: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/tmp', LANG: 'C.UTF-8' };
+
+interface Result {
+  exit: ExitInfo;
+  pid: number | undefined;
+  stdout: string;
+  stderr: string;
+  /** Output chunks as delivered (to check that decoding never splits a character). */
+  chunks: string[];
+}
+
+async function runWith(spawner: Spawner, cmd: Command, opts: { cwd?: string; env?: Record<string, string> } = {}): Promise<Result> {
+  const out: Record<StreamName, string> = { stdout: '', stderr: '' };
+  const chunks: string[] = [];
+  const h = spawner.spawn({
+    cmd,
+    cwd: opts.cwd ?? '/tmp',
+    env: opts.env ?? ENV,
+    graceMs: 1000,
+    onOutput: (s, c) => {
+      out[s] += c;
+      chunks.push(c);
+    },
+  });
+  await h.started;
+  const pid = h.pid;
+  const exit = await h.exited;
+  return { exit, pid, ...out, chunks };
+}
+
+/** Programs that report facts about themselves (exec'd directly, so /proc/self is the command as started). */
+const SELF: Record<string, string[]> = {
+  group: ['awk', '{ print "pgrp-is-self=" ($5 == $1 ? "yes" : "no") " session-is-self=" ($6 == $1 ? "yes" : "no") }', '/proc/self/stat'],
+  signals: ['grep', '-E', '^Sig(Ign|Blk):', '/proc/self/status'],
+  stdio: ['readlink', '/proc/self/fd/0', '/proc/self/fd/1', '/proc/self/fd/2'],
+  fds: ['ls', '/proc/self/fd'],
+  argv0: ['bash', '-c', 'echo "$0 $(pwd -P)"', 'the-argv0'],
+};
+/** Socket inode numbers differ from run to run. */
+const normalize = (s: string) => s.replace(/\[\d+\]/g, '[]');
+
+rigTest('the fork server and child_process.spawn give identical results', async (rig) => {
+  const server = await startForkServerSpawner();
+  if (!server) {
+    console.log('  (no Perl: the fork server is not used here)');
+    return;
+  }
+  try {
+    await rig.write({ 'file.txt': 'x', 'show.sh': '#!/bin/sh\nprintf "%s|" "$0" "$@"; echo; env | LC_ALL=C sort\n' });
+    await rig.write({ 'show.sh': '#!/bin/sh\nprintf "%s|" "$0" "$@"; echo; env | LC_ALL=C sort\n' }, 0o755);
+    const big = `process.stdout.write(Buffer.from('é€😀'.repeat(40000))); process.stderr.write('x'.repeat(70000));`;
+    const cases: [Command, { cwd?: string; env?: Record<string, string> }?][] = [
+      ...Object.values(SELF).map((argv): [Command] => [argv]),
+      [['/bin/sh', '-c', 'echo out; echo err >&2; exit 3']],
+      [['/bin/sh', '-c', 'kill -TERM $$']],
+      [['/bin/sh', '-c', 'kill -KILL $$']],
+      [[process.execPath, '-e', big]],
+      [['./show.sh', 'a b', '', 'c'], { cwd: rig.dir, env: { ...ENV, 'weird-name': 'v', EMPTY: '' } }],
+      ['./show.sh plain words', { cwd: rig.dir }], // the shell-free fast path
+      ["./show.sh 'quoted' $HOME", { cwd: rig.dir }], // through bash
+      ['exit 7'],
+      ['no-such-command-anywhere'],
+      [['/no/such/binary']], // ENOENT at exec
+      [['/bin/true'], { cwd: '/no/such/dir' }], // ENOENT at chdir
+      [['/bin/true'], { cwd: rig.path('file.txt') }], // ENOTDIR: Node throws `spawn ENOTDIR`
+      [[rig.path('file.txt')]], // EACCES
+      [['/bin/true']],
+    ];
+    for (const [cmd, opts] of cases) {
+      const a = await runWith(nodeSpawner, cmd, opts);
+      const b = await runWith(server, cmd, opts);
+      const label = JSON.stringify(cmd).slice(0, 120);
+      assert.deepEqual({ ...b.exit, stdout: normalize(b.stdout), stderr: b.stderr }, { ...a.exit, stdout: normalize(a.stdout), stderr: a.stderr }, label);
+      assert.equal(a.pid === undefined, b.pid === undefined, label);
+      if (b.pid !== undefined) assert.equal(processAlive(b.pid), false, `${label}: leader still alive`);
+      for (const c of b.chunks) assert.ok(!c.includes('\ufffd'), `${label}: a chunk split a character`);
+    }
+    // And what they report is what a detached libuv spawn gives, not only the same on both paths.
+    const self = async (k: string) => normalize((await runWith(server, SELF[k]!)).stdout);
+    assert.equal(await self('group'), 'pgrp-is-self=yes session-is-self=yes\n');
+    assert.match(await self('signals'), /^SigBlk:\s+0+\nSigIgn:\s+0+\n$/);
+    assert.equal(await self('stdio'), '/dev/null\nsocket:[]\nsocket:[]\n');
+    // Open fds: exactly those a child of this process gets from Node (fds inherited without
+    // close-on-exec pass to both), so nothing of the server or of other commands leaks.
+    assert.equal(await self('fds'), (await runWith(nodeSpawner, SELF['fds']!)).stdout);
+    assert.equal(await self('argv0'), 'the-argv0 /tmp\n');
+  } finally {
+    server.close();
+  }
+});
+
+rigTest('through the fork server: leftovers in the group are killed and reported; terminate kills the group', async (rig) => {
+  const server = await startForkServerSpawner();
+  if (!server) return;
+  try {
+    const pids = rig.path('pids');
+    // The leader exits while a member of its group still runs.
+    const left = await runWith(server, ['bash', '-c', `sleep 30 & echo $! > ${pids}; exit 0`]);
+    assert.equal(left.exit.code, 0);
+    assert.equal(left.exit.leftovers, true);
+    const member = Number(readFileSync(pids, 'utf8'));
+    assert.equal(processAlive(member), false, 'the leftover member survived');
+
+    // terminate(): SIGTERM to the whole group, SIGKILL after the grace period for a member ignoring it.
+    const h = server.spawn({ cmd: ['bash', '-c', `trap '' TERM; sleep 30 & echo $! > ${pids}; wait`], cwd: rig.dir, env: ENV, graceMs: 300, onOutput: () => undefined });
+    await h.started;
+    for (let i = 0; i < 200 && readFileSync(pids, 'utf8').trim() === String(member); i++) await new Promise((r) => setTimeout(r, 10));
+    const child = Number(readFileSync(pids, 'utf8'));
+    await h.terminate(300);
+    const exit = await h.exited;
+    assert.equal(exit.signal, 'SIGKILL');
+    assert.equal(groupAlive(h.pid!), false);
+    assert.equal(processAlive(child), false);
+  } finally {
+    server.close();
+  }
+});
+
+rigTest('a fork server that dies: running commands end with an error and their groups are killed; later commands still run', async (rig) => {
+  const server = await startForkServerSpawner();
+  if (!server) return;
+  try {
+    const h = server.spawn({ cmd: ['sleep', '30'], cwd: rig.dir, env: ENV, graceMs: 300, onOutput: () => undefined });
+    await h.started;
+    process.kill(server.server.pid!, 'SIGKILL');
+    const exit = await h.exited;
+    assert.match(exit.error ?? '', /fork server exited .*while the command ran/);
+    assert.equal(processAlive(h.pid!), false);
+    // The next command goes through child_process.spawn.
+    const r = await runWith(server, ['/bin/sh', '-c', 'echo still works']);
+    assert.equal(r.stdout, 'still works\n');
+  } finally {
+    server.close();
+  }
+});
+
+timedTest('an idle fork server does not keep the process alive', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const url = new URL('../../lib/engine/spawn.js', import.meta.url).href;
+  const script = `const m = await import(${JSON.stringify(url)}); const s = await m.startForkServerSpawner(); if (s) { const h = s.spawn({ cmd: ['/bin/true'], cwd: '/', env: {}, graceMs: 100, onOutput() {} }); await h.exited; } console.log('done');`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, 'done\n');
+});
+
+test.run();
