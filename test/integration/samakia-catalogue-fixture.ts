@@ -57,6 +57,12 @@ const fake = (log: string): string => `#!/usr/bin/env bash
 printf '%s %s\\n' "$0" "$*" >> ${JSON.stringify(log)}
 exit 0
 `;
+/** A fake repo script: like fake(), and it also records the signing variables it sees in env.log. */
+const fakeScript = (dir: string): string => `#!/usr/bin/env bash
+printf '%s %s\\n' "$0" "$*" >> ${JSON.stringify(join(dir, 'scripts.log'))}
+printf '%s EXPOSURE_SIGN=%s EVIDENCE_GPG_KEY=%s COMPLIANCE_GPG_KEY=%s\\n' "$0" "\${EXPOSURE_SIGN-<unset>}" "\${EVIDENCE_GPG_KEY-<unset>}" "\${COMPLIANCE_GPG_KEY-<unset>}" >> ${JSON.stringify(join(dir, 'env.log'))}
+exit 0
+`;
 
 export interface SamakiaRepoOptions {
   /** Scripts (repo-relative) to leave out, to test the missing-script refusal. */
@@ -77,7 +83,7 @@ export async function samakiaRepo(dir: string, opts: SamakiaRepoOptions = {}): P
     if (opts.without?.includes(s)) continue;
     const p = join(dir, s);
     await mkdir(dirname(p), { recursive: true });
-    await writeFile(p, fake(join(dir, 'scripts.log')));
+    await writeFile(p, fakeScript(dir));
     await chmod(p, 0o755);
   }
   await mkdir(join(dir, 'fakebin'), { recursive: true });

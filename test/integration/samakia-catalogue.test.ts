@@ -246,6 +246,28 @@ rigTest('fabric run minio.up ENV=samakia-minio --dry-run prints the whole plan a
   assert.deepEqual(calls, ['ops/scripts/minio-accept.sh', 'ops/tenants/validate.sh']);
 });
 
+rigTest('one signing model: EVIDENCE_SIGN / EVIDENCE_SIGN_KEY reach every script family under the name it reads', async (rig) => {
+  await samakiaRepo(rig.dir);
+  const envLog = async () => (await readFile(rig.path('env.log'), 'utf8')).split('\n').filter(Boolean);
+  const run = await rig.fabric(
+    ['run', 'exposure.plan', 'image.evidence.build', 'TENANT=canary', 'WORKLOAD=sample', 'ENV=samakia-dev', 'QCOW2=/x.qcow2', 'IMAGE=ubuntu-24.04', 'VERSION=v1', 'EVIDENCE_SIGN=1', 'EVIDENCE_SIGN_KEY=ABCDEF12', '--output=json'],
+    { env: fixtureEnv(rig.dir) },
+  );
+  assert.equal(run.code, 0, run.stdout + run.stderr);
+  const lines = await envLog();
+  // The exposure signer read EXPOSURE_SIGN, which the Makefile never set (it passed EXPOSE_SIGN).
+  assert.ok(lines.includes('ops/exposure/plan/plan.sh EXPOSURE_SIGN=1 EVIDENCE_GPG_KEY=<unset> COMPLIANCE_GPG_KEY=<unset>'), lines.join('\n'));
+  // The image evidence scripts read EVIDENCE_GPG_KEY: the one key variable reaches them.
+  assert.ok(lines.includes('ops/images/vm/evidence/image-build-evidence.sh EXPOSURE_SIGN=<unset> EVIDENCE_GPG_KEY=ABCDEF12 COMPLIANCE_GPG_KEY=<unset>'), lines.join('\n'));
+  // An explicit family variable still wins.
+  await writeFile(rig.path('env.log'), '');
+  const explicit = await rig.fabric(['run', 'image.evidence.build', 'QCOW2=/x.qcow2', 'IMAGE=ubuntu-24.04', 'VERSION=v1', 'EVIDENCE_SIGN_KEY=ABCDEF12', '--output=json'], {
+    env: fixtureEnv(rig.dir, { EVIDENCE_GPG_KEY: 'OTHERKEY' }),
+  });
+  assert.equal(explicit.code, 0, explicit.stdout + explicit.stderr);
+  assert.deepEqual(await envLog(), ['ops/images/vm/evidence/image-build-evidence.sh EXPOSURE_SIGN=<unset> EVIDENCE_GPG_KEY=OTHERKEY COMPLIANCE_GPG_KEY=<unset>']);
+});
+
 rigTest('DRY_RUN=1 minio.up plans only: the plan branch, the apply chain skipped and shown as skipped', async (rig) => {
   await samakiaRepo(rig.dir);
   const r = await rig.fabric(['run', 'minio.up', 'ENV=samakia-minio', 'DRY_RUN=1', '--dry-run', '--output=json'], { env: fixtureEnv(rig.dir) });
