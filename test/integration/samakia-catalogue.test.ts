@@ -54,7 +54,7 @@ rigTest('fabric list over the whole catalogue loads neither zx, listr2 nor ajv',
 }`;
   await writeFile(rig.path('hooks.mjs'), hook);
   await writeFile(rig.path('register.mjs'), `import { register } from 'node:module';\nregister(${JSON.stringify('file://' + rig.path('hooks.mjs'))});\n`);
-  const env = { ...process.env, ...fixtureEnv(rig.dir), CI: '' };
+  const env: Record<string, string | undefined> = { ...process.env, ...fixtureEnv(rig.dir), CI: '' };
   for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
   const r = spawnSync(process.execPath, ['--import', rig.path('register.mjs'), FABRIC_BIN, 'list'], { cwd: rig.dir, env: env as NodeJS.ProcessEnv, encoding: 'utf8', timeout: 60_000 });
   assert.equal(r.status, 0, r.stdout + r.stderr);
