@@ -2,7 +2,6 @@
  * Analysis: task definitions + selection + variables → a resolved, validated Graph, or every problem
  * found (never just the first). Nothing here runs a process or touches the terminal.
  */
-import { createHash } from 'node:crypto';
 import { isAbsolute, resolve } from 'node:path';
 import type { Command, DepRef, Effect, ParamCondition, ParamSpec, RunSpec, RunStep, TaskDef } from '../api/types.js';
 import type { Diagnostic, Location, Result } from '../diagnostics/types.js';
@@ -145,8 +144,6 @@ export function matchTargets(pattern: string, names: readonly string[]): string[
   return names.filter((n) => re.test(n));
 }
 
-const short = (v: string): string => createHash('sha256').update(v).digest('hex').slice(0, 8);
-
 interface Pending {
   def: TaskDef;
   explicit: Record<string, string>;
@@ -180,6 +177,7 @@ export function analyze(req: AnalyzeRequest): Result<Graph> {
   const onStack: string[] = [];
   const stackIds: string[] = [];
   const failedKeys = new Set<string>();
+  const idOwner = new Map<NodeId, string>();
 
   const resolveDefault = (p: ParamSpec): string | undefined => {
     if (typeof p.default === 'function') {
@@ -249,8 +247,11 @@ export function analyze(req: AnalyzeRequest): Result<Graph> {
     if (failedKeys.has(key)) return undefined;
     const display = pnames
       .filter((k) => params[k] !== defaults[k])
-      .map((k) => `${k}=${spec.params?.[k]?.secret ? `<secret:${short(params[k]!)}>` : params[k]}`);
-    const id: NodeId = display.length ? `${def.name}[${display.join(',')}]` : def.name;
+      .map((k) => `${k}=${spec.params?.[k]?.secret ? '<secret>' : params[k]}`);
+    // Secret values never appear in ids (not even hashed); nodes that differ only in a secret are numbered.
+    let id: NodeId = display.length ? `${def.name}[${display.join(',')}]` : def.name;
+    for (let n = 2; idOwner.has(id) && idOwner.get(id) !== key; n++) id = `${def.name}[${display.join(',')}]#${n}`;
+    idOwner.set(id, key);
     const cyc = onStack.indexOf(key);
     if (cyc !== -1) {
       const path = [...stackIds.slice(cyc), id];

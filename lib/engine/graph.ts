@@ -5,6 +5,7 @@
 import type { Command, Effect, TaskDef, TaskFunction } from '../api/types.js';
 import type { Guard, CiMutationAllowance } from '../guards/types.js';
 import type { NodeId, PlannedNode } from './events.js';
+import { REDACTED, redactText } from '../util/redact.js';
 
 export type ResolvedStep =
   | {
@@ -77,11 +78,16 @@ export interface Graph {
   readonly order: readonly NodeId[];
 }
 
+/** The node as planned: what plans, `run-start` events and plan digests show. Secret values never appear. */
 export function toPlanned(node: Node): PlannedNode {
+  const params =
+    node.secrets.length === 0
+      ? node.params
+      : Object.fromEntries(Object.entries(node.params).map(([k, v]) => [k, node.secrets.includes(v) ? REDACTED : redactText(v, node.secrets)]));
   return {
     id: node.id,
     task: node.task.name,
-    params: node.params,
+    params,
     effect: node.effect,
     deps: node.deps,
     commands: node.steps.map((s) => s.display),

@@ -6,8 +6,7 @@
 import type { CacheLookup, CacheProvider } from '../cache/types.js';
 import type { GuardDecision, GuardFacts } from '../guards/types.js';
 import { evaluateGuards } from '../guards/evaluate.js';
-import { REDACTED, redactText } from '../util/redact.js';
-import type { FabricEvent, Failure, NodeId, PlannedNode } from './events.js';
+import type { FabricEvent, Failure, NodeId } from './events.js';
 import type { Graph, Node } from './graph.js';
 import { plannedNodes } from './plan.js';
 import { runAttempt, type ExecDeps } from './sched-exec.js';
@@ -68,7 +67,7 @@ export async function runGraph(opts: RunGraphOptions): Promise<RunOutcome> {
     return { ok, interrupted, denied, statuses };
   };
 
-  emit({ type: 'run-start', runId: opts.runId, targets: graph.targets, nodes: redactedPlan(graph), ci: opts.ci, dryRun: opts.dryRun, at: now() });
+  emit({ type: 'run-start', runId: opts.runId, targets: graph.targets, nodes: plannedNodes(graph), ci: opts.ci, dryRun: opts.dryRun, at: now() });
 
   // Guards, for the whole selection, before anything starts; each decision is emitted as soon as it is
   // made (a confirm guard may be prompting). An evaluator that throws denies (fail closed).
@@ -96,16 +95,6 @@ export async function runGraph(opts: RunGraphOptions): Promise<RunOutcome> {
   const interrupted = await sched.run();
   const ok = !interrupted && graph.order.every((id) => statuses.get(id) === 'ok' || statuses.get(id) === 'cached');
   return end(ok, interrupted, false);
-}
-
-/** The plan with secret param values replaced (commands are already redacted by the analyzer). */
-function redactedPlan(graph: Graph): PlannedNode[] {
-  return plannedNodes(graph).map((p) => {
-    const secrets = graph.nodes.get(p.id)?.secrets ?? [];
-    if (secrets.length === 0) return p;
-    const params = Object.fromEntries(Object.entries(p.params).map(([k, v]) => [k, secrets.includes(v) ? REDACTED : redactText(v, secrets)]));
-    return { ...p, params };
-  });
 }
 
 type GateState = { readonly state: 'pass' | 'warn' | 'fail'; readonly open: boolean; readonly detail: string };

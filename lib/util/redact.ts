@@ -21,26 +21,33 @@ export function redactText(text: string, secrets: readonly string[]): string {
 
 export class StreamRedactor {
   private readonly secrets: string[];
-  private readonly hold: number;
   private pending = '';
   constructor(secrets: readonly string[]) {
     this.secrets = usable(secrets);
-    this.hold = this.secrets.reduce((m, s) => Math.max(m, s.length - 1), 0);
   }
-  /** Returns the text that is safe to emit now. */
+  /**
+   * Returns the text that is safe to emit now. Only a tail that could be the start of a secret is held
+   * back, so a line that ends in anything else goes out at once.
+   */
   push(chunk: string): string {
     if (this.secrets.length === 0) return chunk;
     const text = redactText(this.pending + chunk, this.secrets);
-    if (text.length <= this.hold) {
-      this.pending = text;
-      return '';
+    const hold = this.heldTail(text);
+    this.pending = text.slice(text.length - hold);
+    return text.slice(0, text.length - hold);
+  }
+  /** Length of the longest suffix of `text` that is a proper prefix of some secret. */
+  private heldTail(text: string): number {
+    let best = 0;
+    for (const s of this.secrets) {
+      for (let n = Math.min(s.length - 1, text.length); n > best; n--) {
+        if (text.endsWith(s.slice(0, n))) {
+          best = n;
+          break;
+        }
+      }
     }
-    // Never cut inside a [REDACTED] marker we just produced; hold back a possible secret prefix.
-    let cut = text.length - this.hold;
-    const marker = text.lastIndexOf(REDACTED, cut);
-    if (marker !== -1 && marker + REDACTED.length > cut) cut = marker + REDACTED.length;
-    this.pending = text.slice(cut);
-    return text.slice(0, cut);
+    return best;
   }
   /** Flushes what is held back (end of stream). */
   end(): string {

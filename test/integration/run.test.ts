@@ -3,6 +3,7 @@ import * as assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fixture, rigTest, test, type Rig } from '../helpers/rig.js';
 import { processAlive } from '../../lib/engine/spawn.js';
+import type { FabricEvent } from '../../lib/engine/events.js';
 
 const node = process.execPath;
 const FF = (body: string) => `import { task } from 'fabric';\nconst NODE = ${JSON.stringify(node)};\nconst fx = (n: string) => ${JSON.stringify(fixture('') + '/')} + n;\n${body}\n`;
@@ -80,18 +81,30 @@ rigTest('a failure: dependents never start, exit 1; --keep-going runs what is no
   await rig.write({
     'fabricfile.ts': FF(`
 task('bad', { effect: 'read-only', run: [[NODE, fx('exit.mjs'), '3', 'boom']] });
-task('slow', { effect: 'read-only', run: [[NODE, fx('stamp.mjs'), 'slow.log', 'slow', '300']] });
+task('slow', { effect: 'read-only', run: [[NODE, fx('wait-for.mjs'), '.release-slow']] });
 task('after-slow', { effect: 'read-only', deps: ['slow'], run: [[NODE, fx('count.mjs'), 'after.log', 'after-slow']] });
 task('needs-bad', { effect: 'read-only', deps: ['bad'], run: [[NODE, fx('count.mjs'), 'needs.log', 'needs-bad']] });
 task('all', { effect: 'read-only', deps: ['bad', 'after-slow', 'needs-bad'] });`),
   });
-  const ff = await rig.fabric(['run', 'all', '-j2', '--output=json', '--no-evidence']);
+  // `slow` ends only once `bad` has failed (seen in the streamed event log), so nothing races.
+  const releaseAfterFailure = async () => {
+    await waitFor(rig, 'events.ndjson', 1);
+    for (;;) {
+      const text = readFileSync(rig.path('events.ndjson'), 'utf8');
+      if (/"type":"task-failure","node":"bad"/.test(text)) break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    await rig.release('slow');
+  };
+  const [ff] = await Promise.all([rig.fabric(['run', 'all', '-j2', '--output=plain', '--events', 'events.ndjson', '--no-evidence']), releaseAfterFailure()]);
+  ff.events.push(...readFileSync(rig.path('events.ndjson'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as FabricEvent));
   assert.equal(ff.code, 1);
   const fail = ff.events.find((e) => e.type === 'task-failure' && e.node === 'bad');
   assert.ok(fail && fail.type === 'task-failure' && fail.failure.reason === 'exit-non-zero' && fail.failure.status === 3);
   assert.ok(ff.brief().includes('task-failure needs-bad dependency-failed'));
   assert.ok(!rig.exists('needs.log'));
   assert.ok(!rig.exists('after.log'), 'fail-fast: nothing new starts after the failure');
+  await rig.release('slow');
   const kg = await rig.fabric(['run', 'all', '-j2', '--keep-going', '--output=json', '--no-evidence']);
   assert.equal(kg.code, 1);
   assert.equal((await rig.read('after.log')).trim(), 'after-slow');

@@ -166,4 +166,14 @@ timedTest('templates: quoting and durations', () => {
   assert.equal(parseDuration('soon'), undefined);
 });
 
+timedTest('secret param values never appear in node ids; nodes differing only in a secret are numbered', () => {
+  const tasks = [
+    def('use', { params: { TOKEN: { secret: true, required: true } } }),
+    def('both', { deps: [{ task: 'use', params: { TOKEN: 'first-secret' } }, { task: 'use', params: { TOKEN: 'second-secret' } }] }),
+  ];
+  const g = ok(run(tasks, ['both']));
+  assert.deepEqual(g.nodes.get('both')!.deps, ['use[TOKEN=<secret>]', 'use[TOKEN=<secret>]#2']);
+  for (const id of g.nodes.keys()) assert.ok(!id.includes('first') && !id.includes('second'), id);
+});
+
 test.run();
