@@ -582,6 +582,20 @@ EOF`),
   'app.clean': steps(B('rm -f "\${SRC%.cc}.o" "$EXEC"')),
 };
 
+/** Runtime values of a recipe that fabric computes once per run as a param (the shell variable it replaced). */
+const RUNTIME_VALUES = {
+  'phase3.part2.accept': { '<gameday_id>': '{{GAMEDAY_ID}}' },
+};
+
+/**
+ * Recipes whose sub-makes must run in order (tasks/_chains.ts): the target passes CHAIN (and `pass`) on
+ * every edge; the members declare CHAIN and their "runs after" edges.
+ */
+const CHAINED = {
+  'phase3.part2.accept': { pass: { GAMEDAY_ID: '{{GAMEDAY_ID}}' } },
+};
+const CHAIN_MEMBERS = new Set(['gameday.evidence', 'gameday.vip.failover.dry', 'gameday.service.restart.dry', 'gameday.postcheck']);
+
 /** Params added by hand (with their spec expression) for RUN overrides or guards. */
 const EXTRA_PARAMS = {
   'compliance.verify': { SNAPSHOT_DIR: 'opt()' },
@@ -774,7 +788,8 @@ export function convert(t) {
           break;
         case 'make': {
           const params = {};
-          for (const [k, v] of Object.entries({ ...s.envPrefix, ...s.vars })) params[k] = templ(v, ctx);
+          const runtime = RUNTIME_VALUES[t.name] ?? {};
+          for (const [k, v] of Object.entries({ ...s.envPrefix, ...s.vars })) params[k] = templ(runtime[v] ?? v, ctx);
           let when;
           if (s.conditional) {
             const c = paramCondition(s.conditional);
@@ -865,6 +880,7 @@ export function convert(t) {
 
 function paramSpec(name, t) {
   if (SHARED_PARAMS.has(name)) return `P.${name}`;
+  if (name === 'CHAIN') return 'CHAIN';
   if (name === 'EVIDENCE_SIGN' || name === 'EVIDENCE_SIGN_KEY') return `SIGNING_PARAMS.${name}`;
   if (SECRET_PARAMS.has(name)) return 'secret()';
   const p = t.params.find((x) => x.name === name);
@@ -919,10 +935,8 @@ export function emitTask(t) {
       deps.push({ task: fd.producer, params: fd.params, when, fileDep: true });
     }
   }
-  // gameday id computed once (the recipe's shell variable)
-  if (t.name === 'phase3.part2.accept') {
-    for (const d of deps) for (const [k, v] of Object.entries(d.params ?? {})) if (v === '<gameday_id>') d.params[k] = '{{GAMEDAY_ID}}';
-  }
+  if (CHAINED[t.name]) for (const d of deps) d.params = { ...CHAINED[t.name].pass, ...d.params, CHAIN: t.name };
+  if (CHAIN_MEMBERS.has(t.name)) params.add('CHAIN');
 
   const env = new Set(['RUNNER_MODE', 'CI', 'GITHUB_ACTIONS', ...(t.envReads ?? []), ...(t.envConsumedByScripts ?? []), ...c.ctx.envVars]);
   for (const p of params) env.delete(p);
@@ -943,9 +957,10 @@ export function emitTask(t) {
   lines.push(`  cache: false,`);
   if (inputs.length) lines.push(`  inputs: ${JSON.stringify(inputs)},`);
   if (OUTPUTS[t.name]) lines.push(`  outputs: ${JSON.stringify(OUTPUTS[t.name])},`);
-  if (deps.length) {
+  if (deps.length || CHAIN_MEMBERS.has(t.name)) {
     lines.push(`  deps: [`);
     for (const d of deps) lines.push(`    ${depTs(d)},${d.fileDep ? ' // file dependency (README), made explicit' : ''}`);
+    if (CHAIN_MEMBERS.has(t.name)) lines.push(`    ...chainDeps(${jsStr(t.name)}),`);
     lines.push(`  ],`);
   }
   const scriptMakes = t.deps.filter((d) => d.kind === 'script-make');
@@ -1016,6 +1031,7 @@ function emitFile(group, targets) {
     '// `node scripts/gen-catalogue.mjs`; to hand-finish this file, delete the first line (the generator then leaves it alone).',
     `import { ${[...used].join(', ')} } from 'fabric';`,
     `import { SECTION } from './_sections.js';`,
+    ...(body.includes('chainDeps(') ? [`import { CHAIN, chainDeps } from './_chains.js';`] : []),
     `import { ${support.join(', ')} } from './_support.js';`,
     '',
   ];

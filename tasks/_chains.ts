@@ -56,6 +56,13 @@ const AFTER: Readonly<Record<string, readonly (readonly [string, Step])[]>> = {
     ['shared.obs.accept', { task: 'shared.ansible.apply' }],
   ],
   'postgres.internal.apply': [['postgres.internal.ansible.apply', { task: 'postgres.internal.apply:bootstrap' }]],
+  // The GameDay dry run of phase 3 part 2: baseline evidence, the two dry-run drills, then the post-check against the baseline.
+  'phase3.part2.accept': [
+    ['gameday.evidence', { task: 'gameday.precheck' }],
+    ['gameday.vip.failover.dry', { task: 'gameday.evidence' }],
+    ['gameday.service.restart.dry', { task: 'gameday.vip.failover.dry' }],
+    ['gameday.postcheck', { task: 'gameday.service.restart.dry' }],
+  ],
   // minio.failure.sim re-runs its acceptance checks after the simulated edge failure.
   'minio.failure.sim:after': [
     ['minio.sdn.accept', { task: 'minio.failure.sim:simulate' }],

@@ -3,6 +3,7 @@
 // `node scripts/gen-catalogue.mjs`; to hand-finish this file, delete the first line (the generator then leaves it alone).
 import { task } from 'fabric';
 import { SECTION } from './_sections.js';
+import { CHAIN, chainDeps } from './_chains.js';
 import { P, opt, dflt, script, scriptsPresent } from './_support.js';
 task("gameday.precheck", {
   description: "GameDay precheck",
@@ -27,11 +28,15 @@ task("gameday.evidence", {
   effect: 'mutating',
   params: {
     FABRIC_REPO_ROOT: P.FABRIC_REPO_ROOT,
+    CHAIN: CHAIN,
     GAMEDAY_ID: opt(),
   },
   env: ["CI", "GITHUB_ACTIONS", "HA_SSH_USER", "INTERACTIVE", "OBS_CA_SRC", "PM_API_TOKEN_ID", "PM_API_TOKEN_SECRET", "PM_API_URL", "RUNNER_MODE"],
   cwd: '{{FABRIC_REPO_ROOT}}',
   cache: false,
+  deps: [
+    ...chainDeps("gameday.evidence"),
+  ],
   guards: [
     scriptsPresent(["ops/scripts/gameday/gameday-evidence.sh"]),
   ],
@@ -44,11 +49,15 @@ task("gameday.vip.failover.dry", {
   effect: 'read-only',
   params: {
     FABRIC_REPO_ROOT: P.FABRIC_REPO_ROOT,
+    CHAIN: CHAIN,
     VIP_GROUP: dflt("minio"),
   },
   env: ["CI", "GAMEDAY_EXECUTE", "GAMEDAY_SSH_USER", "GITHUB_ACTIONS", "INTERACTIVE", "RUNNER_MODE"],
   cwd: '{{FABRIC_REPO_ROOT}}',
   cache: false,
+  deps: [
+    ...chainDeps("gameday.vip.failover.dry"),
+  ],
   guards: [
     scriptsPresent(["ops/scripts/gameday/gameday-vip-failover.sh"]),
   ],
@@ -61,6 +70,7 @@ task("gameday.service.restart.dry", {
   effect: 'read-only',
   params: {
     FABRIC_REPO_ROOT: P.FABRIC_REPO_ROOT,
+    CHAIN: CHAIN,
     CHECK_URL: dflt("https://192.168.11.122:3000/"),
     SERVICE: dflt("keepalived"),
     TARGET: dflt("192.168.11.111"),
@@ -68,6 +78,9 @@ task("gameday.service.restart.dry", {
   env: ["CI", "GAMEDAY_EXECUTE", "GAMEDAY_SSH_USER", "GITHUB_ACTIONS", "INTERACTIVE", "OBS_CA_SRC", "RUNNER_MODE"],
   cwd: '{{FABRIC_REPO_ROOT}}',
   cache: false,
+  deps: [
+    ...chainDeps("gameday.service.restart.dry"),
+  ],
   guards: [
     scriptsPresent(["ops/scripts/gameday/gameday-service-restart.sh"]),
   ],
@@ -80,12 +93,16 @@ task("gameday.postcheck", {
   effect: 'mutating',
   params: {
     FABRIC_REPO_ROOT: P.FABRIC_REPO_ROOT,
+    CHAIN: CHAIN,
     GAMEDAY_ID: opt(),
   },
   env: ["CI", "GITHUB_ACTIONS", "HA_SSH_USER", "INTERACTIVE", "OBS_CA_SRC", "PM_API_TOKEN_ID", "PM_API_TOKEN_SECRET", "PM_API_URL", "RUNNER_MODE"],
   cwd: '{{FABRIC_REPO_ROOT}}',
   cache: false,
   inputs: ["artifacts/gameday/**"],
+  deps: [
+    ...chainDeps("gameday.postcheck"),
+  ],
   guards: [
     scriptsPresent(["ops/scripts/gameday/gameday-postcheck.sh"]),
   ],

@@ -77,9 +77,11 @@ task("phase3.part2.accept", {
   cwd: '{{FABRIC_REPO_ROOT}}',
   cache: false,
   deps: [
-    "gameday.precheck",
-    { task: "gameday.vip.failover.dry", params: { VIP_GROUP: "{{VIP_GROUP}}" } },
-    { task: "gameday.service.restart.dry", params: { SERVICE: "{{SERVICE}}", TARGET: "{{TARGET}}", CHECK_URL: "{{CHECK_URL}}" } },
+    { task: "gameday.precheck", params: { GAMEDAY_ID: "{{GAMEDAY_ID}}", CHAIN: "phase3.part2.accept" } },
+    { task: "gameday.evidence", params: { GAMEDAY_ID: "{{GAMEDAY_ID}}", CHAIN: "phase3.part2.accept" } },
+    { task: "gameday.vip.failover.dry", params: { GAMEDAY_ID: "{{GAMEDAY_ID}}", VIP_GROUP: "{{VIP_GROUP}}", CHAIN: "phase3.part2.accept" } },
+    { task: "gameday.service.restart.dry", params: { GAMEDAY_ID: "{{GAMEDAY_ID}}", SERVICE: "{{SERVICE}}", TARGET: "{{TARGET}}", CHECK_URL: "{{CHECK_URL}}", CHAIN: "phase3.part2.accept" } },
+    { task: "gameday.postcheck", params: { GAMEDAY_ID: "{{GAMEDAY_ID}}", CHAIN: "phase3.part2.accept" } },
   ],
   guards: [
     scriptsPresent(["fabric-ci/scripts/lint.sh","fabric-ci/scripts/validate.sh"]),

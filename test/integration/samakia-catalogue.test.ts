@@ -214,6 +214,13 @@ rigTest('README file dependencies are edges: bindings.render before exposure.pla
   assert.ok(reaches(g, nodeOf(g, 'docs.cookbook.lint'), nodeOf(g, 'docs.operator.check')));
   assert.ok(reaches(g, nodeOf(g, 'consumers.bundle.check'), nodeOf(g, 'consumers.bundle')));
   assert.ok(reaches(g, nodeOf(g, 'milestone.phase1-12.lock'), nodeOf(g, 'milestone.phase1-12.verify')));
+  // phase3.part2.accept's GameDay: baseline evidence, drills, then the post-check, one GameDay id for all.
+  const gd = await graphJson(rig, ['phase3.part2.accept']);
+  const steps = ['gameday.precheck', 'gameday.evidence', 'gameday.vip.failover.dry', 'gameday.service.restart.dry', 'gameday.postcheck'].map((t) => nodeOf(gd, t));
+  for (let i = 1; i < steps.length; i++) assert.ok(reaches(gd, steps[i]!, steps[i - 1]!), `${steps[i]} after ${steps[i - 1]}`);
+  const ids = new Set(gd.nodes.filter((n) => n.params['GAMEDAY_ID'] !== undefined).map((n) => n.params['GAMEDAY_ID']));
+  assert.equal(ids.size, 1, `one GameDay id: ${[...ids].join(', ')}`);
+  assert.match([...ids][0]!, /^phase3-part2-\d{8}T\d{6}Z$/);
 });
 
 rigTest('fabric run minio.up ENV=samakia-minio --dry-run prints the whole plan and runs nothing', async (rig) => {
