@@ -111,6 +111,7 @@ task("ai.index.offline", {
   guards: [
     scriptsPresent(["ops/ai/indexer/indexer.sh"]),
   ],
+  ci: { param: 'TENANT', allow: ['platform'], reason: 'pr-validate: offline indexing plan of the platform docs (evidence only)' },
   run: script("ops/ai/indexer/indexer.sh", ["index", "--tenant", "{{TENANT}}", "--source", "{{SOURCE}}", "--offline"], { env: { TENANT: "{{TENANT}}", SOURCE: "{{SOURCE}}" }, sign: ["EVIDENCE_GPG_KEY"] }),
 });
 

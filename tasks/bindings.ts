@@ -40,6 +40,7 @@ task("bindings.render", {
   guards: [
     scriptsPresent(["ops/bindings/render/render-connection-manifest.sh"]),
   ],
+  ci: { param: 'TENANT', allow: ['all'], reason: 'pr-validate: rendered binding manifests (needed by bindings.verify.offline) for all tenants (git-ignored evidence in the workspace only)' },
   run: script("ops/bindings/render/render-connection-manifest.sh", [], { env: { TENANT: "{{TENANT}}", WORKLOAD: "{{WORKLOAD}}" } }),
 });
 
@@ -236,6 +237,7 @@ task("bindings.verify.offline", {
   guards: [
     scriptsPresent(["ops/bindings/verify/verify.sh"]),
   ],
+  ci: { param: 'TENANT', allow: ['all'], reason: 'pr-validate: offline binding verification for all tenants (git-ignored evidence in the workspace only)' },
   run: script("ops/bindings/verify/verify.sh", [], { env: { TENANT: "{{TENANT}}", WORKLOAD: "{{WORKLOAD}}", VERIFY_MODE: "offline", BIND_SECRETS_BACKEND: "{{BIND_SECRETS_BACKEND}}", BINDINGS_ARTIFACT_ROOT: "{{BINDINGS_ARTIFACT_ROOT}}" } }),
 });
 

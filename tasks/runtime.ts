@@ -29,6 +29,7 @@ task("runtime.evaluate", {
     paramNonEmpty('TENANT', { message: "TENANT is required (use TENANT=all for all tenants)" }),
     paramNotEquals('RUNTIME_LIVE', '1', { message: 'live runtime evaluation is not allowed' }),
   ],
+  ci: { param: 'TENANT', allow: ['all'], reason: 'pr-validate: runtime evaluation for all tenants (git-ignored evidence in the workspace only)' },
   run: script("ops/runtime/evaluate.sh", [], { env: { FABRIC_REPO_ROOT: "{{FABRIC_REPO_ROOT}}", TENANT: "{{TENANT}}", WORKLOAD: "{{WORKLOAD}}", RUNTIME_EVIDENCE_ROOT: "{{RUNTIME_EVIDENCE_ROOT}}", RUNTIME_STATUS_ROOT: "{{RUNTIME_STATUS_ROOT}}", DRIFT_EVIDENCE_ROOT: "{{DRIFT_EVIDENCE_ROOT}}", VERIFY_EVIDENCE_ROOT: "{{VERIFY_EVIDENCE_ROOT}}", TENANT_EVIDENCE_ROOT: "{{TENANT_EVIDENCE_ROOT}}", METRICS_SOURCE_DIR: "{{METRICS_SOURCE_DIR}}", METRICS_SOURCE: "{{METRICS_SOURCE}}" } }),
 });
 

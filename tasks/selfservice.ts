@@ -3,7 +3,7 @@
 // `node scripts/gen-catalogue.mjs`; to hand-finish this file, delete the first line (the generator then leaves it alone).
 import { task, ciRefuse } from 'fabric';
 import { SECTION } from './_sections.js';
-import { P, opt, script, scriptsPresent } from './_support.js';
+import { P, opt, script, scriptsPresent, SIGNING_PARAMS } from './_support.js';
 task("selfservice.submit", {
   description: "Copies a self-service proposal FILE into selfservice/inbox",
   section: SECTION.selfServiceProposalsPhase15Part1,
@@ -50,11 +50,13 @@ task("selfservice.plan", {
   effect: 'mutating',
   params: {
     FABRIC_REPO_ROOT: P.FABRIC_REPO_ROOT,
+    EVIDENCE_SIGN: SIGNING_PARAMS.EVIDENCE_SIGN,
+    EVIDENCE_SIGN_KEY: SIGNING_PARAMS.EVIDENCE_SIGN_KEY,
     FILE: opt(),
     PROPOSAL_ID: opt(),
     TENANT: opt(),
   },
-  env: ["BINDING_COMMAND", "BINDING_MANIFEST", "BINDING_STATUS", "CHANGE_WINDOW_END", "CHANGE_WINDOW_START", "CI", "DECISION_FILE", "DECISION_OUT", "DECISION_PATH", "ENV", "ENV_NAME", "EVIDENCE_DIR", "EVIDENCE_SIGN", "EVIDENCE_SIGN_KEY", "EVIDENCE_STAMP", "EXPECT_DENY", "EXPOSURE_BUILD_ID", "EXPOSURE_RESULTS_FILE", "EXPOSURE_SIGN", "EXPOSURE_STAMP", "GITHUB_ACTIONS", "INTERACTIVE", "NF", "OUTPUT_PATH", "OUT_PATH", "PLAN_OUT", "PLAN_PATH", "POLICY_FILE", "PROPOSAL_PATH", "PROVIDERS", "RUNNER_MODE", "SCHEMA_FILE", "SCHEMA_PATH", "SKIP_VALIDATE", "TENANT_DIR", "VALIDATION_OUT", "VARIANTS", "WORKLOAD"],
+  env: ["BINDING_COMMAND", "BINDING_MANIFEST", "BINDING_STATUS", "CHANGE_WINDOW_END", "CHANGE_WINDOW_START", "CI", "DECISION_FILE", "DECISION_OUT", "DECISION_PATH", "ENV", "ENV_NAME", "EVIDENCE_DIR", "EVIDENCE_STAMP", "EXPECT_DENY", "EXPOSURE_BUILD_ID", "EXPOSURE_RESULTS_FILE", "EXPOSURE_SIGN", "EXPOSURE_STAMP", "GITHUB_ACTIONS", "INTERACTIVE", "NF", "OUTPUT_PATH", "OUT_PATH", "PLAN_OUT", "PLAN_PATH", "POLICY_FILE", "PROPOSAL_PATH", "PROVIDERS", "RUNNER_MODE", "SCHEMA_FILE", "SCHEMA_PATH", "SKIP_VALIDATE", "TENANT_DIR", "VALIDATION_OUT", "VARIANTS", "WORKLOAD"],
   cwd: '{{FABRIC_REPO_ROOT}}',
   cache: false,
   inputs: ["artifacts/bindings/**","selfservice/inbox/**"],
@@ -65,7 +67,7 @@ task("selfservice.plan", {
   guards: [
     scriptsPresent(["ops/selfservice/plan.sh"]),
   ],
-  run: script("ops/selfservice/plan.sh", [], { env: { PROPOSAL_ID: "{{PROPOSAL_ID}}", FILE: "{{FILE}}" } }),
+  run: script("ops/selfservice/plan.sh", [], { env: { PROPOSAL_ID: "{{PROPOSAL_ID}}", FILE: "{{FILE}}" }, sign: ["EXPOSURE_SIGN"] }),
 });
 
 task("selfservice.review", {
@@ -74,11 +76,13 @@ task("selfservice.review", {
   effect: 'mutating',
   params: {
     FABRIC_REPO_ROOT: P.FABRIC_REPO_ROOT,
+    EVIDENCE_SIGN: SIGNING_PARAMS.EVIDENCE_SIGN,
+    EVIDENCE_SIGN_KEY: SIGNING_PARAMS.EVIDENCE_SIGN_KEY,
     FILE: opt(),
     PROPOSAL_ID: opt(),
     TENANT: opt(),
   },
-  env: ["BINDING_COMMAND", "BINDING_MANIFEST", "BINDING_STATUS", "CHANGE_WINDOW_END", "CHANGE_WINDOW_START", "CI", "DECISION_FILE", "DECISION_OUT", "DECISION_PATH", "ENV", "ENV_NAME", "EVIDENCE_DIR", "EVIDENCE_SIGN", "EVIDENCE_SIGN_KEY", "EVIDENCE_STAMP", "EXPECT_DENY", "EXPOSURE_BUILD_ID", "EXPOSURE_RESULTS_FILE", "EXPOSURE_SIGN", "EXPOSURE_STAMP", "GITHUB_ACTIONS", "INTERACTIVE", "NF", "OUTPUT_PATH", "OUT_DIR", "OUT_PATH", "PLAN_OUT", "PLAN_PATH", "POLICY_FILE", "PROPOSAL_PATH", "PROVIDERS", "RUNNER_MODE", "SCHEMA_FILE", "SCHEMA_PATH", "SKIP_VALIDATE", "TENANT_DIR", "VALIDATION_OUT", "VARIANTS", "WORKLOAD"],
+  env: ["BINDING_COMMAND", "BINDING_MANIFEST", "BINDING_STATUS", "CHANGE_WINDOW_END", "CHANGE_WINDOW_START", "CI", "DECISION_FILE", "DECISION_OUT", "DECISION_PATH", "ENV", "ENV_NAME", "EVIDENCE_DIR", "EVIDENCE_STAMP", "EXPECT_DENY", "EXPOSURE_BUILD_ID", "EXPOSURE_RESULTS_FILE", "EXPOSURE_SIGN", "EXPOSURE_STAMP", "GITHUB_ACTIONS", "INTERACTIVE", "NF", "OUTPUT_PATH", "OUT_DIR", "OUT_PATH", "PLAN_OUT", "PLAN_PATH", "POLICY_FILE", "PROPOSAL_PATH", "PROVIDERS", "RUNNER_MODE", "SCHEMA_FILE", "SCHEMA_PATH", "SKIP_VALIDATE", "TENANT_DIR", "VALIDATION_OUT", "VARIANTS", "WORKLOAD"],
   cwd: '{{FABRIC_REPO_ROOT}}',
   cache: false,
   inputs: ["artifacts/bindings/**","selfservice/inbox/**"],
@@ -89,5 +93,5 @@ task("selfservice.review", {
   guards: [
     scriptsPresent(["ops/selfservice/review.sh"]),
   ],
-  run: script("ops/selfservice/review.sh", [], { env: { PROPOSAL_ID: "{{PROPOSAL_ID}}", FILE: "{{FILE}}" } }),
+  run: script("ops/selfservice/review.sh", [], { env: { PROPOSAL_ID: "{{PROPOSAL_ID}}", FILE: "{{FILE}}" }, sign: ["EXPOSURE_SIGN"] }),
 });

@@ -23,6 +23,7 @@ task("slo.ingest.offline", {
     scriptsPresent(["ops/slo/ingest.sh"]),
     paramNonEmpty('TENANT', { message: "TENANT is required (use TENANT=all for all SLO contracts)" }),
   ],
+  ci: { param: 'TENANT', allow: ['all'], reason: 'pr-validate: offline SLO ingestion for all tenants (git-ignored evidence in the workspace only)' },
   run: script("ops/slo/ingest.sh", [], { env: { FABRIC_REPO_ROOT: "{{FABRIC_REPO_ROOT}}", TENANT: "{{TENANT}}", WORKLOAD: "{{WORKLOAD}}", SLO_LIVE: "0", SLO_METRICS_ROOT: "{{SLO_METRICS_ROOT}}", FIXTURES_ROOT: "{{FIXTURES_ROOT}}", OBSERVATION_PATH: "{{OBSERVATION_PATH}}" } }),
 });
 
@@ -77,6 +78,7 @@ task("slo.evaluate", {
     scriptsPresent(["ops/slo/evaluate.sh"]),
     paramNonEmpty('TENANT', { message: "TENANT is required (use TENANT=all for all SLO contracts)" }),
   ],
+  ci: { param: 'TENANT', allow: ['all'], reason: 'pr-validate: SLO evaluation for all tenants (git-ignored evidence in the workspace only)' },
   run: script("ops/slo/evaluate.sh", [], { env: { FABRIC_REPO_ROOT: "{{FABRIC_REPO_ROOT}}", TENANT: "{{TENANT}}", WORKLOAD: "{{WORKLOAD}}", SLO_EVIDENCE_ROOT: "{{SLO_EVIDENCE_ROOT}}", SLO_STATUS_ROOT: "{{SLO_STATUS_ROOT}}", SLO_METRICS_ROOT: "{{SLO_METRICS_ROOT}}", OBSERVATION_PATH: "{{OBSERVATION_PATH}}" } }),
 });
 
@@ -97,6 +99,7 @@ task("slo.alerts.generate", {
     scriptsPresent(["ops/slo/alerting/rules-generate.sh","ops/slo/alerting/rules-validate.sh"]),
     paramNonEmpty('TENANT', { message: "TENANT is required (use TENANT=all for all SLO contracts)" }),
   ],
+  ci: { param: 'TENANT', allow: ['all'], reason: 'pr-validate: SLO alert rules for all tenants (git-ignored evidence in the workspace only)' },
   run: [
     script("ops/slo/alerting/rules-generate.sh", [], { env: { FABRIC_REPO_ROOT: "{{FABRIC_REPO_ROOT}}", TENANT: "{{TENANT}}", WORKLOAD: "{{WORKLOAD}}", SLO_ALERTS_ROOT: "{{SLO_ALERTS_ROOT}}" } }),
     script("ops/slo/alerting/rules-validate.sh", [], { env: { FABRIC_REPO_ROOT: "{{FABRIC_REPO_ROOT}}", SLO_ALERTS_ROOT: "{{SLO_ALERTS_ROOT}}" } }),

@@ -219,6 +219,7 @@ task("substrate.observe", {
   guards: [
     scriptsPresent(["ops/substrate/observe/observe.sh"]),
   ],
+  ci: { param: 'TENANT', allow: ['all'], reason: 'pr-validate: substrate observation for all tenants (git-ignored evidence in the workspace only)' },
   run: script("ops/substrate/observe/observe.sh", [], { env: { TENANT: "{{TENANT}}" } }),
 });
 
@@ -236,6 +237,7 @@ task("substrate.observe.compare", {
   guards: [
     scriptsPresent(["ops/substrate/observe/compare.sh"]),
   ],
+  ci: { param: 'TENANT', allow: ['all'], reason: 'pr-validate: substrate drift comparison for all tenants (git-ignored evidence in the workspace only)' },
   run: script("ops/substrate/observe/compare.sh", [], { env: { TENANT: "{{TENANT}}" } }),
 });
 

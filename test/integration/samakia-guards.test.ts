@@ -216,6 +216,12 @@ rigTest('CI mode (CI=true counts): mutating chains are refused with the path; no
   const dev = await dry(rig, ['tf.apply', 'ENV=samakia-dev', 'CONFIRM_APPLY=I_UNDERSTAND_APPLY_IS_MUTATING'], { CI: '1' });
   assert.deepEqual(denials(dev).map((d) => `${d.node}: ${d.decision.reason}`), []);
   assert.equal(dev.code, 0);
+  // pr-validate's TENANT=all evidence steps (and the producers they pull in) run in CI; another tenant does not.
+  const prValidate = ['drift.summary', 'runtime.status', 'bindings.verify.offline', 'slo.alerts.generate', 'substrate.observe.compare'];
+  const all = await dry(rig, [...prValidate, 'TENANT=all', 'DRIFT_OFFLINE=1', 'DRIFT_REQUIRE_SIGN=0'], { CI: '1' });
+  assert.deepEqual(denials(all).map((d) => `${d.node}: ${d.decision.reason}`), []);
+  const one = await dry(rig, ['drift.summary', 'TENANT=canary'], { CI: '1' });
+  assert.ok(denials(one).some((d) => /TENANT "canary" is not allowed for drift.summary in CI/.test(d.decision.reason)));
 });
 
 rigTest('the quorum guard is a gate in the plan; execute flags choose a visible variant', async (rig) => {
