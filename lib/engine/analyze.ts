@@ -11,6 +11,9 @@ import { isSecretName, REDACTED } from '../util/redact.js';
 import type { NodeId } from './events.js';
 import type { Graph, Node, ResolvedStep } from './graph.js';
 import { expand, parseDuration } from './template.js';
+import { conditionHolds, conditionText } from './condition.js';
+
+export { conditionHolds, conditionText };
 
 /** The environment every command gets, whatever the task declares (documented in the README). */
 export const BASE_ENV: readonly string[] = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'TERM', 'LANG', 'LC_ALL', 'LC_CTYPE', 'TZ', 'TMPDIR', 'SSH_AUTH_SOCK'];
@@ -38,21 +41,6 @@ export function taskLocation(def: TaskDef): Location | undefined {
 }
 
 const depName = (d: DepRef): string => (typeof d === 'string' ? d : d.task);
-
-export function conditionText(c: ParamCondition): string {
-  if (c.description) return c.description;
-  if (c.equals !== undefined) return `${c.param} == ${JSON.stringify(c.equals)}`;
-  if (c.notEquals !== undefined) return `${c.param} != ${JSON.stringify(c.notEquals)}`;
-  if (c.oneOf) return `${c.param} in [${c.oneOf.map((v) => JSON.stringify(v)).join(', ')}]`;
-  return `${c.param} is set`;
-}
-
-export function conditionHolds(c: ParamCondition, value: string | undefined): boolean {
-  if (c.equals !== undefined) return value === c.equals;
-  if (c.notEquals !== undefined) return value !== c.notEquals;
-  if (c.oneOf) return value !== undefined && c.oneOf.includes(value);
-  return value !== undefined && value !== '';
-}
 
 /** Checks every definition, selected or not: names, duplicates, deps, params, effects. */
 export function validateDefinitions(tasks: readonly TaskDef[]): Diagnostic[] {

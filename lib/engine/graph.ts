@@ -78,10 +78,14 @@ export interface Graph {
   readonly order: readonly NodeId[];
 }
 
-/** The node as planned: what plans, `run-start` events and plan digests show. Secret values never appear. */
-export function toPlanned(node: Node): PlannedNode {
+/**
+ * The node as planned: what plans and `run-start` events show, with secret param values redacted.
+ * `{ redact: false }` keeps them, for the plan digest only (an approval for one secret value must not
+ * approve another); that form is never printed or written.
+ */
+export function toPlanned(node: Node, opts: { readonly redact?: boolean } = {}): PlannedNode {
   const params =
-    node.secrets.length === 0
+    opts.redact === false || node.secrets.length === 0
       ? node.params
       : Object.fromEntries(Object.entries(node.params).map(([k, v]) => [k, node.secrets.includes(v) ? REDACTED : redactText(v, node.secrets)]));
   return {

@@ -18,6 +18,11 @@ export function plannedNodes(graph: Graph): PlannedNode[] {
   return graph.order.map((id) => toPlanned(graph.nodes.get(id)!));
 }
 
+/** The digest of a graph's plan, computed over the unredacted plan (secret values do count). */
+export function graphDigest(graph: Graph): string {
+  return planDigest(graph.order.map((id) => toPlanned(graph.nodes.get(id)!, { redact: false })), graph.repoRoot);
+}
+
 /**
  * sha256 over the canonical JSON of the planned nodes in topological order, with `cwd` made relative
  * to the repo root so that the same plan in another checkout has the same digest.

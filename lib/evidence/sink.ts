@@ -17,7 +17,7 @@ import { appendFile, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import type { EventSink, FabricEvent, Failure, NodeId } from '../engine/events.js';
 import type { Graph, Node } from '../engine/graph.js';
-import { planDigest, plannedNodes } from '../engine/plan.js';
+import { graphDigest } from '../engine/plan.js';
 import type { GuardDecision } from '../guards/types.js';
 import { DEFAULT_SECRET_PATTERNS, StreamRedactor } from '../util/redact.js';
 import { unreachable } from '../util/unreachable.js';
@@ -592,7 +592,7 @@ class Writer implements EvidenceSink {
     for (const t of g.targets) Object.assign(vars, g.nodes.get(t)?.vars ?? {});
     let digest: string | null = null;
     try {
-      digest = planDigest(plannedNodes(g), g.repoRoot);
+      digest = graphDigest(g);
     } catch {
       digest = null;
     }

@@ -4,7 +4,7 @@
  */
 import { hostname, userInfo } from 'node:os';
 import type { Graph, Node } from '../engine/graph.js';
-import { planDigest as digestOf, plannedNodes } from '../engine/plan.js';
+import { graphDigest } from '../engine/plan.js';
 import { isSecretName } from '../util/redact.js';
 import type { GuardFacts } from './types.js';
 
@@ -51,7 +51,7 @@ function secretParamNames(node: Node): string[] {
 export function makeFactsProvider(input: FactsInput): (node: Node) => GuardFacts {
   const now = input.now ?? new Date();
   const operator = input.operator ?? defaultOperator(input.env);
-  const digest = input.planDigest ?? digestOf(plannedNodes(input.graph), input.graph.repoRoot);
+  const digest = input.planDigest ?? graphDigest(input.graph);
   const selection = input.graph.order.map((id) => {
     const n = input.graph.nodes.get(id)!;
     const secretParams = secretParamNames(n);

@@ -5,6 +5,10 @@
 import type { ParamCondition } from '../api/types.js';
 import { isSecretName } from '../util/redact.js';
 import type { GuardDecision, GuardFacts, GuardOutcome } from './types.js';
+import { conditionHolds } from '../engine/condition.js';
+
+/** Same semantics as dependency conditions in the analyzer (one implementation). */
+export { conditionHolds };
 
 /** Options every param-style guard accepts. */
 export interface MessageOptions {
@@ -73,14 +77,6 @@ export function conditionLabel(c: ParamCondition): string {
   if (c.notEquals !== undefined) return `${c.param}!=${c.notEquals}`;
   if (c.oneOf) return `${c.param} in ${c.oneOf.join('|')}`;
   return `${c.param} is set`;
-}
-
-/** Same semantics as dependency conditions in the analyzer: the first field given decides. */
-export function conditionHolds(c: ParamCondition, value: string | undefined): boolean {
-  if (c.equals !== undefined) return value === c.equals;
-  if (c.notEquals !== undefined) return value !== c.notEquals;
-  if (c.oneOf) return value !== undefined && c.oneOf.includes(value);
-  return value !== undefined && value !== '';
 }
 
 /** Number of non-blank characters (whitespace does not count towards a minimum reason length). */

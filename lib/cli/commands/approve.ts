@@ -7,7 +7,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Graph } from '../../engine/graph.js';
-import { planDigest, plannedNodes } from '../../engine/plan.js';
+import { graphDigest } from '../../engine/plan.js';
 import {
   bindParams,
   generateEd25519,
@@ -54,7 +54,7 @@ export function approvalBody(graph: Graph, input: { gitCommit: string; approver:
       return { id, task: n.task.name, params: bindParams(n.params, secretParams) };
     }),
     gitCommit: input.gitCommit,
-    planDigest: planDigest(plannedNodes(graph), graph.repoRoot),
+    planDigest: graphDigest(graph),
     approver: input.approver,
     reason: input.reason,
     createdAt: isoSeconds(input.now),

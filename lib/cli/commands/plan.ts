@@ -5,7 +5,7 @@
  */
 import type { PlannedNode } from '../../engine/events.js';
 import type { Graph } from '../../engine/graph.js';
-import { planDigest, plannedNodes } from '../../engine/plan.js';
+import { graphDigest, plannedNodes } from '../../engine/plan.js';
 import { REDACTED, redactText } from '../../util/redact.js';
 import { UsageError, flagHelp, parseArgs, type FlagSpec } from '../args.js';
 import type { CommandModule } from '../context.js';
@@ -30,7 +30,7 @@ export interface PlanOutput {
 /** The plan of a graph, with secret param values replaced (the digest is computed on the real plan). */
 export function planOutput(graph: Graph, git: { commit: string | undefined; dirty: boolean | undefined }): PlanOutput {
   const raw = plannedNodes(graph);
-  const digest = planDigest(raw, graph.repoRoot);
+  const digest = graphDigest(graph);
   const secrets = [...new Set([...graph.nodes.values()].flatMap((n) => n.secrets))];
   const nodes = raw.map((p) => {
     const node = graph.nodes.get(p.id)!;

@@ -3,7 +3,7 @@
  * → schedule, with the renderer, the evidence writer and the cache picked here and passed in.
  */
 import type { EventSink } from '../../engine/events.js';
-import { plannedNodes, planDigest } from '../../engine/plan.js';
+import { graphDigest } from '../../engine/plan.js';
 import { runGraph } from '../../engine/run.js';
 import { isCiMode } from '../../guards/ci.js';
 import { defaultOperator, linePrompt, makeFactsProvider } from '../../guards/facts.js';
@@ -62,7 +62,7 @@ Exit codes: 0 ok, 1 a task failed, 2 usage or definition error or refused by a g
     const graph = buildGraph(project, positionals, vars, ctx.env);
     const ci = isCiMode(ctx.env, flags['ci'] === true);
     const git = gitFacts(project.repoRoot);
-    const digest = planDigest(plannedNodes(graph), project.repoRoot);
+    const digest = graphDigest(graph);
     const op = defaultOperator(ctx.env);
     const { newRunId } = await import('../../evidence/run-id.js');
     const runId = newRunId();
