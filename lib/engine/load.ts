@@ -151,6 +151,10 @@ export async function loadFabricfile(opts: LoadOptions): Promise<readonly TaskDe
     throw new DiagnosticsError([{ severity: 'error', code: 'no-fabricfile', message: `cannot read fabricfile ${opts.fabricfile}` }]);
   }
   const bundle = warmBundle(opts) ?? (await coldBundle(opts));
+  // fabric's API module (what the bundle's `import 'fabric'` resolves to) is loaded first, while
+  // source maps are still off: Node would otherwise read and parse the source maps of fabric's own
+  // dist files, which no user-facing location needs (registry.ts skips fabric's frames anyway).
+  await import(pathToFileURL(opts.apiModule).href).catch(() => undefined);
   // Stack traces and call sites of tasks map back to the TypeScript sources.
   process.setSourceMapsEnabled(true);
   resetRegistry();
