@@ -43,7 +43,9 @@ function hasPackageKey(dir: string): boolean {
 async function readConfigFile(dir: string): Promise<{ file: string; raw: Raw } | undefined> {
   if (!CONFIG_FILES.some((f) => existsSync(join(dir, f))) && !hasPackageKey(dir)) return undefined;
   const { cosmiconfig } = await import('cosmiconfig');
-  const explorer = cosmiconfig('fabric', { searchPlaces: ['package.json', ...CONFIG_FILES], searchStrategy: 'none' });
+  // A TypeScript config is compiled with esbuild (a runtime dependency), not with cosmiconfig's loader,
+  // which needs the typescript package, often absent where fabric is installed.
+  const explorer = cosmiconfig('fabric', { searchPlaces: ['package.json', ...CONFIG_FILES], searchStrategy: 'none', loaders: { '.ts': loadTsConfig } });
   let found;
   try {
     found = await explorer.search(dir);
@@ -53,6 +55,18 @@ async function readConfigFile(dir: string): Promise<{ file: string; raw: Raw } |
   }
   if (!found || found.isEmpty) return undefined;
   return { file: found.filepath, raw: (found.config ?? {}) as Raw };
+}
+
+async function loadTsConfig(file: string): Promise<unknown> {
+  const [{ build }, { createHash }, fs, { pathToFileURL }] = await Promise.all([import('esbuild'), import('node:crypto'), import('node:fs/promises'), import('node:url')]);
+  const out = await build({ entryPoints: [file], bundle: true, write: false, format: 'esm', platform: 'node', target: 'node20', packages: 'external', logLevel: 'silent' });
+  const code = out.outputFiles[0]!.contents;
+  const dir = join(file, '..', '.fabric', 'build');
+  await fs.mkdir(dir, { recursive: true });
+  const target = join(dir, `config-${createHash('sha256').update(code).digest('hex').slice(0, 16)}.mjs`);
+  await fs.writeFile(target, code);
+  const mod = (await import(pathToFileURL(target).href)) as { default?: unknown };
+  return mod.default ?? mod;
 }
 
 async function validate(file: string, raw: Raw): Promise<void> {

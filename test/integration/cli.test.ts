@@ -173,6 +173,17 @@ rigTest('config: values and their sources; a bad config file is a located error'
   assert.match(typed.stderr, /\.fabricrc\.yaml:1:7 config at \/jobs must be integer/);
 });
 
+rigTest('config from fabric.config.ts (compiled without the typescript package) and from package.json', async (rig) => {
+  await rig.write({ 'fabricfile.ts': FF(`task('a', {});`), 'fabric.config.ts': 'const jobs: number = 5;\nexport default { jobs, output: "plain" as const };\n' });
+  const ts = JSON.parse((await rig.fabric(['config', '--json'])).stdout) as { values: { jobs: number; output: string }; file: string };
+  assert.deepEqual([ts.values.jobs, ts.values.output, ts.file], [5, 'plain', rig.path('fabric.config.ts')]);
+  await rig.remove();
+  await rig.write({ 'fabricfile.ts': FF(`task('a', {});`), 'package.json': JSON.stringify({ name: 'x', fabric: { jobs: 7, cacheDir: 3 } }, null, 2) });
+  const bad = await rig.fabric(['config']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /package\.json:5:17 config at \/fabric\/cacheDir must be string/);
+});
+
 rigTest('--version, --help and help <command>', async (rig) => {
   const v = await rig.fabric(['--version']);
   assert.match(v.stdout, /^fabric \d+\.\d+\.\d+/);
