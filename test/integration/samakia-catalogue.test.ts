@@ -5,8 +5,8 @@ import * as assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
-import { FABRIC_BIN, rigTest, test, type Rig } from '../helpers/rig.js';
-import { catalogue, fixtureEnv, samakiaRepo } from './samakia-catalogue-fixture.js';
+import { FABRIC_BIN, ROOT, rigTest, test, timedTest, type Rig } from '../helpers/rig.js';
+import { CATALOGUE_PATH, catalogue, fixtureEnv, samakiaRepo } from './samakia-catalogue-fixture.js';
 
 interface ListedTask {
   name: string;
@@ -29,6 +29,11 @@ async function list(rig: Rig): Promise<ListedTask[]> {
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout) as ListedTask[];
 }
+
+timedTest('the committed tasks/*.ts are what scripts/gen-catalogue.mjs generates from the catalogue', () => {
+  const r = spawnSync(process.execPath, ['scripts/gen-catalogue.mjs', '--check', '--catalogue', CATALOGUE_PATH], { cwd: ROOT, encoding: 'utf8' });
+  assert.equal(r.status, 0, `stale generated files (run node scripts/gen-catalogue.mjs):\n${r.stderr}`);
+});
 
 rigTest('fabric list covers exactly the 318 Makefile targets, under the same names', async (rig) => {
   await samakiaRepo(rig.dir);
