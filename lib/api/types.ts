@@ -48,6 +48,11 @@ export interface TaskContext {
   readonly signal: AbortSignal;
   /** Writes a line to the task's log (goes through redaction like any output). */
   log(message: string): void;
+  /**
+   * Registers a value found at run time (e.g. read from a sourced env file) as secret: it is redacted
+   * from this node's later output, logs, commands and failure messages.
+   */
+  secret(value: string): void;
   /** Runs a command the same way `run` entries do (process group, redaction, cancellation). Resolves to its exit code. */
   exec(cmd: Command, opts?: { env?: Record<string, string>; cwd?: string; okCodes?: readonly number[] }): Promise<number>;
 }

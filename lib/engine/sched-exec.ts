@@ -57,11 +57,15 @@ class Attempt {
   private readonly zxGroups = new Set<number>();
   private readonly kills: Promise<void>[] = [];
   readonly logs: CachedLog[] = [];
+  /** The node's secrets plus values a task function registered with `ctx.secret()` at run time. */
+  private readonly secrets: string[];
 
   constructor(
     private readonly node: Node,
     private readonly deps: ExecDeps,
-  ) {}
+  ) {
+    this.secrets = [...node.secrets];
+  }
 
   private emit(e: FabricEvent): void {
     if (!this.finished) this.deps.emit(e);
@@ -90,7 +94,7 @@ class Attempt {
   }
 
   private async runCommand(cmd: Command, display: string, cwd: string, env: Readonly<Record<string, string>>): Promise<ExitInfo> {
-    const red = { stdout: new StreamRedactor(this.node.secrets), stderr: new StreamRedactor(this.node.secrets) };
+    const red = { stdout: new StreamRedactor(this.secrets), stderr: new StreamRedactor(this.secrets) };
     const started = Date.now();
     const h = this.deps.spawner.spawn({ cmd, cwd, env, graceMs: this.deps.graceMs, onOutput: (s, c) => this.output(s, red[s].push(c)) });
     this.handles.add(h);
@@ -102,7 +106,7 @@ class Attempt {
     this.handles.delete(h);
     this.output('stdout', red.stdout.end());
     this.output('stderr', red.stderr.end());
-    if (exit.error !== undefined) this.output('stderr', redactText(`fabric: cannot start \`${display}\`: ${exit.error}\n`, this.node.secrets));
+    if (exit.error !== undefined) this.output('stderr', redactText(`fabric: cannot start \`${display}\`: ${exit.error}\n`, this.secrets));
     this.emit({ type: 'command-end', node: this.node.id, command: display, exitCode: exit.code, signal: exit.signal, ms: Date.now() - started });
     if (exit.leftovers && !this.cause) {
       this.emit({ type: 'warning', node: this.node.id, message: `\`${display}\` left processes running in its process group after it exited; they were terminated (use setsid to start a daemon)` });
@@ -186,7 +190,7 @@ class Attempt {
       const e = settled.error;
       if (e instanceof ExecFailure) return { ok: false, failure: e.failure };
       const message = e instanceof Error ? e.message : String(e);
-      return { ok: false, failure: { reason: 'function-threw', message: redactText(message, this.node.secrets) } };
+      return { ok: false, failure: { reason: 'function-threw', message: redactText(message, this.secrets) } };
     }
     const value = settled.value;
     if (typeof value === 'number' && value !== 0) {
@@ -220,7 +224,10 @@ class Attempt {
       cwd: node.cwd,
       repoRoot: this.deps.repoRoot,
       signal: this.ac.signal,
-      log: (message: string) => this.output('stdout', redactText(message.endsWith('\n') ? message : message + '\n', node.secrets)),
+      log: (message: string) => this.output('stdout', redactText(message.endsWith('\n') ? message : message + '\n', this.secrets)),
+      secret: (value: string) => {
+        if (value !== '' && !this.secrets.includes(value)) this.secrets.push(value);
+      },
       exec: (cmd, opts) => this.exec(cmd, opts),
     };
     return this.ctx;
@@ -228,7 +235,7 @@ class Attempt {
 
   private async exec(cmd: Command, opts?: { env?: Record<string, string>; cwd?: string; okCodes?: readonly number[] }): Promise<number> {
     if (this.cause || this.finished) throw new StoppedError(this.cause ?? 'aborted');
-    const display = redactText(displayCommand(cmd), this.node.secrets);
+    const display = redactText(displayCommand(cmd), this.secrets);
     const cwd = opts?.cwd !== undefined ? resolvePath(this.node.cwd, opts.cwd) : this.node.cwd;
     const exit = await this.runCommand(cmd, display, cwd, { ...this.node.env, ...opts?.env });
     if (this.cause) throw new StoppedError(this.cause);
@@ -244,7 +251,7 @@ class Attempt {
     const started = Date.now();
     let shown = args.length ? [file, ...args].join(' ') : file;
     if (prefix && shown.startsWith(prefix)) shown = shown.slice(prefix.length).trimStart();
-    const display = redactText(shown, this.node.secrets);
+    const display = redactText(shown, this.secrets);
     if (child.pid !== undefined) {
       this.zxGroups.add(child.pid);
       if (this.cause) this.kills.push(killGroup(child.pid, this.deps.graceMs));
@@ -255,7 +262,7 @@ class Attempt {
       const stream = child[name];
       if (!stream) continue;
       const dec = new StringDecoder('utf8');
-      const red = new StreamRedactor(this.node.secrets);
+      const red = new StreamRedactor(this.secrets);
       stream.on('data', (d: Buffer | string) => this.output(name, red.push(typeof d === 'string' ? d : dec.write(d))));
       stream.on('close', () => this.output(name, red.push(dec.end()) + red.end()));
     }

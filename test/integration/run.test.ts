@@ -177,4 +177,26 @@ task('show', { effect: 'read-only', params: { ENV: { default: 'samakia-prod' } }
   assert.match(out, /ENV=samakia-dns PASSED=yes DROPPED=\n/);
 });
 
+rigTest('a task function can register a secret found at run time; later output is redacted', async (rig) => {
+  await rig.write({
+    'fabricfile.ts': FF(`
+import { readFileSync } from 'node:fs';
+task('uses-env-file', {
+  effect: 'read-only',
+  run: async (ctx) => {
+    const token = readFileSync('runner.env', 'utf8').trim();
+    ctx.secret(token);
+    ctx.log('token is ' + token);
+    await ctx.exec(['sh', '-c', 'printf "%s\\n" "$0"', token]);
+  },
+});`),
+    'runner.env': 'tok-9f8e7d6c5b4a\n',
+  });
+  const r = await rig.fabric(['run', 'uses-env-file', '--output=json', '--no-evidence']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(!r.stdout.includes('tok-9f8e7d6c5b4a'), 'the secret leaked into the event stream');
+  const out = r.events.flatMap((e) => (e.type === 'task-output' ? [e.chunk] : [])).join('');
+  assert.equal(out, 'token is [REDACTED]\n[REDACTED]\n');
+});
+
 test.run();
