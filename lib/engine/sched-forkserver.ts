@@ -11,7 +11,9 @@
  * stdio pipes are socketpairs too), fork, then in the child setsid() (a new session and process
  * group), stdin from /dev/null, the socketpairs on fds 1 and 2, chdir, the exact environment, default
  * signal dispositions, execvp; an exec failure is reported through a close-on-exec pipe with its errno
- * (as libuv does). The server reports the pid, output, the wait status and end-of-output.
+ * (as libuv does). The server reports the pid, output, the wait status and end-of-output. It never
+ * blocks on one command: exec status, exits (SIGCHLD through a self-pipe), output and requests all go
+ * through one select loop, and the replies of one loop iteration go out in one write.
  *
  * This module is only the transport (protocol and lifetime); spawn.ts decides what to launch and owns
  * the exit policy (groups, leftovers, kills), so both spawn paths behave the same.
@@ -35,20 +37,25 @@ my ($AF_UNIX, $SOCK_STREAM, $PF_UNSPEC) = (Socket::AF_UNIX(), Socket::SOCK_STREA
 my $WNOHANG = POSIX::WNOHANG();
 $SIG{PIPE} = 'IGNORE';
 binmode STDIN; binmode STDOUT;
+sub nonblock { my ($fh) = @_; my $fl = fcntl($fh, POSIX::F_GETFL(), 0); fcntl($fh, POSIX::F_SETFL(), $fl | POSIX::O_NONBLOCK()); }
 pipe(my $sigr, my $sigw) or die "pipe: $!";
-for my $fh ($sigr, $sigw, \*STDIN) { my $fl = fcntl($fh, POSIX::F_GETFL(), 0); fcntl($fh, POSIX::F_SETFL(), $fl | POSIX::O_NONBLOCK()); }
+nonblock($_) for ($sigr, $sigw, \*STDIN);
 $SIG{CHLD} = sub { syswrite($sigw, 'c') };
-my (%kid, %bypid, %byfd);
-my $in = '';
+# kid: id => { pid, xr (exec status pipe, until known), fhs => [out, err], open }
+my (%kid, %bypid, %byfd, %byxr);
+my ($in, $obuf) = ('', '');
+sub flush_out {
+  while (length $obuf) {
+    my $n = syswrite(STDOUT, $obuf);
+    if (!defined $n) { next if $!{EINTR}; exit 0; }
+    substr($obuf, 0, $n, '');
+  }
+}
 sub out {
   my ($op, $id, $data) = @_;
   my $p = pack('a1 V', $op, $id) . (defined $data ? $data : '');
-  my $buf = pack('V', length $p) . $p;
-  while (length $buf) {
-    my $n = syswrite(STDOUT, $buf);
-    if (!defined $n) { next if $!{EINTR}; exit 0; }
-    substr($buf, 0, $n, '');
-  }
+  $obuf .= pack('V', length $p) . $p;
+  flush_out() if length($obuf) > 262144;
 }
 sub child_fail { my ($xw) = @_; syswrite($xw, pack('l<', $! + 0)); POSIX::_exit(127); }
 sub start {
@@ -75,16 +82,36 @@ sub start {
     child_fail($xw);
   }
   close $_ for ($ow, $ew, $xw);
+  nonblock($xr);
+  $kid{$id} = { pid => $pid, xr => $xr, fhs => [$or, $er], open => 2 };
+  $bypid{$pid} = $id;
+  $byxr{fileno($xr)} = $id;
+}
+# The exec status pipe is readable: EOF means the command exec'd, bytes are the errno of a failure.
+# Called from reap() too, once the child is gone (then it never blocks). Returns whether it started.
+sub exec_status {
+  my ($id, $reaped) = @_;
+  my $k = $kid{$id};
+  my $xr = delete $k->{xr};
+  delete $byxr{fileno($xr)};
   my ($st, $n) = ('', undef);
   do { $n = sysread($xr, $st, 16); } while (!defined $n && $!{EINTR});
+  if (!defined $n && $!{EAGAIN} && !$reaped) { $k->{xr} = $xr; $byxr{fileno($xr)} = $id; return 2; }
   close $xr;
-  if (defined $n && $n > 0) { waitpid($pid, 0); close $or; close $er; return out('F', $id, $st); }
-  for my $fh ($or, $er) { my $fl = fcntl($fh, POSIX::F_GETFL(), 0); fcntl($fh, POSIX::F_SETFL(), $fl | POSIX::O_NONBLOCK()); }
-  $kid{$id} = { open => 2, fhs => [$or, $er] };
-  $bypid{$pid} = $id;
+  if (defined $n && $n > 0) {
+    waitpid($k->{pid}, 0) unless $reaped;
+    delete $bypid{$k->{pid}};
+    close $_ for @{$k->{fhs}};
+    delete $kid{$id};
+    out('F', $id, $st);
+    return 0;
+  }
+  my ($or, $er) = @{$k->{fhs}};
+  nonblock($_) for ($or, $er);
   $byfd{fileno($or)} = [$id, 'O', $or];
   $byfd{fileno($er)} = [$id, 'E', $er];
-  out('P', $id, pack('V', $pid));
+  out('P', $id, pack('V', $k->{pid}));
+  return 1;
 }
 sub closed_one {
   my ($fd) = @_;
@@ -96,6 +123,7 @@ sub closed_one {
 sub stop_reading {
   my ($id) = @_;
   my $k = $kid{$id} or return;
+  return if $k->{xr};
   for my $fh (@{$k->{fhs}}) { my $fd = fileno($fh); closed_one($fd) if defined $fd && $byfd{$fd}; }
 }
 sub reap {
@@ -103,19 +131,22 @@ sub reap {
     my $status = $?;
     my $id = delete $bypid{$pid};
     next unless defined $id;
+    next if $kid{$id} && $kid{$id}{xr} && !exec_status($id, 1);
     my $sig = $status & 127;
     out('X', $id, pack('l< l<', $sig ? -1 : ($status >> 8) & 255, $sig));
   }
 }
 out('R', 0, pack('V', $$));
 while (1) {
+  flush_out();
   my $rin = '';
   vec($rin, fileno(STDIN), 1) = 1;
   vec($rin, fileno($sigr), 1) = 1;
-  vec($rin, $_, 1) = 1 for keys %byfd;
+  vec($rin, $_, 1) = 1 for (keys %byfd, keys %byxr);
   my $n = select(my $rout = $rin, undef, undef, undef);
   if ($n < 0) { next if $!{EINTR}; die "select: $!"; }
   if (vec($rout, fileno($sigr), 1)) { my $junk; sysread($sigr, $junk, 512); }
+  for my $fd (keys %byxr) { exec_status($byxr{$fd}, 0) if vec($rout, $fd, 1) && $byxr{$fd}; }
   reap();
   for my $fd (keys %byfd) {
     next unless vec($rout, $fd, 1) && $byfd{$fd};

@@ -98,6 +98,25 @@ rigTest('the fork server and child_process.spawn give identical results', async 
   }
 });
 
+rigTest('many commands at once through the fork server: each gets its own output, status and start error', async () => {
+  const server = await startForkServerSpawner();
+  if (!server) return;
+  try {
+    const cmds: Command[] = [];
+    for (let i = 0; i < 40; i++) {
+      if (i % 10 === 3) cmds.push([`/no/such/binary-${i}`]);
+      else if (i % 10 === 7) cmds.push(['/bin/sh', '-c', `kill -TERM $$`]);
+      else cmds.push(['/bin/sh', '-c', `i=0; while [ $i -lt ${(i % 5) * 200} ]; do echo "${i}:$i"; i=$((i+1)); done; echo err-${i} >&2; exit ${i % 4}`]);
+    }
+    const [a, b] = await Promise.all([Promise.all(cmds.map((c) => runWith(nodeSpawner, c))), Promise.all(cmds.map((c) => runWith(server, c)))]);
+    for (let i = 0; i < cmds.length; i++) {
+      assert.deepEqual({ ...b[i]!.exit, stdout: b[i]!.stdout, stderr: b[i]!.stderr }, { ...a[i]!.exit, stdout: a[i]!.stdout, stderr: a[i]!.stderr }, JSON.stringify(cmds[i]));
+    }
+  } finally {
+    server.close();
+  }
+});
+
 rigTest('through the fork server: leftovers in the group are killed and reported; terminate kills the group', async (rig) => {
   const server = await startForkServerSpawner();
   if (!server) return;
