@@ -94,6 +94,15 @@ async function main(argv: string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   if (file) file = resolve(cwd, file);
+  // -C DIR acts as if fabric were started in DIR, as make -C does (task defaults such as the git top
+  // level of the working directory see it too).
+  if (cwd !== process.cwd()) {
+    try {
+      process.chdir(cwd);
+    } catch (e) {
+      return usage(`cannot change to directory ${cwd}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    }
+  }
   const ctx: CliContext = {
     argv,
     env: process.env,

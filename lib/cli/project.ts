@@ -80,8 +80,16 @@ const DEFAULT_LIGHT_CONFIG = (repoRoot: string): EffectiveConfig => ({
   file: undefined,
 });
 
-export function buildGraph(project: Project, targets: readonly string[], vars: Readonly<Record<string, string>>, env: Readonly<Record<string, string | undefined>>, memo?: Map<() => string, string>): Graph {
+export function buildGraph(
+  project: Project,
+  targets: readonly string[],
+  vars: Readonly<Record<string, string>>,
+  env: Readonly<Record<string, string | undefined>>,
+  opts: { readonly ci?: boolean; readonly memo?: Map<() => string, string> } = {},
+): Graph {
+  const memo = opts.memo;
   const r = analyze({
+    ci: opts.ci ?? false,
     tasks: project.tasks,
     targets,
     vars,

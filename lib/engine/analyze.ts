@@ -28,6 +28,8 @@ export interface AnalyzeRequest {
   readonly repoRoot: string;
   readonly fabricfile: string;
   readonly secretPatterns: readonly string[];
+  /** CI mode: every command gets `CI=1`. */
+  readonly ci?: boolean;
   /** Memo for computed param defaults, shared by every analysis of one run (computed once per run). */
   readonly defaultsMemo?: Map<() => string, string>;
 }
@@ -385,7 +387,9 @@ function buildNode(
   for (const n of BASE_ENV) if (req.env[n] !== undefined) env[n] = req.env[n]!;
   const secrets: string[] = [...secretParamValues];
   for (const n of envNames) {
-    const v = req.env[n];
+    // As make exports command-line variables to recipes: a `VAR=value` given on the CLI or along a
+    // dependency edge wins over the process environment for a declared passthrough name.
+    const v = vars[n] ?? req.env[n];
     if (v === undefined) continue;
     env[n] = v;
     if (isSecretName(n, req.secretPatterns)) secrets.push(v);
@@ -394,6 +398,8 @@ function buildNode(
     env[k] = v;
     if (isSecretName(k, req.secretPatterns) && v) secrets.push(v);
   }
+  // In CI mode the scripts are told so with one canonical value, whatever spelling started fabric's CI mode.
+  if (req.ci) env['CI'] = '1';
   env['FABRIC_NODE'] = id;
   env['FABRIC_TASK'] = def.name;
 

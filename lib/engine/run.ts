@@ -257,6 +257,10 @@ class Scheduler {
       const gate = this.gateState(node, r);
       this.gates.set(node.id, gate);
       emit({ type: 'gate', node: node.id, state: gate.state, open: gate.open, detail: gate.detail });
+      // A gate run for its own sake (a selected target) fails the run on a warning nobody allowed, as the check's exit code did under make.
+      if (r.ok && gate.state === 'warn' && !gate.open && this.opts.graph.targets.includes(node.id)) {
+        r = { ok: false, failure: { reason: 'gate-closed', gate: node.id, detail: gate.detail } };
+      }
     }
     if (r.ok) {
       this.statuses.set(node.id, r.reason === 'cached' ? 'cached' : 'ok');

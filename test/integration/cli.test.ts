@@ -70,7 +70,7 @@ rigTest('missing fabricfile and unusable directories are clear errors (exit 2)',
   assert.match(r.stderr, /no fabricfile\.ts found in .* or any parent directory/);
   const d = await rig.fabric(['-C', rig.path('nope'), 'list']);
   assert.equal(d.code, 2);
-  assert.match(d.stderr, /cannot use directory .*nope/);
+  assert.match(d.stderr, /cannot change to directory .*nope: ENOENT/);
   const f = await rig.fabric(['-f', 'missing.ts', 'list']);
   assert.equal(f.code, 2);
   assert.match(f.stderr, /no such fabricfile/);
@@ -195,6 +195,13 @@ rigTest('--version, --help and help <command>', async (rig) => {
   const hx = await rig.fabric(['help', 'grph']);
   assert.equal(hx.code, 2);
   assert.match(hx.stderr, /did you mean 'fabric help graph'\?/);
+});
+
+rigTest("list hides tasks tagged 'internal' unless --all", async (rig) => {
+  await rig.write({ 'fabricfile.ts': FF(`task('up', { description: 'up' });\ntask('up:step', { description: 'a step of up', tags: ['internal'] });`) });
+  const names = async (args: string[]) => (JSON.parse((await rig.fabric(['list', '--json', ...args])).stdout) as { name: string }[]).map((t) => t.name);
+  assert.deepEqual(await names([]), ['up']);
+  assert.deepEqual(await names(['--all']), ['up', 'up:step']);
 });
 
 test.run();

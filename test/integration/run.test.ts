@@ -175,6 +175,17 @@ task('show', { effect: 'read-only', params: { ENV: { default: 'samakia-prod' } }
   assert.equal(r.code, 0, r.stderr);
   const out = r.events.flatMap((e) => (e.type === 'task-output' ? [e.chunk] : [])).join('');
   assert.match(out, /ENV=samakia-dns PASSED=yes DROPPED=\n/);
+  // A declared passthrough variable given on the command line wins over the environment (make exports it).
+  const cli = await rig.fabric(['show', 'PASSED=from-cli', '--output=json', '--no-evidence'], { env: { PASSED: 'yes' } });
+  assert.match(cli.events.flatMap((e) => (e.type === 'task-output' ? [e.chunk] : [])).join(''), /PASSED=from-cli /);
+});
+
+rigTest('in CI mode every command sees CI=1, whatever spelling turned CI mode on', async (rig) => {
+  await rig.write({ 'fabricfile.ts': FF(`task('ci', { effect: 'read-only', run: 'echo "CI=\${CI:-unset}"' });`) });
+  const text = (r: { events: FabricEvent[] }) => r.events.flatMap((e) => (e.type === 'task-output' ? [e.chunk] : [])).join('');
+  assert.equal(text(await rig.fabric(['ci', '--output=json', '--no-evidence'], { env: { CI: 'true' } })), 'CI=1\n');
+  assert.equal(text(await rig.fabric(['ci', '--ci', '--output=json', '--no-evidence'])), 'CI=1\n');
+  assert.equal(text(await rig.fabric(['ci', '--output=json', '--no-evidence'], { env: { CI: 'false' } })), 'CI=unset\n');
 });
 
 rigTest('a task function can register a secret found at run time; later output is redacted', async (rig) => {

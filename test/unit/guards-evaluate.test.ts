@@ -4,7 +4,7 @@ import * as assert from 'node:assert/strict';
 import { test, timedTest } from '../helpers/rig.js';
 import type { Effect, TaskDef, TaskSpec } from '../../lib/api/types.js';
 import type { Graph, Node } from '../../lib/engine/graph.js';
-import { planDigest, plannedNodes } from '../../lib/engine/plan.js';
+import { graphDigest } from '../../lib/engine/plan.js';
 import { evaluateGuards, dependencyPath } from '../../lib/guards/evaluate.js';
 import { makeFactsProvider } from '../../lib/guards/facts.js';
 import { acknowledge, custom, paramEquals } from '../../lib/guards/index.js';
@@ -203,7 +203,7 @@ timedTest('facts: vars = params > node vars > env; selection, digest and secrets
   assert.equal(f.interactive, true);
   assert.equal(typeof f.prompt, 'function');
   assert.equal(f.gitCommit, 'abc');
-  assert.equal(f.planDigest, planDigest(plannedNodes(g), '/repo'));
+  assert.equal(f.planDigest, graphDigest(g));
   assert.deepEqual(f.selection, [{ id: 'a[ENV=p]', task: 'a', params: { ENV: 'p', TOKEN_X: 'tok-secret-1' }, secretParams: ['TOKEN_X'] }]);
   assert.deepEqual([...f.secretNames!].sort(), ['DB_PASSWORD', 'TOKEN_X']);
   assert.deepEqual(f.secrets, ['tok-secret-1']);

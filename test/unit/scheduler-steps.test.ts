@@ -28,7 +28,7 @@ for (const [title, exit, vars, [state, open], readOnly, mutating] of CASES) {
       ro: { deps: ['quorum'], effect: 'read-only', run: fx('count.mjs', count, 'ro') },
       mut: { deps: ['quorum'], effect: 'mutating', run: fx('count.mjs', count, 'mut') },
       after: { deps: ['ro'], effect: 'read-only', run: fx('count.mjs', count, 'after') },
-    });
+    }, ['after', 'mut']);
     const r = await run(g, { keepGoing: true });
     const ev = r.events.find((e) => e.type === 'gate');
     assert.ok(ev?.type === 'gate');
@@ -49,6 +49,15 @@ for (const [title, exit, vars, [state, open], readOnly, mutating] of CASES) {
     if (closed?.type === 'task-failure' && closed.failure.reason === 'gate-closed') assert.equal(closed.failure.gate, 'quorum');
   });
 }
+
+rigTest('a gate selected for its own sake fails the run on a warning nobody allowed', async (rig) => {
+  const warned = await run(graphOf(rig.dir, { quorum: { gate: GATE, run: fx('exit.mjs', '2') } }));
+  const f = warned.events.find((e) => e.type === 'task-failure');
+  assert.ok(f?.type === 'task-failure' && f.failure.reason === 'gate-closed' && f.failure.gate === 'quorum');
+  assert.equal(warned.outcome.ok, false);
+  const allowed = await run(graphOf(rig.dir, { quorum: { gate: GATE, vars: { ALLOW_WARN: '1' }, run: fx('exit.mjs', '2') } }));
+  assert.equal(allowed.outcome.ok, true);
+});
 
 // ---------------------------------------------------------------- function steps
 

@@ -9,6 +9,7 @@ import { loadProject } from '../project.js';
 const FLAGS: readonly FlagSpec[] = [
   { name: 'json', type: 'boolean', description: 'print the tasks as JSON (name, description, section, effect, params, deps, tags)' },
   { name: 'tag', type: 'string', repeat: true, value: 'TAG', description: 'only tasks with this tag' },
+  { name: 'all', short: 'a', type: 'boolean', description: "also tasks tagged 'internal' (steps of a chain)" },
 ];
 
 export function sectionOf(def: TaskDef): string {
@@ -43,7 +44,8 @@ const command: CommandModule = {
   help: () => `Usage: fabric list [pattern...] [--json] [--tag TAG]
 
 Lists every task with its description, grouped by section (the part of the name before the first dot
-unless the task sets \`section\`). A pattern is a name or a glob such as 'minio.*'.
+unless the task sets \`section\`). A pattern is a name or a glob such as 'minio.*'. Tasks tagged
+'internal' (the steps of a chain, which run as part of it) are shown with --all.
 
 ${flagHelp(FLAGS)}
 `,
@@ -58,6 +60,7 @@ ${flagHelp(FLAGS)}
       const keep = new Set(positionals.flatMap((p) => matchTargets(p.includes('*') ? p : `${p}*`, names)));
       tasks = tasks.filter((t) => keep.has(t.name));
     }
+    if (flags['all'] !== true) tasks = tasks.filter((t) => !t.spec.tags?.includes('internal'));
     const tags = flags['tag'] as string[] | undefined;
     if (tags?.length) tasks = tasks.filter((t) => tags.some((tag) => t.spec.tags?.includes(tag)));
     if (flags['json']) {

@@ -59,8 +59,8 @@ Exit codes: 0 ok, 1 a task failed, 2 usage or definition error or refused by a g
       evidence: flags['evidence'] as boolean | undefined,
     });
     const config = project.config;
-    const graph = buildGraph(project, positionals, vars, ctx.env);
     const ci = isCiMode(ctx.env, flags['ci'] === true);
+    const graph = buildGraph(project, positionals, vars, ctx.env, { ci });
     const git = gitFacts(project.repoRoot);
     const digest = graphDigest(graph);
     const op = defaultOperator(ctx.env);
