@@ -398,6 +398,7 @@ const OUTPUTS = {
 };
 
 /** CI-run mutations (ci.md): the one way a mutating task runs in CI mode. */
+const WORKSPACE = (what) => `{ scope: 'workspace', reason: 'pr-validate: ${what}' }`;
 const PR_VALIDATE = (what) => `{ param: 'TENANT', allow: ['all'], reason: 'pr-validate: ${what} for all tenants (git-ignored evidence in the workspace only)' }`;
 const CI = {
   // pr-validate runs these with TENANT=all (ci.md): offline, and they write only evidence/artifacts in the workspace.
@@ -412,6 +413,13 @@ const CI = {
   'bindings.verify.offline': PR_VALIDATE('offline binding verification'),
   'bindings.render': PR_VALIDATE('rendered binding manifests (needed by bindings.verify.offline)'),
   'ai.index.offline': "{ param: 'TENANT', allow: ['platform'], reason: 'pr-validate: offline indexing plan of the platform docs (evidence only)' }",
+  // pr-validate steps whose only writes (catalogue effects: mutates G) are git-ignored files in the checkout.
+  'docs.operator.check': WORKSPACE('operator docs index (ops/docs, git-ignored)'),
+  'consumers.evidence': WORKSPACE('consumer evidence (evidence/consumers)'),
+  'consumers.bundle': WORKSPACE('consumer bundles (artifacts/consumer-bundles)'),
+  'ai.n8n.validate': WORKSPACE('n8n workflow validation evidence (evidence/ai)'),
+  'ai.mcp.test': WORKSPACE('MCP test evidence (evidence/ai)'),
+  'substrate.plan.ci': WORKSPACE('substrate plan evidence (evidence/tenants)'),
 };
 
 // ---------------------------------------------------------------------------------------------------

@@ -196,6 +196,7 @@ task("ai.n8n.validate", {
   guards: [
     scriptsPresent(["ops/ai/n8n/validate-workflows.sh"]),
   ],
+  ci: { scope: 'workspace', reason: 'pr-validate: n8n workflow validation evidence (evidence/ai)' },
   run: script("ops/ai/n8n/validate-workflows.sh"),
 });
 
@@ -228,6 +229,7 @@ task("ai.mcp.test", {
   guards: [
     scriptsPresent(["ops/ai/mcp/test/run.sh"]),
   ],
+  ci: { scope: 'workspace', reason: 'pr-validate: MCP test evidence (evidence/ai)' },
   run: script("ops/ai/mcp/test/run.sh"),
 });
 

@@ -65,6 +65,7 @@ task("consumers.evidence", {
   guards: [
     scriptsPresent(["ops/consumers/evidence/consumer-readiness.sh"]),
   ],
+  ci: { scope: 'workspace', reason: 'pr-validate: consumer evidence (evidence/consumers)' },
   run: script("ops/consumers/evidence/consumer-readiness.sh"),
 });
 
@@ -135,6 +136,7 @@ task("consumers.bundle", {
   guards: [
     scriptsPresent(["ops/consumers/provision/consumer-bundle.sh"]),
   ],
+  ci: { scope: 'workspace', reason: 'pr-validate: consumer bundles (artifacts/consumer-bundles)' },
   run: script("ops/consumers/provision/consumer-bundle.sh"),
 });
 

@@ -18,6 +18,7 @@ task("docs.operator.check", {
   guards: [
     scriptsPresent(["ops/docs/docs-antidrift-check.sh"]),
   ],
+  ci: { scope: 'workspace', reason: 'pr-validate: operator docs index (ops/docs, git-ignored)' },
   run: script("ops/docs/docs-antidrift-check.sh"),
 });
 

@@ -202,6 +202,7 @@ task("substrate.plan.ci", {
   guards: [
     scriptsPresent(["ops/substrate/substrate.sh"]),
   ],
+  ci: { scope: 'workspace', reason: 'pr-validate: substrate plan evidence (evidence/tenants)' },
   run: script("ops/substrate/substrate.sh", ["plan", "TENANT=\"${TENANT:-all}\""], { env: { CI: "1", TENANT: "all" } }),
 });
 

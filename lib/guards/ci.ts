@@ -62,6 +62,9 @@ export function ciEffectDecision(node: Pick<Node, 'id' | 'effect' | 'ci'>, facts
       'select only read-only tasks in CI, or run it outside CI; a task may declare a `ci` allowance for specific CI-run mutations',
     );
   }
+  if ('scope' in allowance) {
+    return decision(CI_EFFECT_GUARD, 'allow', `mutating in CI, allowed: it writes only git-ignored files in the workspace (${allowance.reason})`, { effect: node.effect, ci: true, cause, scope: allowance.scope });
+  }
   const value = readVar(facts, allowance.param);
   const seen: Record<string, unknown> = { effect: node.effect, ci: true, cause, [allowance.param]: shown(facts, allowance.param, value), allowed: allowance.allow };
   if (value === undefined || !allowance.allow.includes(value)) {

@@ -95,14 +95,21 @@ export interface Guard {
 }
 
 /**
- * The one way a mutating task may run in CI mode: a task-level declaration for specific
- * CI-run mutations (e.g. non-prod apply: dev/staging only, with a confirmation phrase).
+ * The one way a mutating task may run in CI mode: a task-level declaration for specific CI-run mutations.
+ * Either an environment-bound allowance (e.g. non-prod apply: `ENV` in dev/staging, with a confirmation
+ * phrase), or `scope: 'workspace'` for a task whose only writes are git-ignored files in the checkout
+ * (evidence, rendered artifacts), which CI jobs produce and throw away.
  */
-export interface CiMutationAllowance {
-  /** Param that selects the environment (usually `ENV`) and the values allowed in CI. */
-  readonly param: string;
-  readonly allow: readonly string[];
-  /** A variable that must hold this exact phrase in CI. */
-  readonly confirm?: { readonly variable: string; readonly phrase: string } | undefined;
-  readonly reason: string;
-}
+export type CiMutationAllowance =
+  | {
+      /** Param that selects the environment (usually `ENV`) and the values allowed in CI. */
+      readonly param: string;
+      readonly allow: readonly string[];
+      /** A variable that must hold this exact phrase in CI. */
+      readonly confirm?: { readonly variable: string; readonly phrase: string } | undefined;
+      readonly reason: string;
+    }
+  | {
+      readonly scope: 'workspace';
+      readonly reason: string;
+    };
