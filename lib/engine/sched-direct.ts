@@ -6,9 +6,11 @@
  * scheduler can skip starting bash (GNU Make has the same fast path for recipe lines without shell
  * syntax). Whenever bash could do anything else (a builtin or keyword, quoting or expansion, an
  * assignment, a redirection, a startup file from BASH_ENV, exported functions, a script without `#!`,
- * a program that is not found or not executable, an unusual SHLVL), it returns undefined and bash
+ * a program that is not found or not executable, an unusual SHLVL, an LC_ALL that makes bash warn),
+ * it returns undefined and bash
  * runs the command as before, with its own messages and exit codes.
  */
+import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, readSync, realpathSync, statSync, accessSync, constants as fsConstants } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 
@@ -67,6 +69,24 @@ function kernelExecutable(path: string): boolean {
   }
 }
 
+const silentLocales = new Map<string, boolean>();
+
+/**
+ * bash prints `warning: setlocale: LC_ALL: cannot change locale` on stderr when LC_ALL names a locale
+ * that is not installed (LANG and the other LC_* do not make it warn). Whether it does is asked of
+ * bash itself, once per value.
+ */
+function lcAllIsSilent(value: string, path: string | undefined): boolean {
+  if (value === '' || value === 'C' || value === 'POSIX') return true;
+  let silent = silentLocales.get(value);
+  if (silent === undefined) {
+    const r = spawnSync('bash', ['-c', ':'], { env: { LC_ALL: value, ...(path !== undefined ? { PATH: path } : {}) }, stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
+    silent = r.status === 0 && r.stderr.length === 0;
+    silentLocales.set(value, silent);
+  }
+  return silent;
+}
+
 /** SHLVL as the exec'd program sees it after `bash -c` (bash adds one, then takes it back before exec). */
 function childShlvl(value: string | undefined): string | undefined {
   if (value === undefined) return '0';
@@ -110,6 +130,8 @@ export function directExec(cmd: string, cwd: string, env: Readonly<Record<string
   }
   const shlvl = childShlvl(env['SHLVL']);
   if (shlvl === undefined) return undefined;
+  const lcAll = env['LC_ALL'];
+  if (lcAll !== undefined && !lcAllIsSilent(lcAll, env['PATH'])) return undefined;
 
   // bash's lookup: a word with a slash is a path (relative to the cwd); otherwise the first
   // executable regular file in PATH. `_` is the path as bash composed it.

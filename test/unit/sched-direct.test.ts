@@ -45,6 +45,7 @@ rigTest('the fast path gives the program the same argv, env and exit code as bas
     ['show', rig.dir, { ...env, SHLVL: '3' }],
     ['show', rig.dir, { ...env, SHLVL: '0' }],
     ['show', rig.dir, { ...env, 'weird-name': 'kept' }],
+    ['show', rig.dir, { ...env, LC_ALL: 'C', LANG: 'xx_XX.no-such-locale' }], // only LC_ALL makes bash warn
   ];
   for (const [cmd, cwd, e] of cases) {
     const a = viaBash(cmd, cwd, e);
@@ -114,6 +115,7 @@ rigTest('everything bash could treat differently is left to bash', async (rig) =
     ['/bin/true', { ...env, SHLVL: 'abc' }],
     ['/bin/true', { ...env, OLDPWD: '/nonexistent' }],
     ['/bin/true', { ...env, SSH_CLIENT: '10.0.0.1 22 22' }], // bash then reads bashrc files
+    ['/bin/true', { ...env, LC_ALL: 'xx_XX.no-such-locale' }], // bash warns on stderr
     ['tool', { HOME: '/' }], // no PATH to search
     ['tool', { ...env, PATH: `bin:${PATH}` }], // a relative PATH entry would decide the spelling of $_
     ['tool', { ...env, PATH: `${rig.path('bin')}/:${PATH}` }],
