@@ -117,6 +117,25 @@ rigTest('many commands at once through the fork server: each gets its own output
   }
 });
 
+rigTest('600 commands at once through the fork server (1200+ fds in its select loop): all complete', async () => {
+  const server = await startForkServerSpawner();
+  if (!server) return;
+  try {
+    // 2 fds per running command in the server: past FD_SETSIZE (1024), which Perl's select vectors and
+    // Linux's select() allow; Node raises its open-files limit at start-up and the server inherits it.
+    const n = 600;
+    const runs = Array.from({ length: n }, (_, i) => runWith(server, ['/bin/sh', '-c', `sleep 1; echo ${i}`]));
+    const results = await Promise.all(runs);
+    results.forEach((r, i) => {
+      assert.equal(r.exit.code, 0, `${i}: ${r.stderr} ${r.exit.error ?? ''}`);
+      assert.equal(r.stdout, `${i}\n`);
+    });
+    assert.equal(server.server.lost, undefined);
+  } finally {
+    server.close();
+  }
+}, { ms: 120_000 });
+
 rigTest('through the fork server: leftovers in the group are killed and reported; terminate kills the group', async (rig) => {
   const server = await startForkServerSpawner();
   if (!server) return;
