@@ -6,8 +6,8 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve, isAbsolute } from 'node:path';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join, relative, resolve, isAbsolute } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { TaskDef } from '../api/types.js';
 import { registry, resetRegistry, callSiteFromStack } from '../api/registry.js';
@@ -40,13 +40,15 @@ export interface LoadOptions {
 }
 
 interface BuildManifest {
-  readonly version: 1;
+  readonly version: 2;
   readonly fabricfile: string;
   readonly apiModule: string;
   readonly bundle: string;
   /** Absolute path → sha256 of content. */
   readonly inputs: Readonly<Record<string, string>>;
 }
+
+const PENDING = 'pending';
 
 const sha256 = (data: string | Uint8Array): string => createHash('sha256').update(data).digest('hex');
 
@@ -61,7 +63,7 @@ function warmBundle(opts: LoadOptions): string | undefined {
   } catch {
     return undefined;
   }
-  if (m.version !== 1 || m.fabricfile !== opts.fabricfile || m.apiModule !== opts.apiModule || !existsSync(m.bundle)) return undefined;
+  if (m.version !== 2 || m.fabricfile !== opts.fabricfile || m.apiModule !== opts.apiModule || !existsSync(m.bundle)) return undefined;
   for (const [file, hash] of Object.entries(m.inputs)) {
     let text: Buffer;
     try {
@@ -98,7 +100,13 @@ async function coldBundle(opts: LoadOptions): Promise<string> {
       sourcesContent: false,
       metafile: true,
       logLevel: 'silent',
-      outfile: join(opts.buildDir, 'out.mjs'),
+      // Splitting keeps a task module's dynamic import() (e.g. of a YAML parser) a separate chunk that
+      // loads only when the task runs, so `fabric list` imports no more than the declarations.
+      splitting: true,
+      outdir: join(opts.buildDir, PENDING),
+      entryNames: 'fabricfile',
+      chunkNames: 'chunk-[hash]',
+      outExtension: { '.js': '.mjs' },
       plugins: [
         {
           name: 'fabric-api',
@@ -123,20 +131,35 @@ async function coldBundle(opts: LoadOptions): Promise<string> {
       })),
     );
   }
-  const out = result.outputFiles![0]!;
   const inputs: Record<string, string> = {};
   for (const rel of Object.keys(result.metafile!.inputs)) {
     const abs = resolve(root, rel);
     inputs[abs] = sha256(readFileSync(abs));
   }
-  await mkdir(opts.buildDir, { recursive: true });
-  const bundle = join(opts.buildDir, `${sha256(out.contents).slice(0, 16)}.mjs`);
-  if (!existsSync(bundle)) {
-    const tmp = `${bundle}.${process.pid}.tmp`;
-    await writeFile(tmp, out.contents);
-    await rename(tmp, bundle);
+  // The bundle and its chunks go into a directory named by their content, at the same depth as the
+  // outdir esbuild computed relative paths (source maps, chunk imports) for.
+  const pending = join(opts.buildDir, PENDING);
+  const files = [...result.outputFiles!].sort((a, b) => (a.path < b.path ? -1 : 1));
+  const h = createHash('sha256');
+  for (const f of files) h.update(relative(pending, f.path)).update('\0').update(f.contents);
+  const dir = join(opts.buildDir, h.digest('hex').slice(0, 16));
+  if (!existsSync(dir)) {
+    const tmp = `${dir}.${process.pid}.tmp`;
+    for (const f of files) {
+      const target = join(tmp, relative(pending, f.path));
+      await mkdir(dirname(target), { recursive: true });
+      await writeFile(target, f.contents);
+    }
+    try {
+      await rename(tmp, dir);
+    } catch (e) {
+      // Another fabric process wrote the same content first.
+      if (!existsSync(dir)) throw e;
+      await rm(tmp, { recursive: true, force: true });
+    }
   }
-  const manifest: BuildManifest = { version: 1, fabricfile: opts.fabricfile, apiModule: opts.apiModule, bundle, inputs };
+  const bundle = join(dir, 'fabricfile.mjs');
+  const manifest: BuildManifest = { version: 2, fabricfile: opts.fabricfile, apiModule: opts.apiModule, bundle, inputs };
   const mp = manifestPath(opts);
   await writeFile(`${mp}.${process.pid}.tmp`, JSON.stringify(manifest));
   await rename(`${mp}.${process.pid}.tmp`, mp);

@@ -135,11 +135,15 @@ task('up2', { deps: [{ task: 'boot', when: { param: 'X', equals: '1' } }], param
   assert.match(bad.stderr, /unknown graph format "svg"/);
 });
 
-rigTest('a warm start reuses the bundle; a change in an imported module rebuilds it', async (rig) => {
-  await rig.write({ 'fabricfile.ts': FF(`import { DESC } from './tasks/desc.js';\ntask('a', { description: DESC });`), 'tasks/desc.ts': `export const DESC = 'one';\n` });
+rigTest('a warm start reuses the bundle; a change in an imported module rebuilds it; dynamic imports stay lazy', async (rig) => {
+  await rig.write({
+    'fabricfile.ts': FF(`import { DESC } from './tasks/desc.js';\ntask('a', { description: DESC, run: async (ctx) => { const { heavy } = await import('./tasks/heavy.js'); ctx.log(heavy()); } });`),
+    'tasks/desc.ts': `export const DESC = 'one';\n`,
+    'tasks/heavy.ts': `import { writeFileSync } from 'node:fs';\nwriteFileSync('heavy-loaded', '');\nexport const heavy = () => 'heavy ran';\n`,
+  });
   const first = await rig.fabric(['list', '--json']);
   assert.equal(first.code, 0, first.stderr);
-  const bundles = () => readdirSync(rig.path('.fabric', 'build')).filter((f) => f.endsWith('.mjs')).sort();
+  const bundles = () => readdirSync(rig.path('.fabric', 'build'), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
   const before = bundles();
   assert.equal(before.length, 1);
   // Without write permission on the build dir a cold build would fail to write: the warm path must not write.
@@ -152,6 +156,10 @@ rigTest('a warm start reuses the bundle; a change in an imported module rebuilds
   const changed = await rig.fabric(['list', '--json']);
   assert.equal((JSON.parse(changed.stdout) as { description: string }[])[0]!.description, 'two');
   assert.equal(bundles().length, 2);
+  assert.ok(!rig.exists('heavy-loaded'), 'a dynamically imported task module was loaded by list');
+  const run = await rig.fabric(['run', 'a', '--output=json', '--no-evidence']);
+  assert.equal(run.code, 0, run.stderr);
+  assert.ok(rig.exists('heavy-loaded'));
 });
 
 rigTest('config: values and their sources; a bad config file is a located error', async (rig) => {
