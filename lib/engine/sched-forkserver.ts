@@ -126,12 +126,29 @@ sub stop_reading {
   return if $k->{xr};
   for my $fh (@{$k->{fhs}}) { my $fd = fileno($fh); closed_one($fd) if defined $fd && $byfd{$fd}; }
 }
+# Output the command wrote before it exited is already in its sockets: send it before the exit, so
+# fabric has it when it handles the exit (bounded: a process left in the group may keep writing).
+sub drain {
+  my ($id) = @_;
+  my $k = $kid{$id} or return;
+  for my $fh (@{$k->{fhs}}) {
+    for (1 .. 16) {
+      my $fd = fileno($fh);
+      last unless defined $fd && $byfd{$fd};
+      my $buf;
+      my $r = sysread($fh, $buf, 65536);
+      if (!defined $r) { last if $!{EAGAIN}; redo if $!{EINTR}; $r = 0; }
+      if ($r > 0) { out($byfd{$fd}[1], $id, $buf); } else { closed_one($fd); last; }
+    }
+  }
+}
 sub reap {
   while ((my $pid = waitpid(-1, $WNOHANG)) > 0) {
     my $status = $?;
     my $id = delete $bypid{$pid};
     next unless defined $id;
     next if $kid{$id} && $kid{$id}{xr} && !exec_status($id, 1);
+    drain($id);
     my $sig = $status & 127;
     out('X', $id, pack('l< l<', $sig ? -1 : ($status >> 8) & 255, $sig));
   }
@@ -190,14 +207,14 @@ export interface LaunchEvents {
   data(stream: 'stdout' | 'stderr', chunk: Buffer): void;
   /** The leader was reaped: its exit code, or the signal that ended it. */
   exit(code: number | null, signal: NodeJS.Signals | null): void;
-  /** Both output streams ended (or `stopReading` was called). */
+  /** Both output streams ended (or, after `stopReading`, the output read so far was delivered). */
   closed(): void;
   /** The server itself went away; no more events come for this command. */
   lost(reason: string): void;
 }
 
 export interface RemoteCommand {
-  /** Stop reading the command's output (the streams then count as closed). */
+  /** Stop reading the command's output; `closed` follows once what the server already read was sent. */
   stopReading(): void;
 }
 

@@ -217,7 +217,7 @@ abstract class GroupHandle implements ProcessHandle {
   }
 
   /** Output is no longer read (the leader exited and the streams stayed open too long). */
-  protected abstract destroyStreams(): void;
+  protected abstract destroyStreams(): void | Promise<void>;
 
   protected runs(pid: number): void {
     this.pid = pid;
@@ -256,7 +256,7 @@ abstract class GroupHandle implements ProcessHandle {
             r();
           };
         });
-        if (!this.closed) this.destroyStreams();
+        if (!this.closed) await this.destroyStreams();
       }
       this.resolveExit({ code, signal, leftovers, ...(error !== undefined ? { error } : {}) });
     })();
@@ -325,6 +325,8 @@ class ServerProcess extends GroupHandle {
   private remote: RemoteCommand | undefined;
   private readonly decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') };
   private reading = true;
+  /** Set by destroyStreams: what the server read before it stopped is still delivered, then no more. */
+  private stopping: (() => void) | undefined;
 
   constructor(
     spec: SpawnSpec,
@@ -347,7 +349,9 @@ class ServerProcess extends GroupHandle {
       },
       exit: (code, signal) => this.leaderExited(code, signal),
       closed: () => {
-        if (this.reading) {
+        // End of output: the decoders' last bytes are flushed, as a Node stream does at its end (not
+        // after a destroy, which drops them).
+        if (this.reading && !this.stopping) {
           for (const stream of ['stdout', 'stderr'] as const) {
             const rest = this.decoders[stream].end();
             if (rest !== '') this.spec.onOutput(stream, rest);
@@ -355,19 +359,30 @@ class ServerProcess extends GroupHandle {
         }
         this.reading = false;
         this.streamsClosed();
+        this.stopping?.();
       },
       lost: (reason) => {
         this.reading = false;
         if (this.pid === undefined) this.notStarted(reason);
         else this.leaderExited(null, null, `${reason} while the command ran; its process group was terminated`);
         this.streamsClosed();
+        this.stopping?.();
       },
     });
   }
 
-  protected destroyStreams(): void {
-    this.reading = false;
-    this.remote?.stopReading();
+  protected destroyStreams(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      // Bounded, in case the server no longer answers.
+      const t = setTimeout(resolve, 5_000);
+      this.stopping = () => {
+        clearTimeout(t);
+        resolve();
+      };
+      this.remote?.stopReading();
+    }).then(() => {
+      this.reading = false;
+    });
   }
 }
 

@@ -5,6 +5,7 @@ import * as assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import type { Command } from '../../lib/api/types.js';
 import { groupAlive, nodeSpawner, processAlive, startForkServerSpawner, type ExitInfo, type Spawner, type StreamName } from '../../lib/engine/spawn.js';
+import { ForkServer } from '../../lib/engine/sched-forkserver.js';
 import { rigTest, test, timedTest } from '../helpers/rig.js';
 
 const ENV: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/tmp', LANG: 'C.UTF-8' };
@@ -135,6 +136,44 @@ rigTest('600 commands at once through the fork server (1200+ fds in its select l
     server.close();
   }
 }, { ms: 120_000 });
+
+timedTest('the server sends what a command wrote before it exited ahead of its exit', async () => {
+  const server = ForkServer.start();
+  if (!server) return;
+  try {
+    for (let i = 0; i < 200 && !server.ready; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(server.ready);
+    for (let i = 0; i < 30; i++) {
+      const order: string[] = [];
+      await new Promise<void>((resolve, reject) => {
+        let exited = false;
+        let closed = false;
+        server.launch(
+          { file: '/bin/sh', argv0: '/bin/sh', args: ['-c', `echo out-${i}; echo err-${i} >&2`], cwd: '/', env: { PATH: ENV['PATH']! } },
+          {
+            started: () => undefined,
+            failed: (errno) => reject(new Error(`failed ${errno}`)),
+            data: (stream, chunk) => order.push(`${stream}:${chunk.toString('utf8').trim()}`),
+            exit: (code) => {
+              order.push(`exit:${code}`);
+              exited = true;
+              if (closed) resolve();
+            },
+            closed: () => {
+              closed = true;
+              if (exited) resolve();
+            },
+            lost: (reason) => reject(new Error(reason)),
+          },
+        );
+      });
+      assert.equal(order.at(-1), 'exit:0', order.join(' '));
+      assert.deepEqual(order.slice(0, -1).sort(), [`stderr:err-${i}`, `stdout:out-${i}`]);
+    }
+  } finally {
+    server.close();
+  }
+});
 
 rigTest('through the fork server: leftovers in the group are killed and reported; terminate kills the group', async (rig) => {
   const server = await startForkServerSpawner();
