@@ -3,6 +3,7 @@
  * a per-command, per-stream redactor, the node's timeout, and cancellation by the run's abort signal.
  * Function steps get a TaskContext; zx is imported only when a function step actually runs.
  */
+import { existsSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
@@ -106,7 +107,11 @@ class Attempt {
     this.handles.delete(h);
     this.output('stdout', red.stdout.end());
     this.output('stderr', red.stderr.end());
-    if (exit.error !== undefined) this.output('stderr', redactText(`fabric: cannot start \`${display}\`: ${exit.error}\n`, this.secrets));
+    if (exit.error !== undefined) {
+      // A missing working directory makes spawn report ENOENT for the program: name the real cause.
+      const why = existsSync(cwd) ? exit.error : `the working directory ${cwd} does not exist`;
+      this.output('stderr', redactText(`fabric: cannot start \`${display}\`: ${why}\n`, this.secrets));
+    }
     this.emit({ type: 'command-end', node: this.node.id, command: display, exitCode: exit.code, signal: exit.signal, ms: Date.now() - started });
     if (exit.leftovers && !this.cause) {
       this.emit({ type: 'warning', node: this.node.id, message: `\`${display}\` left processes running in its process group after it exited; they were terminated (use setsid to start a daemon)` });

@@ -210,4 +210,12 @@ task('uses-env-file', {
   assert.equal(out, 'token is [REDACTED]\n[REDACTED]\n');
 });
 
+rigTest('a missing working directory is named as the cause', async (rig) => {
+  await rig.write({ 'fabricfile.ts': FF(`task('a', { effect: 'read-only', cwd: 'no/such/dir', run: 'echo hi; true' });`) });
+  const r = await rig.fabric(['run', 'a', '--output=json', '--no-evidence']);
+  assert.equal(r.code, 1);
+  const err = r.events.flatMap((e) => (e.type === 'task-output' && e.stream === 'stderr' ? [e.chunk] : [])).join('');
+  assert.match(err, /cannot start `echo hi; true`: the working directory .*no\/such\/dir does not exist/);
+});
+
 test.run();
