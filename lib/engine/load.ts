@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve, isAbsolute } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { TaskDef } from '../api/types.js';
@@ -163,7 +163,36 @@ async function coldBundle(opts: LoadOptions): Promise<string> {
   const mp = manifestPath(opts);
   await writeFile(`${mp}.${process.pid}.tmp`, JSON.stringify(manifest));
   await rename(`${mp}.${process.pid}.tmp`, mp);
+  await pruneBundles(opts.buildDir);
   return bundle;
+}
+
+/**
+ * After a cold build: removes bundle directories that no manifest names any more and that are older than
+ * a day (a process started before the rebuild may still be importing an older one). Best effort.
+ */
+async function pruneBundles(buildDir: string): Promise<void> {
+  try {
+    const entries = await readdir(buildDir, { withFileTypes: true });
+    const live = new Set<string>();
+    for (const e of entries) {
+      if (!e.isFile() || !e.name.endsWith('.json')) continue;
+      try {
+        live.add(dirname((JSON.parse(await readFile(join(buildDir, e.name), 'utf8')) as BuildManifest).bundle));
+      } catch {
+        /* a manifest being written: keep everything it could name */
+        return;
+      }
+    }
+    const dayAgo = Date.now() - 86_400_000;
+    for (const e of entries) {
+      const dir = join(buildDir, e.name);
+      if (!e.isDirectory() || e.name === PENDING || live.has(dir)) continue;
+      if (statSync(dir).mtimeMs < dayAgo) await rm(dir, { recursive: true, force: true });
+    }
+  } catch {
+    /* pruning never fails a load */
+  }
 }
 
 /** Loads the fabricfile and returns the tasks it declared (in declaration order). Throws DiagnosticsError. */

@@ -2,7 +2,7 @@
 // config, fabricfile discovery and the warm-start bundle cache.
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, chmodSync } from 'node:fs';
+import { readdirSync, chmodSync, utimesSync } from 'node:fs';
 import { rigTest, test } from '../helpers/rig.js';
 
 const FF = (body: string) => `import { task } from 'fabric';\n${body}\n`;
@@ -156,6 +156,12 @@ rigTest('a warm start reuses the bundle; a change in an imported module rebuilds
   const changed = await rig.fabric(['list', '--json']);
   assert.equal((JSON.parse(changed.stdout) as { description: string }[])[0]!.description, 'two');
   assert.equal(bundles().length, 2);
+  // A bundle no manifest names, older than a day, is pruned at the next cold build.
+  const stale = rig.path('.fabric', 'build', before[0]!);
+  utimesSync(stale, new Date(Date.now() - 2 * 86_400_000), new Date(Date.now() - 2 * 86_400_000));
+  await rig.write({ 'tasks/desc.ts': `export const DESC = 'three';\n` });
+  assert.equal((await rig.fabric(['list', '--json'])).code, 0);
+  assert.ok(!bundles().includes(before[0]!), 'the stale bundle was kept');
   assert.ok(!rig.exists('heavy-loaded'), 'a dynamically imported task module was loaded by list');
   const run = await rig.fabric(['run', 'a', '--output=json', '--no-evidence']);
   assert.equal(run.code, 0, run.stderr);
