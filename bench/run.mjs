@@ -142,10 +142,10 @@ async function runCase(c, opts, log) {
 
 const fmtMs = (x) => (x >= 10_000 ? x.toFixed(0) : x >= 100 ? x.toFixed(0) : x.toFixed(1));
 const fmtRatio = (x) => (Number.isFinite(x) ? `${x.toFixed(2)}x` : 'n/a');
-const fmtRss = (xs) => {
+function fmtRss(xs) {
   const v = xs.map((s) => s.rssKiB).filter((x) => x !== undefined);
   return v.length ? `${(Math.max(...v) / 1024).toFixed(0)} MiB` : 'n/a';
-};
+}
 
 /** Median of paired ratios a_i / b_i (same repetition). */
 function pairedRatio(a, b) {
@@ -169,7 +169,16 @@ function summarize(c, samples) {
     rssFabric: fmtRss(samples.fabric),
     rssMake: samples.make ? fmtRss(samples.make) : '–',
     baseline: samples.baseline ? `${span('baseline')}; fabric / baseline ${fmtRatio(pairedRatio(samples.fabric, samples.baseline))}` : undefined,
-    noev: samples['fabric-noev'] ? `${span('fabric-noev')}, ${fmtRatio(samples.make ? pairedRatio(samples['fabric-noev'], samples.make) : NaN)} of make` : undefined,
+    noev: samples['fabric-noev']
+      ? [
+          span('fabric-noev'),
+          samples.make ? `${fmtRatio(pairedRatio(samples['fabric-noev'], samples.make))} of make` : '',
+          samples.node ? `${fmtRatio(pairedRatio(samples['fabric-noev'], samples.node))} of node -e 0` : '',
+          `peak RSS ${fmtRss(samples['fabric-noev'])}`,
+        ]
+          .filter(Boolean)
+          .join('; ')
+      : undefined,
     target: '',
     met: '',
   };
