@@ -234,10 +234,6 @@ abstract class GroupHandle implements ProcessHandle {
     this.onClosed?.();
   }
 
-  protected get isClosed(): boolean {
-    return this.closed;
-  }
-
   /** The leader exited: kill what is left of its group, drain output (bounded), then resolve. */
   protected leaderExited(code: number | null, signal: NodeJS.Signals | null, error?: string): void {
     void (async () => {
