@@ -3,18 +3,34 @@
  * `!pattern` excludes); a pattern without glob characters that names a directory means everything
  * under it. Dotfiles match; `.git` and the cache directory itself are never inputs.
  */
-import fg from 'fast-glob';
+import type FastGlobModule from 'fast-glob';
 import { statSync } from 'node:fs';
 import { isAbsolute, posix, relative, resolve, sep } from 'node:path';
 
 const ALWAYS_IGNORED = ['**/.git/**'];
+
+type FastGlob = typeof FastGlobModule;
+let loaded: FastGlob | undefined;
+
+/** fast-glob, loaded on first use (~25 ms): a run whose patterns are all literal paths never needs it. */
+async function fastGlob(): Promise<FastGlob> {
+  return (loaded ??= (await import('fast-glob')).default);
+}
+
+/**
+ * No character that any glob syntax uses (`* ? [ ] ( ) { } !` or an escape): fast-glob's
+ * `isDynamicPattern` is false for such a pattern, so it can be decided without loading fast-glob.
+ */
+const PLAIN = /^[^*?[\](){}!\\]*$/;
+export const isPlainPattern = (p: string): boolean => PLAIN.test(p);
+const notDynamic = (): boolean => false;
 
 function isNegated(p: string): boolean {
   return p.startsWith('!');
 }
 
 /** `dir` → `dir/**` when `dir` is a literal path naming an existing directory. */
-function expandDirectory(pattern: string, cwd: string): string {
+function expandDirectory(fg: FastGlob, pattern: string, cwd: string): string {
   if (isNegated(pattern) || fg.isDynamicPattern(pattern)) return pattern;
   try {
     if (statSync(resolve(cwd, pattern), { throwIfNoEntry: false })?.isDirectory()) {
@@ -27,7 +43,7 @@ function expandDirectory(pattern: string, cwd: string): string {
 }
 
 /** Ignore globs (relative to `cwd`) for absolute directories that lie under `cwd`. */
-export function ignoresFor(cwd: string, dirs: readonly string[]): string[] {
+export function ignoresFor(fg: FastGlob, cwd: string, dirs: readonly string[]): string[] {
   const out = [...ALWAYS_IGNORED];
   for (const d of dirs) {
     const rel = relative(cwd, d);
@@ -43,8 +59,8 @@ function byCodeUnit(a: string, b: string): number {
 }
 
 /** A literal path (no glob syntax, no escapes), as fast-glob would report it: `./a//b` → `a/b`. */
-function literal(p: string): string | undefined {
-  if (isNegated(p) || p.includes('\\') || fg.isDynamicPattern(p)) return undefined;
+function literal(p: string, isDynamic: (p: string) => boolean): string | undefined {
+  if (isNegated(p) || p.includes('\\') || isDynamic(p)) return undefined;
   const n = posix.normalize(p);
   return n === '.' || n.endsWith('/') || isAbsolute(n) ? undefined : n;
 }
@@ -58,10 +74,10 @@ function isIgnored(rel: string, abs: string, ignoreDirs: readonly string[]): boo
  * The common case without a directory walk: every pattern is a literal path. Files are taken as they
  * are; a literal naming a directory needs the walk (undefined).
  */
-function expandLiterals(patterns: readonly string[], cwd: string, ignoreDirs: readonly string[]): string[] | undefined {
+function expandLiterals(patterns: readonly string[], cwd: string, ignoreDirs: readonly string[], isDynamic: (p: string) => boolean): string[] | undefined {
   const out: string[] = [];
   for (const p of patterns) {
-    const rel = literal(p);
+    const rel = literal(p, isDynamic);
     if (rel === undefined) return undefined;
     const abs = resolve(cwd, rel);
     let st;
@@ -80,10 +96,19 @@ function expandLiterals(patterns: readonly string[], cwd: string, ignoreDirs: re
 /** Files matched by `patterns` under `cwd`: relative paths with `/`, sorted, without duplicates. */
 export async function expandGlobs(patterns: readonly string[], cwd: string, ignoreDirs: readonly string[] = []): Promise<string[]> {
   if (patterns.length === 0) return [];
-  // One fast-glob call costs about a millisecond; a no-op over 1000 single-file tasks must not pay it.
-  const direct = expandLiterals(patterns, cwd, ignoreDirs);
-  if (direct) return direct;
-  const positive = patterns.filter((p) => !isNegated(p)).map((p) => expandDirectory(p, cwd));
+  // One fast-glob call costs about a millisecond; a no-op over 1000 single-file tasks must not pay it,
+  // nor loading fast-glob at all when every pattern is plain.
+  const plain = patterns.every(isPlainPattern);
+  if (plain) {
+    const direct = expandLiterals(patterns, cwd, ignoreDirs, notDynamic);
+    if (direct) return direct;
+  }
+  const fg = await fastGlob();
+  if (!plain) {
+    const direct = expandLiterals(patterns, cwd, ignoreDirs, (p) => fg.isDynamicPattern(p));
+    if (direct) return direct;
+  }
+  const positive = patterns.filter((p) => !isNegated(p)).map((p) => expandDirectory(fg, p, cwd));
   if (positive.length === 0) return [];
   const negative = patterns.filter(isNegated).map((p) => p.slice(1));
   const found = await fg(positive, {
@@ -93,7 +118,7 @@ export async function expandGlobs(patterns: readonly string[], cwd: string, igno
     followSymbolicLinks: true,
     unique: true,
     suppressErrors: true,
-    ignore: [...ignoresFor(cwd, ignoreDirs), ...negative],
+    ignore: [...ignoresFor(fg, cwd, ignoreDirs), ...negative],
   });
   return found.sort(byCodeUnit);
 }
@@ -106,7 +131,7 @@ export async function unmatchedPatterns(patterns: readonly string[], cwd: string
   const missing: string[] = [];
   for (const p of patterns) {
     if (isNegated(p)) continue;
-    if (!fg.isDynamicPattern(p)) {
+    if (isPlainPattern(p) || !(await fastGlob()).isDynamicPattern(p)) {
       let exists = false;
       try {
         exists = statSync(resolve(cwd, p), { throwIfNoEntry: false }) !== undefined;
@@ -116,6 +141,7 @@ export async function unmatchedPatterns(patterns: readonly string[], cwd: string
       if (!exists) missing.push(p);
       continue;
     }
+    const fg = await fastGlob();
     const hits = await fg(p, { cwd, dot: true, onlyFiles: true, followSymbolicLinks: true, suppressErrors: true, ignore: ALWAYS_IGNORED });
     if (hits.length === 0) missing.push(p);
   }

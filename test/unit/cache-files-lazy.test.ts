@@ -1,0 +1,50 @@
+// lib/cache/files.ts loads fast-glob only when a pattern needs it: literal paths (the common case, e.g.
+// a no-op over 1000 single-file tasks) are stat'ed directly, without loading the package at all.
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { isPlainPattern } from '../../lib/cache/files.js';
+import { rigTest, test } from '../helpers/rig.js';
+
+/** Runs expandGlobs/unmatchedPatterns in a fresh process and reports whether fast-glob got loaded. */
+function probe(dir: string, call: string): { loaded: boolean; result: unknown } {
+  const files = new URL('../../lib/cache/files.js', import.meta.url).href;
+  const script = `
+    import { createRequire } from 'node:module';
+    const m = await import(${JSON.stringify(files)});
+    const result = await ${call};
+    const loaded = Object.keys(createRequire(import.meta.url).cache).some((k) => k.includes('/node_modules/fast-glob/'));
+    console.log(JSON.stringify({ loaded, result }));`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: dir, encoding: 'utf8', timeout: 30_000 });
+  assert.equal(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout) as { loaded: boolean; result: unknown };
+}
+
+rigTest('literal input and output paths never load fast-glob; globs do, with the same results as before', async (rig) => {
+  await rig.write({ 'in/a.txt': 'a', 'in/b.txt': 'b', 'in/sub/c.txt': 'c', 'out/x.txt': 'x', 'odd (1).txt': 'o' });
+  const d = JSON.stringify(rig.dir);
+  const lit = probe(rig.dir, `m.expandGlobs(['in/b.txt', 'in/a.txt', './in/a.txt', 'missing.txt'], ${d})`);
+  assert.deepEqual(lit, { loaded: false, result: ['in/a.txt', 'in/b.txt'] });
+  const out = probe(rig.dir, `m.unmatchedPatterns(['out/x.txt', 'out/none.txt'], ${d})`);
+  assert.deepEqual(out, { loaded: false, result: ['out/none.txt'] });
+  // A directory, a glob, a negation, parentheses: fast-glob decides.
+  assert.deepEqual(probe(rig.dir, `m.expandGlobs(['in'], ${d})`), { loaded: true, result: ['in/a.txt', 'in/b.txt', 'in/sub/c.txt'] });
+  assert.deepEqual(probe(rig.dir, `m.expandGlobs(['in/*.txt', '!in/b.txt'], ${d})`), { loaded: true, result: ['in/a.txt'] });
+  assert.deepEqual(probe(rig.dir, `m.expandGlobs(['odd (1).txt'], ${d})`), { loaded: true, result: ['odd (1).txt'] });
+  assert.deepEqual(probe(rig.dir, `m.unmatchedPatterns(['out/*.md'], ${d})`), { loaded: true, result: ['out/*.md'] });
+});
+
+test('a pattern without glob characters is never dynamic for fast-glob (the test files.ts relies on)', async () => {
+  const { default: fg } = await import('fast-glob');
+  const samples = [
+    'a.txt', 'dir/sub/file.tar.gz', './a', 'a//b', '../x', '/abs/path', 'a b c', '@scope/pkg', 'a+b', 'a@b', 'x,y', 'a..b', 'a.{b', 'a}b',
+    '-dash', '#hash', '%pct', '~tilde', 'é€', 'a|b', "it's", 'a$b', 'a^b', 'a=b', 'a;b', 'a&b', '.', '..',
+  ];
+  for (const p of samples) if (isPlainPattern(p)) assert.equal(fg.isDynamicPattern(p), false, p);
+  // And the characters it rejects are the ones fast-glob can read as syntax.
+  for (const p of ['*.txt', 'a?', '[ab]', '{a,b}', '!a', '@(a|b)', '+(a)', 'a\\*']) {
+    assert.equal(isPlainPattern(p), false, p);
+    assert.equal(fg.isDynamicPattern(p), true, p);
+  }
+});
+
+test.run();
