@@ -26,6 +26,18 @@ export type CacheLookup =
   /** The node is not cacheable (or caching is off); `fingerprint` is still computed for dependents when possible. */
   | { readonly result: 'disabled'; readonly fingerprint?: string | undefined; readonly detail?: string | undefined };
 
+/** A file's digest with its absolute path. */
+export interface AbsFileDigest {
+  readonly path: string;
+  readonly sha256: string;
+  readonly size: number;
+}
+
+export interface KnownDigests {
+  readonly inputs?: readonly AbsFileDigest[] | undefined;
+  readonly outputs?: readonly AbsFileDigest[] | undefined;
+}
+
 export interface CacheProvider {
   /**
    * Computes the node's fingerprint (from its definition, params, declared env, inputs, the given
@@ -40,6 +52,14 @@ export interface CacheProvider {
   save(node: Node, fingerprint: string, logs: readonly CachedLog[]): Promise<void>;
   /** Declared outputs that do not exist after a successful run (the node then fails with missing-output). */
   missingOutputs(node: Node): Promise<string[]>;
+  /**
+   * The content digests of the node's declared input and output files as this run's cache saw them
+   * (inputs: hashed for the fingerprint before the node ran or was restored; outputs: hashed when they
+   * were stored or verified on a hit). Each list is present only when the cache hashed every file the
+   * node's globs matched; otherwise it is absent and the caller hashes the files itself. Lets the
+   * evidence writer avoid hashing the same files twice.
+   */
+  fileDigests?(node: Node): KnownDigests | undefined;
   /** Called once after the run (also after a failed or interrupted one): persists the stat cache. */
   close?(): Promise<void>;
 }
