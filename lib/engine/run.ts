@@ -10,6 +10,7 @@ import type { FabricEvent, Failure, NodeId } from './events.js';
 import type { Graph, Node } from './graph.js';
 import { plannedNodes } from './plan.js';
 import { runAttempt, type ExecDeps } from './sched-exec.js';
+import { RankHeap, ReadyTracker } from './sched-ready.js';
 import { abortableSleep, backoffMs, normaliseJobs, seededRandom, shuffleInPlace } from './sched-util.js';
 import { groupSpawner, type Spawner } from './spawn.js';
 
@@ -114,6 +115,7 @@ class Scheduler {
   private readonly gates = new Map<NodeId, GateState>();
   private readonly random: (() => number) | undefined;
   private readonly exec: ExecDeps;
+  private readonly tracker: ReadyTracker;
   private failed = false;
   private interrupted = false;
   private fatal: { error: unknown } | undefined;
@@ -128,6 +130,7 @@ class Scheduler {
       this.rank.set(id, i);
       this.pending.add(id);
     });
+    this.tracker = new ReadyTracker(this.graph.order, (id) => this.graph.nodes.get(id)?.deps ?? [], this.rank);
     this.random = opts.shuffleSeed !== undefined ? seededRandom(opts.shuffleSeed) : undefined;
     this.exec = { emit: opts.emit, graceMs: opts.graceMs ?? 3000, repoRoot: this.graph.repoRoot, spawner: opts.spawner ?? groupSpawner, signal: opts.signal };
   }
@@ -170,24 +173,26 @@ class Scheduler {
     return n;
   }
 
-  /** Starts every ready node that fits in a free job slot and whose mutexes are free. */
+  /** Starts every ready node that fits in a free job slot and whose mutexes are free (lowest rank first, or shuffled). */
   private pump(): void {
     if (this.interrupted || this.fatal || (this.failed && !this.opts.keepGoing)) return;
     if (this.running.size >= this.jobs) return;
-    const ready: NodeId[] = [];
-    for (const id of this.pending) {
+    const ready = this.random ? shuffleInPlace(this.tracker.takeAll(), this.random) : undefined;
+    const waiting: NodeId[] = [];
+    for (;;) {
+      const id = ready ? ready.shift() : this.running.size < this.jobs ? this.tracker.take() : undefined;
+      if (id === undefined) break;
+      if (!this.pending.has(id)) continue;
       const node = this.graph.nodes.get(id);
-      if (node && node.deps.every((d) => this.passable(d, node))) ready.push(id);
-    }
-    ready.sort((a, b) => this.rank.get(a)! - this.rank.get(b)!);
-    if (this.random) shuffleInPlace(ready, this.random);
-    for (const id of ready) {
-      if (this.running.size >= this.jobs) break;
-      const node = this.node(id);
+      if (!node) continue;
       // A node waiting for a mutex holds no job slot: the next ready node may take it.
-      if (node.mutex.some((m) => this.heldMutexes.has(m))) continue;
+      if (this.running.size >= this.jobs || node.mutex.some((m) => this.heldMutexes.has(m))) {
+        waiting.push(id);
+        continue;
+      }
       this.start(node);
     }
+    for (const id of waiting) this.tracker.putBack(id);
   }
 
   /** Whether `dependent` may run as far as its dependency `dep` is concerned. */
@@ -215,13 +220,20 @@ class Scheduler {
     return undefined;
   }
 
-  /** After a node settled: every pending node that can no longer run fails now (topological order). */
-  private sweep(): void {
+  /**
+   * After a node settled: its dependents it lets through may become ready; every node that can no
+   * longer run fails now, in topological order (what a sweep over all pending nodes would find).
+   */
+  private settled(id: NodeId): void {
+    const blocked = new RankHeap(this.rank);
+    for (const b of this.tracker.settle(id, (d) => this.passable(id, this.node(d)))) blocked.push(b);
     if (this.interrupted) return;
-    for (const id of this.graph.order) {
-      if (!this.pending.has(id)) continue;
-      const failure = this.blocked(this.node(id));
-      if (failure) this.neverStarted(id, failure, 'skipped-after-failure');
+    for (let b = blocked.pop(); b !== undefined; b = blocked.pop()) {
+      if (!this.pending.has(b)) continue;
+      const failure = this.blocked(this.node(b));
+      if (!failure) continue;
+      this.neverStarted(b, failure, 'skipped-after-failure');
+      for (const x of this.tracker.settle(b, () => false)) blocked.push(x);
     }
   }
 
@@ -271,7 +283,7 @@ class Scheduler {
       if (!aborted) this.failed = true;
       emit({ type: 'task-failure', node: node.id, failure: r.failure, ms, at: now() });
     }
-    this.sweep();
+    this.settled(node.id);
   }
 
   private gateState(node: Node, r: NodeResult): GateState {
