@@ -2,18 +2,23 @@
  * The evidence writer: an EventSink that turns the engine's event stream into a packet
  * `<dir>/<run-id>/` (layout in ./constants.ts). It is created by the `run` command and fed every event.
  *
- * Crash safety. Every file is written atomically (temp + rename). run.json is written at `run-start`
- * with status `interrupted` (meaning "not finished") and rewritten after every node with the list of
- * completed nodes, then once more with the real status; manifest.sha256 is rewritten right after
- * run.json. A node's files are staged under .partial/ and moved into nodes/ by one directory rename.
- * So a run killed with SIGKILL leaves a packet that verifies and says `interrupted`.
+ * Crash safety. A node's files are written into a staging directory under .partial/ and moved into
+ * nodes/ by one directory rename, so nodes/ never holds a torn node. run.json and manifest.sha256 are
+ * written at checkpoints: at `run-start` (status `interrupted`, meaning "not finished"), then at most
+ * every CHECKPOINT_MS while nodes complete (with the list of completed nodes), and once more at the
+ * end with the real status. A checkpoint writes and fsyncs both files under temporary names and then
+ * renames them back to back, so the two always agree. A run killed with SIGKILL therefore leaves a
+ * packet that verifies and says `interrupted`; the node directories that completed after the last
+ * checkpoint are not in run.json's `completed` list nor in the manifest, and `evidence verify` reports
+ * them as not covered (it does not count them as evidence). Writing run.json after every node instead
+ * made the packet quadratic in the number of nodes.
  *
  * `onEvent` is synchronous and cheap: it updates in-memory state; file work is queued in order on one
  * promise chain and drained by `close()`. Output is redacted again here (defence in depth) with a
  * streaming redactor per node and stream, and buffered; large output is appended to
  * .partial/<node>.<stream>.log as it comes.
  */
-import { appendFile, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { appendFile, mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import type { EventSink, FabricEvent, Failure, NodeId } from '../engine/events.js';
 import type { Graph, Node } from '../engine/graph.js';
@@ -37,7 +42,9 @@ import {
   RUN_KIND,
 } from './constants.js';
 import { createEnvelope } from './dsse.js';
-import { hashFile, safeNodeId, sha256Hex, writeFileAtomic } from './fsutil.js';
+import { randomBytes } from 'node:crypto';
+import type { KnownDigests } from '../cache/types.js';
+import { hashFile, safeNodeId, sha256Hex } from './fsutil.js';
 import { formatManifest } from './manifest.js';
 import { fabricStatement, provenanceStatement, type ProvenanceContext } from './provenance.js';
 import { redactArgv, redactByName, redactDeep, REDACTED } from './redact.js';
@@ -76,13 +83,23 @@ export interface EvidenceOptions {
   readonly signers?: readonly Signer[] | undefined;
   /** Name patterns of secret env vars (config `secretPatterns`); default TOKEN, SECRET, PASSWORD, ... */
   readonly secretPatterns?: readonly string[] | undefined;
+  /**
+   * Digests of a node's input/output files that something else already computed in this run (the
+   * cache, for its fingerprint); the writer hashes only what this does not cover.
+   */
+  readonly knownDigests?: ((node: Node) => KnownDigests | undefined) | undefined;
+  /** Longest interval between two checkpoints of run.json and manifest.sha256 while nodes complete (default 250 ms). */
+  readonly checkpointMs?: number | undefined;
 }
 
 export interface EvidenceSink extends EventSink {
   /** The packet directory, `<dir>/<runId>`. */
   readonly packetDir: string;
-  /** Waits until the files for every event seen so far are written (tests; a packet is consistent after each node anyway). */
-  drain(): Promise<void>;
+  /**
+   * Waits until the files for every event seen so far are written and, unless `checkpoint` is false,
+   * checkpoints run.json and the manifest now (tests; the packet verifies at any moment anyway).
+   */
+  drain(opts?: { readonly checkpoint?: boolean }): Promise<void>;
   /** Drains queued writes, writes the last run.json and manifest, signs. Rejects with EvidenceError if anything failed. */
   close(): Promise<void>;
 }
@@ -106,6 +123,7 @@ export async function loadSigners(signing: SigningOptions | undefined): Promise<
 
 type Stream = 'stdout' | 'stderr';
 const FLUSH_AT = 256 * 1024;
+const CHECKPOINT_MS = 250;
 
 interface NodeState {
   readonly id: NodeId;
@@ -127,9 +145,12 @@ interface NodeState {
   exitCode: number | null;
   signal: string | null;
   warnings: string[];
-  redactors: Record<Stream, StreamRedactor>;
+  /** Created on the first output of a stream. */
+  redactors: Partial<Record<Stream, StreamRedactor>>;
   buf: Record<Stream, string[]>;
   bufLen: Record<Stream, number>;
+  /** Whether part of the stream's output was already appended to its log in .partial/. */
+  spilled: Record<Stream, boolean>;
   /** Set once the node's terminal event was seen (its files are then queued). */
   ended: boolean;
 }
@@ -198,6 +219,13 @@ class Writer implements EvidenceSink {
   private readonly completed: NodeId[] = [];
   private denials: RunRecord['denials'] = [];
   private readonly provenance: ProvenanceContext;
+  private readonly takenSafeIds = new Set<string>();
+  /** The plan digest, computed once (the graph does not change during a run). */
+  private planDigest: string | null | undefined;
+  private lastCheckpoint = 0;
+  private checkpointTimer: NodeJS.Timeout | undefined;
+  /** Nodes completed since the last checkpoint. */
+  private dirty = false;
 
   constructor(private readonly opts: EvidenceOptions) {
     this.packetDir = join(opts.dir, opts.runId);
@@ -313,6 +341,8 @@ class Writer implements EvidenceSink {
           this.finish(s, e.at);
         }
         this.ended = true;
+        if (this.checkpointTimer) clearTimeout(this.checkpointTimer);
+        this.checkpointTimer = undefined;
         this.enqueue('finish run', () => this.writeRun());
         return;
       }
@@ -321,20 +351,28 @@ class Writer implements EvidenceSink {
     }
   }
 
-  async drain(): Promise<void> {
+  async drain(opts: { readonly checkpoint?: boolean } = {}): Promise<void> {
     await this.queue;
+    if (opts.checkpoint !== false && this.dirty && !this.closed) {
+      this.enqueue('checkpoint', () => this.writeRun());
+      await this.queue;
+    }
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     if (!this.started) this.start();
+    if (this.checkpointTimer) clearTimeout(this.checkpointTimer);
+    this.checkpointTimer = undefined;
     await this.queue;
+    // Closed without a run-end (the run was cut short): one last checkpoint with every node written.
+    if (this.dirty) await this.writeRun().catch((e: unknown) => this.errors.push(`checkpoint: ${e instanceof Error ? e.message : String(e)}`));
     // Whatever is still buffered belongs to nodes that never ended: keep it in .partial/ for forensics.
     for (const s of this.states.values()) {
       if (s.ended) continue;
       for (const stream of ['stdout', 'stderr'] as const) {
-        const tail = s.redactors[stream].end();
+        const tail = s.redactors[stream]?.end();
         if (tail) s.buf[stream].push(tail);
         await this.flush(s, stream).catch((e: unknown) => this.errors.push(`${s.id} ${stream}: ${String(e)}`));
       }
@@ -357,7 +395,6 @@ class Writer implements EvidenceSink {
     let s = this.states.get(id);
     if (s) return s;
     const node = this.opts.graph.nodes.get(id);
-    const secrets = this.secrets;
     s = {
       id,
       safeId: this.uniqueSafeId(id),
@@ -378,9 +415,10 @@ class Writer implements EvidenceSink {
       exitCode: null,
       signal: null,
       warnings: [],
-      redactors: { stdout: new StreamRedactor(secrets), stderr: new StreamRedactor(secrets) },
+      redactors: {},
       buf: { stdout: [], stderr: [] },
       bufLen: { stdout: 0, stderr: 0 },
+      spilled: { stdout: false, stderr: false },
       ended: false,
     };
     this.states.set(id, s);
@@ -389,10 +427,10 @@ class Writer implements EvidenceSink {
 
   private uniqueSafeId(id: NodeId): string {
     const base = safeNodeId(id);
-    const taken = new Set([...this.states.values()].map((s) => s.safeId.toLowerCase()));
-    if (!taken.has(base.toLowerCase())) return base;
     // Case-insensitive file systems: ids that differ only in case get a hash suffix.
-    return `${base}-${sha256Hex(id).slice(0, 8)}`;
+    const safe = this.takenSafeIds.has(base.toLowerCase()) ? `${base}-${sha256Hex(id).slice(0, 8)}` : base;
+    this.takenSafeIds.add(safe.toLowerCase());
+    return safe;
   }
 
   private rel(abs: string): string {
@@ -419,6 +457,7 @@ class Writer implements EvidenceSink {
     this.started = true;
     this.enqueue('start', async () => {
       await mkdir(this.partialDir, { recursive: true });
+      await mkdir(join(this.packetDir, NODES_DIR), { recursive: true });
       try {
         this.signers = this.opts.signers ? [...this.opts.signers] : await loadSigners(this.opts.signing);
       } catch (e) {
@@ -430,7 +469,7 @@ class Writer implements EvidenceSink {
 
   private output(s: NodeState, stream: Stream, chunk: string): void {
     if (s.ended) return; // its log is already written (no engine sends output after the end; defensive)
-    const safe = s.redactors[stream].push(chunk);
+    const safe = (s.redactors[stream] ??= new StreamRedactor(this.secrets)).push(chunk);
     if (!safe) return;
     s.buf[stream].push(safe);
     s.bufLen[stream] += safe.length;
@@ -449,6 +488,7 @@ class Writer implements EvidenceSink {
     if (!text) return;
     await mkdir(this.partialDir, { recursive: true });
     await appendFile(this.partialLog(s, stream), text);
+    s.spilled[stream] = true;
   }
 
   private finish(s: NodeState, at: string): void {
@@ -457,7 +497,7 @@ class Writer implements EvidenceSink {
     s.finishedOn = at;
     if (s.durationMs === null && s.startedOn) s.durationMs = Math.max(0, Date.parse(at) - Date.parse(s.startedOn));
     for (const stream of ['stdout', 'stderr'] as const) {
-      const tail = s.redactors[stream].end();
+      const tail = s.redactors[stream]?.end();
       if (tail) s.buf[stream].push(tail);
     }
     if (!this.started) this.start();
@@ -465,30 +505,36 @@ class Writer implements EvidenceSink {
   }
 
   private async writeNode(s: NodeState): Promise<void> {
+    // The staging directory is moved into nodes/ by one rename: its files need no atomic write of their own.
     const stage = join(this.partialDir, `stage-${s.safeId}`);
-    await rm(stage, { recursive: true, force: true });
     await mkdir(stage, { recursive: true });
     const staged = new Map<string, string>();
     const put = async (name: string, data: string | Uint8Array): Promise<void> => {
-      await writeFileAtomic(join(stage, name), data);
+      await writeFile(join(stage, name), data);
       staged.set(name, sha256Hex(data));
     };
     // Logs: what was appended to .partial/ plus what is still buffered.
     const logs = {} as Record<Stream, { path: string; sha256: string; size: number }>;
     for (const stream of ['stdout', 'stderr'] as const) {
-      await this.flush(s, stream);
       const name = `${stream}.log`;
-      const from = this.partialLog(s, stream);
-      const exists = await stat(from).then(() => true, () => false);
-      if (exists) await rename(from, join(stage, name));
-      else await writeFileAtomic(join(stage, name), '');
-      const h = await hashFile(join(stage, name));
-      staged.set(name, h.sha256);
-      logs[stream] = { path: name, ...h };
+      if (s.spilled[stream]) {
+        await this.flush(s, stream);
+        await rename(this.partialLog(s, stream), join(stage, name));
+        const h = await hashFile(join(stage, name));
+        staged.set(name, h.sha256);
+        logs[stream] = { path: name, ...h };
+      } else {
+        const data = Buffer.from(s.buf[stream].join(''), 'utf8');
+        s.buf[stream] = [];
+        s.bufLen[stream] = 0;
+        await put(name, data);
+        logs[stream] = { path: name, sha256: staged.get(name)!, size: data.length };
+      }
     }
     const node = s.node;
-    const inputs = node && s.status !== 'denied' ? await this.digests(s, node.inputs, 'input') : [];
-    const outputs = node && (s.status === 'ok' || s.status === 'cached') ? await this.digests(s, node.outputs, 'output') : [];
+    const known = node && node.inputs.length + node.outputs.length > 0 ? this.opts.knownDigests?.(node) : undefined;
+    const inputs = node && s.status !== 'denied' ? await this.digests(s, node.inputs, 'input', known?.inputs) : [];
+    const outputs = node && (s.status === 'ok' || s.status === 'cached') ? await this.digests(s, node.outputs, 'output', known?.outputs) : [];
     const spec = node?.task.spec;
     const secretParams = new Set(Object.entries(spec?.params ?? {}).filter(([, p]) => p.secret).map(([k]) => k));
     const params: Record<string, string> = {};
@@ -546,17 +592,39 @@ class Writer implements EvidenceSink {
       await put(names[i]!, signed ? json(await createEnvelope(body, this.signers)) : json(JSON.parse(body.toString('utf8'))));
     }
     const final = join(this.packetDir, NODES_DIR, s.safeId);
-    await mkdir(join(this.packetDir, NODES_DIR), { recursive: true });
-    await rm(final, { recursive: true, force: true });
     await rename(stage, final);
     for (const [name, h] of staged) this.files.set(`${NODES_DIR}/${s.safeId}/${name}`, h);
     this.completed.push(s.id);
-    await this.writeRun();
+    this.dirty = true;
+    if (!this.ended) this.checkpointSoon();
+  }
+
+  /**
+   * Writes run.json and manifest.sha256 now when the last checkpoint is CHECKPOINT_MS old, otherwise
+   * once that much time has passed (the writes stay ordered on the queue).
+   */
+  private checkpointSoon(): void {
+    const every = this.opts.checkpointMs ?? CHECKPOINT_MS;
+    const wait = this.lastCheckpoint + every - Date.now();
+    if (wait <= 0) {
+      this.enqueue('checkpoint', () => this.writeRun());
+      return;
+    }
+    if (this.checkpointTimer) return;
+    this.checkpointTimer = setTimeout(() => {
+      this.checkpointTimer = undefined;
+      if (this.dirty && !this.closed) this.enqueue('checkpoint', () => this.writeRun());
+    }, wait);
+    this.checkpointTimer.unref();
   }
 
   /** `{path, sha256, size}` of every file the node's globs match under its cwd, paths relative to the repo root. */
-  private async digests(s: NodeState, globs: readonly string[], what: 'input' | 'output'): Promise<FileDigest[]> {
+  private async digests(s: NodeState, globs: readonly string[], what: 'input' | 'output', known?: KnownDigests['inputs']): Promise<FileDigest[]> {
     if (globs.length === 0 || !s.node) return [];
+    if (known) {
+      const out = known.map((d) => ({ path: this.rel(d.path), sha256: d.sha256, size: d.size }));
+      return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    }
     const { default: fg } = await import('fast-glob');
     const cwd = s.node.cwd;
     let paths: string[];
@@ -590,12 +658,14 @@ class Writer implements EvidenceSink {
     for (const n of nodes) for (const d of n.deps) edges.push([n.id, d]);
     const vars: Record<string, string> = {};
     for (const t of g.targets) Object.assign(vars, g.nodes.get(t)?.vars ?? {});
-    let digest: string | null = null;
-    try {
-      digest = graphDigest(g);
-    } catch {
-      digest = null;
+    if (this.planDigest === undefined) {
+      try {
+        this.planDigest = graphDigest(g);
+      } catch {
+        this.planDigest = null;
+      }
     }
+    const digest = this.planDigest;
     const signers: SignerRecord[] = this.signers.map((s) => ({ type: s.type, keyId: s.keyId, fingerprint: s.fingerprint }));
     const rec: RunRecord = {
       kind: RUN_KIND,
@@ -628,13 +698,38 @@ class Writer implements EvidenceSink {
     return redactDeep(rec, this.secrets);
   }
 
-  /** Rewrites run.json, then manifest.sha256 over every packet file written so far. */
+  /**
+   * A checkpoint: run.json, and manifest.sha256 over every packet file written so far. Both are written
+   * and fsynced under temporary names in .partial/, then renamed into place one right after the other.
+   */
   private async writeRun(): Promise<void> {
+    if (this.checkpointTimer) clearTimeout(this.checkpointTimer);
+    this.checkpointTimer = undefined;
+    this.dirty = false;
     const text = json(this.runRecord());
-    await writeFileAtomic(join(this.packetDir, RUN_FILE), text, this.partialDir);
     this.files.set(RUN_FILE, sha256Hex(text));
     const manifest = formatManifest([...this.files].map(([path, sha256]) => ({ path, sha256 })));
-    await writeFileAtomic(join(this.packetDir, MANIFEST_FILE), manifest, this.partialDir);
+    const runTmp = await this.writeSynced(text);
+    const manifestTmp = await this.writeSynced(manifest);
+    await rename(runTmp, join(this.packetDir, RUN_FILE));
+    await rename(manifestTmp, join(this.packetDir, MANIFEST_FILE));
+    this.lastCheckpoint = Date.now();
+  }
+
+  /** Writes `data` to a new temporary file in .partial/ and fsyncs it; returns its path. */
+  private async writeSynced(data: string): Promise<string> {
+    const tmp = join(this.partialDir, `.${randomBytes(6).toString('hex')}.tmp`);
+    const fh = await open(tmp, 'w', 0o644);
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } catch (e) {
+      await fh.close().catch(() => undefined);
+      await rm(tmp, { force: true });
+      throw e;
+    }
+    await fh.close();
+    return tmp;
   }
 }
 

@@ -4,7 +4,8 @@
  *
  * Checks, each failure named as { file, message, expected, found }:
  *  1. manifest.sha256 parses, every listed file exists with that sha256, and every file of the packet
- *     (except signatures/ and .partial/) is listed;
+ *     (except signatures/ and .partial/) is listed, except, in a run that never finished, the node
+ *     directories that completed after its last checkpoint (reported in `notes`, not counted);
  *  2. run.json, every node manifest.json and every attestation validate against contracts/;
  *  3. cross-references: log digests in manifest.json, statement subjects, run.json's node list;
  *  4. signatures of manifest.sha256 verify against the keyring (or, with no keyring, the public keys
@@ -162,12 +163,37 @@ export async function verifyPacket(packetDir: string, opts: VerifyOptions = {}):
     actual.set(path, h.sha256);
     if (h.sha256 !== expected) problem(path, 'sha256 does not match manifest.sha256', expected, h.sha256);
   }
-  for (const path of onDisk) if (!listed.has(path)) problem(path, 'not listed in manifest.sha256 (added after the packet was written?)');
 
   // 2 + 3. Records.
   const runJson = await readJson(join(dir, RUN_FILE));
   if (runJson.error) problem(RUN_FILE, runJson.error);
   else if (check(RUN_FILE, 'run', runJson.value)) run = runJson.value as RunRecord;
+
+  // A run that never finished may have node directories that completed after its last checkpoint:
+  // none of their files is in the manifest and run.json (itself intact) does not list them as
+  // completed. They are not evidence; they are reported, not failed. Anything else unlisted is a problem.
+  const late = new Set<string>();
+  const runIntact = listed.has(RUN_FILE) && actual.get(RUN_FILE) === listed.get(RUN_FILE);
+  if (run?.status === 'interrupted' && runIntact) {
+    const done = new Set(run.completed);
+    const notDone = new Set(run.nodes.filter((n) => !done.has(n.id)).map((n) => n.safeId));
+    const dirOf = (p: string): string | undefined => (p.startsWith(`${NODES_DIR}/`) ? p.split('/')[1] : undefined);
+    const candidates = new Set(onDisk.map(dirOf).filter((d): d is string => d !== undefined && notDone.has(d)));
+    for (const path of onDisk) {
+      const d = dirOf(path);
+      if (d !== undefined && listed.has(path)) candidates.delete(d);
+    }
+    for (const d of candidates) late.add(d);
+    if (late.size > 0) {
+      const names = [...late].sort();
+      notes.push(
+        `${names.length} node director${names.length === 1 ? 'y was' : 'ies were'} written after the last checkpoint and ${names.length === 1 ? 'is' : 'are'} not covered by the manifest (not counted as evidence): ${names.slice(0, 5).join(', ')}${names.length > 5 ? ', …' : ''}`,
+      );
+    }
+  }
+  const isLate = (p: string): boolean => late.size > 0 && p.startsWith(`${NODES_DIR}/`) && late.has(p.split('/')[1]!);
+  for (const path of onDisk) if (!listed.has(path) && !isLate(path)) problem(path, 'not listed in manifest.sha256 (added after the packet was written?)');
+
   if (run?.status === 'interrupted') {
     notes.push(`the run did not finish (status interrupted): ${run.completed.length} of ${run.nodes.length} nodes completed`);
     try {
@@ -189,7 +215,7 @@ export async function verifyPacket(packetDir: string, opts: VerifyOptions = {}):
   const keys = keyring ?? { ed25519: [], gpgHome: undefined };
 
   try {
-    const nodeDirs = new Set(onDisk.filter((p) => p.startsWith(`${NODES_DIR}/`)).map((p) => p.split('/')[1]!));
+    const nodeDirs = new Set(onDisk.filter((p) => p.startsWith(`${NODES_DIR}/`) && !isLate(p)).map((p) => p.split('/')[1]!));
     const manifests = new Map<string, NodeManifest>();
     for (const safe of [...nodeDirs].sort()) {
       const base = `${NODES_DIR}/${safe}`;

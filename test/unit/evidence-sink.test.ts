@@ -335,4 +335,71 @@ rigTest('a write failure is reported by close() with what failed', async (rig) =
   await assert.rejects(sink.close(), (e: Error) => e.name === 'EvidenceError' && /start: .*(ENOTDIR|EEXIST)/.test(e.message));
 });
 
+rigTest('checkpoints: nodes completed after the last one are reported by verify as not covered, not as tampering', async (rig) => {
+  const graph = graphOf(rig.dir, { a: { commands: ['a'] }, b: { commands: ['b'] }, c: { deps: ['a', 'b'], commands: ['c'] } });
+  // A long checkpoint interval: nothing but the run-start checkpoint happens while a and b complete.
+  const sink = createEvidenceSink(options(rig, graph, { checkpointMs: 60_000 }));
+  sink.onEvent(runStart(graph, RUN));
+  for (const e of [...ranNode('a', { stdout: ['a out\n'] }), ...ranNode('b')]) sink.onEvent(e);
+  await sink.drain({ checkpoint: false });
+  // What a SIGKILL now leaves: a and b are in nodes/, run.json (from run-start) lists neither.
+  assert.ok(existsSync(join(packet(rig), 'nodes/a/manifest.json')) && existsSync(join(packet(rig), 'nodes/b/manifest.json')));
+  const run = await readJson<RunRecord>(rig, 'run.json');
+  assert.deepEqual(run.completed, []);
+  let v = await verifyPacket(packet(rig));
+  assert.deepEqual(v.problems, []);
+  assert.match(v.notes.join('\n'), /2 node directories were written after the last checkpoint .*not counted as evidence\): a, b/);
+  // The checked-in part is still protected: a file added to a node run.json lists as completed fails.
+  await sink.drain();
+  assert.deepEqual((await readJson<RunRecord>(rig, 'run.json')).completed, ['a', 'b']);
+  await writeFile(join(packet(rig), 'nodes/a/extra.txt'), 'planted\n');
+  v = await verifyPacket(packet(rig));
+  assert.ok(v.problems.some((p) => p.file === 'nodes/a/extra.txt' && /not listed/.test(p.message)), JSON.stringify(v.problems));
+  // A directory for a node run.json does not know is never excused.
+  await mkdir(join(packet(rig), 'nodes/zz'), { recursive: true });
+  await writeFile(join(packet(rig), 'nodes/zz/manifest.json'), '{}');
+  v = await verifyPacket(packet(rig));
+  assert.ok(v.problems.some((p) => p.file === 'nodes/zz/manifest.json' && /not listed/.test(p.message)), JSON.stringify(v.problems));
+  await sink.close();
+});
+
+rigTest('checkpoints: a finished run lists every node however long the interval; the packet verifies', async (rig) => {
+  const specs: Record<string, { commands: string[] }> = {};
+  for (let i = 0; i < 40; i++) specs[`n${i}`] = { commands: [`n${i}`] };
+  const graph = graphOf(rig.dir, specs);
+  const sink = createEvidenceSink(options(rig, graph, { checkpointMs: 60_000 }));
+  sink.onEvent(runStart(graph, RUN));
+  for (let i = 0; i < 40; i++) for (const e of ranNode(`n${i}`)) sink.onEvent(e);
+  sink.onEvent(runEnd(true));
+  await sink.close();
+  const run = await readJson<RunRecord>(rig, 'run.json');
+  assert.equal(run.status, 'ok');
+  assert.equal(run.completed.length, 40);
+  const v = await verifyPacket(packet(rig));
+  assert.deepEqual(v.problems, []);
+  assert.deepEqual(v.notes, []);
+  assert.equal(sha256sumCheck(packet(rig)).code, 0);
+});
+
+rigTest('input and output digests another part of the run already computed are used, not recomputed', async (rig) => {
+  await rig.write({ 'src/in.txt': 'input\n', 'out/o.txt': 'output\n' });
+  const graph = graphOf(rig.dir, { a: { commands: ['a'], inputs: ['src/*.txt'], outputs: ['out/o.txt'] }, b: { commands: ['b'], inputs: ['src/*.txt'] } });
+  // For a, the digests come from the run's cache (here: a marker value that hashing could never produce);
+  // for b nothing is known, so the writer hashes the file itself.
+  const marker = 'f'.repeat(64);
+  const sink = createEvidenceSink(
+    options(rig, graph, {
+      knownDigests: (n) => (n.id === 'a' ? { inputs: [{ path: rig.path('src/in.txt'), sha256: marker, size: 6 }] } : undefined),
+    }),
+  );
+  for (const e of [runStart(graph, RUN), ...ranNode('a'), ...ranNode('b'), runEnd(true)]) sink.onEvent(e);
+  await sink.close();
+  const a = await readJson<NodeManifest>(rig, 'nodes/a/manifest.json');
+  const b = await readJson<NodeManifest>(rig, 'nodes/b/manifest.json');
+  const real = createHash('sha256').update('input\n').digest('hex');
+  assert.deepEqual(a.inputs, [{ path: 'src/in.txt', sha256: marker, size: 6 }]);
+  assert.deepEqual(a.outputs, [{ path: 'out/o.txt', sha256: createHash('sha256').update('output\n').digest('hex'), size: 7 }]);
+  assert.deepEqual(b.inputs, [{ path: 'src/in.txt', sha256: real, size: 6 }]);
+});
+
 test.run();

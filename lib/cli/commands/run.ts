@@ -2,6 +2,7 @@
  * `fabric run <task|glob>... [VAR=value...]`: analyze → guards (whole selection, before anything starts)
  * → schedule, with the renderer, the evidence writer and the cache picked here and passed in.
  */
+import type { LocalCache } from '../../cache/local.js';
 import type { EventSink } from '../../engine/events.js';
 import { graphDigest } from '../../engine/plan.js';
 import { runGraph } from '../../engine/run.js';
@@ -70,6 +71,7 @@ Exit codes: 0 ok, 1 a task failed, 2 usage or definition error or refused by a g
     const sinks: EventSink[] = [];
     const eventsFile = (flags['events'] as string | undefined) ?? ctx.env['FABRIC_EVENT_LOG'];
     sinks.push(await pickRenderer({ output: config.output, out: ctx.stdout, env: ctx.env, cwd: ctx.globals.cwd, ...(eventsFile ? { eventsFile } : {}) }));
+    let cache: LocalCache | undefined;
     if (config.evidence && !dryRun) {
       const { createEvidenceSink, loadSigners } = await import('../../evidence/sink.js');
       // Signing keys are loaded before anything runs: a missing or unreadable key is a usage error now, not after the run.
@@ -97,12 +99,13 @@ Exit codes: 0 ok, 1 a task failed, 2 usage or definition error or refused by a g
           ...(config.signing ? { signing: config.signing } : {}),
           signers,
           secretPatterns: config.secretPatterns,
+          // The cache hashes inputs (and stored outputs) anyway: the packet reuses those digests.
+          knownDigests: (n) => cache?.fileDigests?.(n),
         }),
       );
     }
     const sink = sinks.length === 1 ? sinks[0]! : new FanoutSink(sinks);
     // With --no-cache the provider still runs (disabled): it checks declared outputs, it just neither reads nor writes entries.
-    let cache;
     if (!dryRun) {
       const { createLocalCache } = await import('../../cache/local.js');
       cache = createLocalCache({
