@@ -7,11 +7,9 @@
  *     manifest.sha256               `sha256sum` lines over every other file (sorted, C locale)
  *     nodes/<safe-node-id>/
  *       manifest.json               the node record (contracts/manifest.schema.json)
- *       stdout.log, stderr.log      redacted output
- *       provenance.intoto.json      in-toto Statement v1, SLSA provenance v1 predicate   (unsigned packets)
- *       fabric.intoto.json          in-toto Statement v1, fabric node predicate           (unsigned packets)
- *       provenance.dsse.json        the same statements in DSSE envelopes                  (signed packets)
- *       fabric.dsse.json
+ *       stdout.log, stderr.log      redacted output (only for a stream that had output)
+ *       statements.jsonl            in-toto Statements v1, one per line: SLSA provenance v1, fabric node predicate (unsigned packets)
+ *       attestations.intoto.jsonl   the same statements in DSSE envelopes, one per line           (signed packets)
  *     signatures/                   NOT covered by manifest.sha256 (they sign it)
  *       <key-id>.sig                raw 64-byte ed25519 signature of manifest.sha256
  *       <key-id>.pub                the signer's public key (PEM), for convenience only: trust your own copy
@@ -27,10 +25,17 @@ export const SIGNATURES_DIR = 'signatures';
 export const PARTIAL_DIR = '.partial';
 export const INCOMPLETE_MARKER = 'INCOMPLETE';
 export const NODE_MANIFEST_FILE = 'manifest.json';
-export const PROVENANCE_STATEMENT_FILE = 'provenance.intoto.json';
-export const FABRIC_STATEMENT_FILE = 'fabric.intoto.json';
-export const PROVENANCE_ENVELOPE_FILE = 'provenance.dsse.json';
-export const FABRIC_ENVELOPE_FILE = 'fabric.dsse.json';
+/**
+ * A node's two in-toto statements (SLSA provenance, then the fabric predicate), one JSON document per
+ * line. Unsigned packets: the Statements themselves. Signed packets: each wrapped in a DSSE envelope,
+ * which is the in-toto attestation bundle format (JSON Lines of envelopes, `.intoto.jsonl`).
+ */
+export const STATEMENTS_FILE = 'statements.jsonl';
+export const ATTESTATION_BUNDLE_FILE = 'attestations.intoto.jsonl';
+/** Names of a node's log files (written only when the stream had output). */
+export const LOG_FILES = { stdout: 'stdout.log', stderr: 'stderr.log' } as const;
+/** sha256 of no bytes: the digest recorded for a stream with no output (no file is written for it). */
+export const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
 /** Top-level entries of a packet that manifest.sha256 does not cover. */
 export const UNCOVERED = [MANIFEST_FILE, SIGNATURES_DIR, PARTIAL_DIR] as const;

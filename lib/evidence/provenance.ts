@@ -6,13 +6,17 @@
  * Guard decisions get their own statement rather than an extension field of the SLSA predicate, so a
  * policy engine can ask for "the fabric predicate" by type and a SLSA verifier sees a plain provenance.
  * Both statements have the same subjects: the node's outputs with sha256 digests or, for a node with
- * no declared outputs, its stdout/stderr logs (a statement needs at least one subject).
+ * no declared outputs, its stdout/stderr logs that have output, or, when there are none either, the
+ * node's own manifest.json (a statement needs at least one subject).
+ * The sink writes both, one per line, into the node's statements.jsonl (or, signed, as DSSE envelopes
+ * into attestations.intoto.jsonl).
  */
 import {
   FABRIC_BUILD_TYPE,
   FABRIC_BUILDER_ID,
   FABRIC_PREDICATE_TYPE,
   INTOTO_STATEMENT_TYPE,
+  NODE_MANIFEST_FILE,
   NODES_DIR,
   SLSA_PROVENANCE_TYPE,
 } from './constants.js';
@@ -25,13 +29,18 @@ export interface ProvenanceContext {
   readonly fabricfile: string;
 }
 
-export function subjectsOf(m: NodeManifest): ResourceDescriptor[] {
-  if (m.outputs.length > 0) return m.outputs.map((o) => ({ name: o.path, digest: { sha256: o.sha256 } }));
+/** The node's log files that exist (a stream with no output has none), as packet paths with digests. */
+export function logFilesOf(m: NodeManifest): { name: string; sha256: string }[] {
   const dir = `${NODES_DIR}/${m.safeId}`;
-  return [
-    { name: `${dir}/${m.logs.stdout.path}`, digest: { sha256: m.logs.stdout.sha256 }, annotations: { kind: 'log' } },
-    { name: `${dir}/${m.logs.stderr.path}`, digest: { sha256: m.logs.stderr.sha256 }, annotations: { kind: 'log' } },
-  ];
+  return [m.logs.stdout, m.logs.stderr].flatMap((l) => (l.path === null ? [] : [{ name: `${dir}/${l.path}`, sha256: l.sha256 }]));
+}
+
+/** The statements' subjects; `manifestSha256` is the digest of the node's manifest.json (the last resort). */
+export function subjectsOf(m: NodeManifest, manifestSha256: string): ResourceDescriptor[] {
+  if (m.outputs.length > 0) return m.outputs.map((o) => ({ name: o.path, digest: { sha256: o.sha256 } }));
+  const logs = logFilesOf(m);
+  if (logs.length > 0) return logs.map((l) => ({ name: l.name, digest: { sha256: l.sha256 }, annotations: { kind: 'log' } }));
+  return [{ name: `${NODES_DIR}/${m.safeId}/${NODE_MANIFEST_FILE}`, digest: { sha256: manifestSha256 }, annotations: { kind: 'node-manifest' } }];
 }
 
 export interface SlsaProvenance {
@@ -48,14 +57,13 @@ export interface SlsaProvenance {
   };
 }
 
-export function provenanceStatement(m: NodeManifest, ctx: ProvenanceContext): Statement<SlsaProvenance> {
+export function provenanceStatement(m: NodeManifest, ctx: ProvenanceContext, manifestSha256: string): Statement<SlsaProvenance> {
   const deps: ResourceDescriptor[] = [];
   if (ctx.gitCommit) deps.push({ uri: 'git+file:.', digest: { gitCommit: ctx.gitCommit }, annotations: { role: 'source' } });
   for (const i of m.inputs) deps.push({ name: i.path, digest: { sha256: i.sha256 } });
-  const dir = `${NODES_DIR}/${m.safeId}`;
   return {
     _type: INTOTO_STATEMENT_TYPE,
-    subject: subjectsOf(m),
+    subject: subjectsOf(m, manifestSha256),
     predicateType: SLSA_PROVENANCE_TYPE,
     predicate: {
       buildDefinition: {
@@ -79,10 +87,7 @@ export function provenanceStatement(m: NodeManifest, ctx: ProvenanceContext): St
           ...(m.startedOn !== null ? { startedOn: m.startedOn } : {}),
           finishedOn: m.finishedOn,
         },
-        byproducts: [
-          { name: `${dir}/${m.logs.stdout.path}`, digest: { sha256: m.logs.stdout.sha256 } },
-          { name: `${dir}/${m.logs.stderr.path}`, digest: { sha256: m.logs.stderr.sha256 } },
-        ],
+        byproducts: logFilesOf(m).map((l) => ({ name: l.name, digest: { sha256: l.sha256 } })),
       },
     },
   };
@@ -105,10 +110,10 @@ export interface FabricPredicate {
   readonly finishedOn: string;
 }
 
-export function fabricStatement(m: NodeManifest): Statement<FabricPredicate> {
+export function fabricStatement(m: NodeManifest, manifestSha256: string): Statement<FabricPredicate> {
   return {
     _type: INTOTO_STATEMENT_TYPE,
-    subject: subjectsOf(m),
+    subject: subjectsOf(m, manifestSha256),
     predicateType: FABRIC_PREDICATE_TYPE,
     predicate: {
       runId: m.runId,

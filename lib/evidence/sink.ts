@@ -27,18 +27,18 @@ import type { GuardDecision } from '../guards/types.js';
 import { DEFAULT_SECRET_PATTERNS, StreamRedactor } from '../util/redact.js';
 import { unreachable } from '../util/unreachable.js';
 import {
-  FABRIC_ENVELOPE_FILE,
-  FABRIC_STATEMENT_FILE,
+  ATTESTATION_BUNDLE_FILE,
+  EMPTY_SHA256,
   FORMAT_VERSION,
+  LOG_FILES,
   MANIFEST_FILE,
   NODE_KIND,
   NODE_MANIFEST_FILE,
   NODE_STATUSES,
   NODES_DIR,
   PARTIAL_DIR,
-  PROVENANCE_ENVELOPE_FILE,
-  PROVENANCE_STATEMENT_FILE,
   RUN_FILE,
+  STATEMENTS_FILE,
   RUN_KIND,
 } from './constants.js';
 import { createEnvelope } from './dsse.js';
@@ -50,7 +50,7 @@ import { fabricStatement, provenanceStatement, type ProvenanceContext } from './
 import { redactArgv, redactByName, redactDeep, REDACTED } from './redact.js';
 import { loadEd25519Signer, resolveGpgSigner, type Signer } from './sign.js';
 import { signPacket, updateCompleteness } from './sign-packet.js';
-import type { CommandRecord, FileDigest, GuardRecord, NodeManifest, NodeStatus, RunRecord, RunStatus, SignerRecord } from './types.js';
+import type { CommandRecord, FileDigest, GuardRecord, LogDigest, NodeManifest, NodeStatus, RunRecord, RunStatus, SignerRecord } from './types.js';
 
 export interface SigningOptions {
   /** Path of a PEM ed25519 private key. */
@@ -513,10 +513,10 @@ class Writer implements EvidenceSink {
       await writeFile(join(stage, name), data);
       staged.set(name, sha256Hex(data));
     };
-    // Logs: what was appended to .partial/ plus what is still buffered.
-    const logs = {} as Record<Stream, { path: string; sha256: string; size: number }>;
+    // Logs: what was appended to .partial/ plus what is still buffered; no file for a stream with no output.
+    const logs = {} as Record<Stream, LogDigest>;
     for (const stream of ['stdout', 'stderr'] as const) {
-      const name = `${stream}.log`;
+      const name = LOG_FILES[stream];
       if (s.spilled[stream]) {
         await this.flush(s, stream);
         await rename(this.partialLog(s, stream), join(stage, name));
@@ -527,6 +527,10 @@ class Writer implements EvidenceSink {
         const data = Buffer.from(s.buf[stream].join(''), 'utf8');
         s.buf[stream] = [];
         s.bufLen[stream] = 0;
+        if (data.length === 0) {
+          logs[stream] = { path: null, sha256: EMPTY_SHA256, size: 0 };
+          continue;
+        }
         await put(name, data);
         logs[stream] = { path: name, sha256: staged.get(name)!, size: data.length };
       }
@@ -581,16 +585,17 @@ class Writer implements EvidenceSink {
       outputs,
       logs,
       warnings: s.warnings,
-      attestations: signed ? [PROVENANCE_ENVELOPE_FILE, FABRIC_ENVELOPE_FILE] : [PROVENANCE_STATEMENT_FILE, FABRIC_STATEMENT_FILE],
+      attestations: [signed ? ATTESTATION_BUNDLE_FILE : STATEMENTS_FILE],
     };
     const clean = redactDeep(manifest, this.secrets);
     await put(NODE_MANIFEST_FILE, json(clean));
-    const statements = [provenanceStatement(clean, this.provenance), fabricStatement(clean)] as const;
-    const names = clean.attestations;
-    for (const [i, st] of statements.entries()) {
-      const body = Buffer.from(JSON.stringify(redactDeep(st, this.secrets)), 'utf8');
-      await put(names[i]!, signed ? json(await createEnvelope(body, this.signers)) : json(JSON.parse(body.toString('utf8'))));
+    const manifestSha = staged.get(NODE_MANIFEST_FILE)!;
+    const lines: string[] = [];
+    for (const st of [provenanceStatement(clean, this.provenance, manifestSha), fabricStatement(clean, manifestSha)]) {
+      const body = JSON.stringify(redactDeep(st, this.secrets));
+      lines.push(signed ? JSON.stringify(await createEnvelope(Buffer.from(body, 'utf8'), this.signers)) : body);
     }
+    await put(clean.attestations[0]!, lines.join('\n') + '\n');
     const final = join(this.packetDir, NODES_DIR, s.safeId);
     await rename(stage, final);
     for (const [name, h] of staged) this.files.set(`${NODES_DIR}/${s.safeId}/${name}`, h);

@@ -15,9 +15,9 @@ export interface FileDigest {
   readonly size: number;
 }
 
-/** A file of the packet itself (a log), relative to the node's directory. */
+/** A file of the packet itself (a log), relative to the node's directory; `path` null: no output, no file. */
 export interface LogDigest {
-  readonly path: string;
+  readonly path: string | null;
   readonly sha256: string;
   readonly size: number;
 }

@@ -16,6 +16,8 @@
 import { readFile, stat } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import {
+  ATTESTATION_BUNDLE_FILE,
+  EMPTY_SHA256,
   FABRIC_PREDICATE_TYPE,
   INTOTO_PAYLOAD_TYPE,
   MANIFEST_FILE,
@@ -28,6 +30,7 @@ import {
   UNCOVERED,
 } from './constants.js';
 import { verifyEnvelope } from './dsse.js';
+import { logFilesOf } from './provenance.js';
 import { hashFile, walkFiles } from './fsutil.js';
 import { parseManifest } from './manifest.js';
 import { loadSchemas, type SchemaName } from './schemas.js';
@@ -235,6 +238,10 @@ export async function verifyPacket(packetDir: string, opts: VerifyOptions = {}):
       if (m.safeId !== safe) problem(file, 'safeId does not match its directory', safe, m.safeId);
       if (run && m.runId !== run.runId) problem(file, 'runId does not match run.json', run.runId, m.runId);
       for (const log of [m.logs.stdout, m.logs.stderr]) {
+        if (log.path === null) {
+          if (log.size !== 0 || log.sha256 !== EMPTY_SHA256) problem(file, 'a log without a file must be empty (size 0, sha256 of no bytes)', `0 ${EMPTY_SHA256}`, `${log.size} ${log.sha256}`);
+          continue;
+        }
         const lf = `${base}/${log.path}`;
         const got = actual.get(lf) ?? (present.has(lf) ? (await hashFile(join(dir, lf))).sha256 : undefined);
         if (got === undefined) problem(lf, 'log named in manifest.json is missing', log.sha256, 'no file');
@@ -308,33 +315,58 @@ export async function verifyPacket(packetDir: string, opts: VerifyOptions = {}):
       problem(file, 'attestation named in manifest.json is missing');
       return;
     }
-    const j = await readJson(join(dir, file));
-    if (j.error) return problem(file, j.error);
-    let statement: unknown = j.value;
-    if (file.endsWith('.dsse.json')) {
-      if (!check(file, 'dsse', j.value)) return;
-      const env = j.value as DsseEnvelope;
-      const r = await verifyEnvelope(env, keys, { threshold: 1, payloadTypes: [INTOTO_PAYLOAD_TYPE] });
-      for (const p of r.problems) problem(file, `DSSE: ${p}`);
-      if (!r.payload) return;
-      try {
-        statement = JSON.parse(r.payload.toString('utf8')) as unknown;
-      } catch {
-        return problem(file, 'DSSE payload is not JSON');
-      }
+    const signed = file.endsWith(`/${ATTESTATION_BUNDLE_FILE}`);
+    let text: string;
+    try {
+      text = await readFile(join(dir, file), 'utf8');
+    } catch (e) {
+      return problem(file, `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
     }
-    if (!check(file, 'statement', statement)) return;
-    const st = statement as Statement<unknown>;
-    if (st.predicateType === SLSA_PROVENANCE_TYPE) check(file, 'slsa', st.predicate);
-    else if (st.predicateType === FABRIC_PREDICATE_TYPE) check(file, 'fabricPredicate', st.predicate);
-    else problem(file, `unknown predicateType ${st.predicateType}`);
-    // Subjects must be the node's outputs (or its logs when it has none), with the recorded digests.
+    const lines = text.split('\n');
+    if (lines[lines.length - 1] === '') lines.pop();
+    const types = new Map<string, number>();
+    // Subjects must be the node's outputs, or its log files when it has none, or its manifest.json when it has neither.
+    const logs = logFilesOf(m);
+    const manifestFile = `${NODES_DIR}/${m.safeId}/${NODE_MANIFEST_FILE}`;
     const want =
       m.outputs.length > 0
         ? m.outputs.map((o) => `${o.path} ${o.sha256}`)
-        : [m.logs.stdout, m.logs.stderr].map((l) => `${NODES_DIR}/${m.safeId}/${l.path} ${l.sha256}`);
-    const got = st.subject.map((s) => `${s.name ?? s.uri ?? ''} ${s.digest['sha256'] ?? ''}`);
-    if (want.sort().join('\n') !== got.sort().join('\n')) problem(file, 'subjects do not match the node outputs in manifest.json', want.join(', '), got.join(', '));
+        : logs.length > 0
+          ? logs.map((l) => `${l.name} ${l.sha256}`)
+          : [`${manifestFile} ${actual.get(manifestFile) ?? (present.has(manifestFile) ? (await hashFile(join(dir, manifestFile))).sha256 : '')}`];
+    for (const [i, line] of lines.entries()) {
+      let statement: unknown;
+      try {
+        statement = JSON.parse(line) as unknown;
+      } catch (e) {
+        problem(file, `line ${i + 1} is not JSON: ${e instanceof Error ? e.message : String(e)}`);
+        continue;
+      }
+      if (signed) {
+        if (!check(file, 'dsse', statement)) continue;
+        const r = await verifyEnvelope(statement as DsseEnvelope, keys, { threshold: 1, payloadTypes: [INTOTO_PAYLOAD_TYPE] });
+        for (const p of r.problems) problem(file, `line ${i + 1}: DSSE: ${p}`);
+        if (!r.payload) continue;
+        try {
+          statement = JSON.parse(r.payload.toString('utf8')) as unknown;
+        } catch {
+          problem(file, `line ${i + 1}: DSSE payload is not JSON`);
+          continue;
+        }
+      }
+      if (!check(file, 'statement', statement)) continue;
+      const st = statement as Statement<unknown>;
+      types.set(st.predicateType, (types.get(st.predicateType) ?? 0) + 1);
+      if (st.predicateType === SLSA_PROVENANCE_TYPE) check(file, 'slsa', st.predicate);
+      else if (st.predicateType === FABRIC_PREDICATE_TYPE) check(file, 'fabricPredicate', st.predicate);
+      else problem(file, `line ${i + 1}: unknown predicateType ${st.predicateType}`);
+      const got = st.subject.map((x) => `${x.name ?? x.uri ?? ''} ${x.digest['sha256'] ?? ''}`);
+      if ([...want].sort().join('\n') !== got.sort().join('\n')) problem(file, `line ${i + 1}: subjects do not match the node in manifest.json`, want.join(', '), got.join(', '));
+    }
+    for (const t of [SLSA_PROVENANCE_TYPE, FABRIC_PREDICATE_TYPE]) {
+      const n = types.get(t) ?? 0;
+      if (n !== 1) problem(file, `holds ${n} statements with predicateType ${t} (expected exactly 1)`);
+    }
   }
 
   function report(signatures: SignatureCheck[] = [], required = 0, validSigners = 0): VerifyReport {

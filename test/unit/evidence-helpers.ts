@@ -128,20 +128,29 @@ export async function schemaProblems(packet: string): Promise<string[]> {
   };
   let checked = 0;
   for (const f of files) {
+    if (f.endsWith('.jsonl')) {
+      // A node's statements (statements.jsonl) or DSSE envelopes (attestations.intoto.jsonl), one per line.
+      const lines = (await readFile(join(packet, f), 'utf8')).split('\n').filter((l) => l !== '');
+      if (lines.length !== 2) out.push(`${f}: ${lines.length} lines, expected 2`);
+      for (const line of lines) {
+        const value = JSON.parse(line) as Record<string, unknown>;
+        checked++;
+        let st = value;
+        if (f.endsWith('.intoto.jsonl')) {
+          v(f, 'dsse', value);
+          st = JSON.parse(decodeBase64(value['payload'] as string)!.toString('utf8')) as Record<string, unknown>;
+        }
+        v(f, 'statement', st);
+        v(f, st['predicateType'] === 'https://slsa.dev/provenance/v1' ? 'slsa' : 'fabricPredicate', st['predicate']);
+      }
+      continue;
+    }
     if (!f.endsWith('.json')) continue;
     const value = JSON.parse(await readFile(join(packet, f), 'utf8')) as Record<string, unknown>;
     checked++;
     if (f === 'run.json') v(f, 'run', value);
     else if (f.endsWith('/manifest.json')) v(f, 'manifest', value);
-    else {
-      let st = value;
-      if (f.endsWith('.dsse.json')) {
-        v(f, 'dsse', value);
-        st = JSON.parse(decodeBase64(value['payload'] as string)!.toString('utf8')) as Record<string, unknown>;
-      }
-      v(f, 'statement', st);
-      v(f, st['predicateType'] === 'https://slsa.dev/provenance/v1' ? 'slsa' : 'fabricPredicate', st['predicate']);
-    }
+    else out.push(`${f}: an unexpected JSON file in the packet`);
   }
   if (checked === 0) out.push('no JSON files at all');
   return out;
@@ -203,4 +212,15 @@ export async function allText(dir: string): Promise<string> {
   };
   await visit(dir);
   return out;
+}
+
+/** A node's attestations file, one parsed JSON document per line (Statements, or DSSE envelopes when signed). */
+export async function attestationLines<T = Record<string, any>>(packet: string, safeId: string): Promise<T[]> {
+  const dir = join(packet, 'nodes', safeId);
+  const names = (await readdir(dir)).filter((n) => n.endsWith('.jsonl'));
+  if (names.length !== 1) throw new Error(`${dir}: expected one .jsonl attestations file, found ${names.join(', ') || 'none'}`);
+  return (await readFile(join(dir, names[0]!), 'utf8'))
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as T);
 }

@@ -14,7 +14,7 @@ import { formatManifest, parseManifest } from '../../lib/evidence/manifest.js';
 import { sha256Hex } from '../../lib/evidence/fsutil.js';
 import type { DsseEnvelope, NodeManifest, RunRecord } from '../../lib/evidence/types.js';
 import { rigTest, test, type Rig } from '../helpers/rig.js';
-import { ed25519Key, gpgHome, graphOf, ranNode, runEnd, runStart, schemaProblems, sha256sumCheck } from './evidence-helpers.js';
+import { attestationLines, ed25519Key, gpgHome, graphOf, ranNode, runEnd, runStart, schemaProblems, sha256sumCheck } from './evidence-helpers.js';
 
 const RUN = '20261126T110000Z-0badc0';
 const packet = (rig: Rig) => rig.path('evidence', RUN);
@@ -49,8 +49,9 @@ rigTest('ed25519: manifest signature and DSSE envelopes verify with the keyring,
   assert.equal(run.signing.required, 1);
   assert.deepEqual(run.signing.signers.map((s) => [s.type, s.keyId]), [['ed25519', 'alice']]);
   const m = JSON.parse(await readFile(join(dir, 'nodes/build/manifest.json'), 'utf8')) as NodeManifest;
-  assert.deepEqual(m.attestations, ['provenance.dsse.json', 'fabric.dsse.json']);
-  const env = JSON.parse(await readFile(join(dir, 'nodes/build/provenance.dsse.json'), 'utf8')) as DsseEnvelope;
+  assert.deepEqual(m.attestations, ['attestations.intoto.jsonl']);
+  const [env] = await attestationLines<DsseEnvelope>(dir, 'build');
+  assert.ok(env);
   assert.equal(env.payloadType, 'application/vnd.in-toto+json');
   assert.equal(env.signatures[0]?.keyid, 'alice');
   assert.equal(JSON.parse(decodeBase64(env.payload)!.toString('utf8'))._type, 'https://in-toto.io/Statement/v1');
@@ -71,7 +72,7 @@ rigTest('ed25519: manifest signature and DSSE envelopes verify with the keyring,
   const w = await verifyPacket(dir, { keyringDir: mallory.pubDir });
   assert.equal(w.ok, false);
   assert.ok(w.problems.some((p) => p.file === 'signatures/alice.sig' && /not valid/.test(p.message)), JSON.stringify(w.problems));
-  assert.ok(w.problems.some((p) => p.file === 'nodes/build/provenance.dsse.json' && /DSSE: signature 1 \(keyid alice\) does not verify/.test(p.message)));
+  assert.ok(w.problems.some((p) => p.file === 'nodes/build/attestations.intoto.jsonl' && /line 1: DSSE: signature 1 \(keyid alice\) does not verify/.test(p.message)));
   assert.ok(w.problems.some((p) => p.file === 'signatures' && /incomplete/.test(p.message) && p.expected === '1' && p.found === '0'));
 });
 
@@ -192,7 +193,7 @@ rigTest('dual control with ed25519 + GPG signing during the run is complete', as
     const v = await verifyPacket(dir, { keyringDir: alice.pubDir });
     assert.deepEqual(v.problems, []);
     assert.equal(v.validSigners, 2);
-    const env = JSON.parse(await readFile(join(dir, 'nodes/build/fabric.dsse.json'), 'utf8')) as DsseEnvelope;
+    const env = (await attestationLines<DsseEnvelope>(dir, 'build'))[1]!;
     assert.deepEqual(env.signatures.map((s) => s.keyid), ['alice', k.fpr]);
   } finally {
     await k.dispose();

@@ -8,11 +8,12 @@ import { join } from 'node:path';
 import { createEvidenceSink, type EvidenceOptions } from '../../lib/evidence/sink.js';
 import { verifyPacket } from '../../lib/evidence/verify.js';
 import { walkFiles } from '../../lib/evidence/fsutil.js';
+import { formatManifest } from '../../lib/evidence/manifest.js';
 import type { NodeManifest, RunRecord, Statement } from '../../lib/evidence/types.js';
 import type { FabricEvent } from '../../lib/engine/events.js';
 import type { Graph } from '../../lib/engine/graph.js';
 import { rigTest, test, type Rig } from '../helpers/rig.js';
-import { allText, decision, graphOf, ranNode, runEnd, runStart, schemaProblems, sha256sumCheck } from './evidence-helpers.js';
+import { allText, attestationLines, decision, graphOf, ranNode, runEnd, runStart, schemaProblems, sha256sumCheck } from './evidence-helpers.js';
 
 const RUN = '20261126T100000Z-abcdef';
 
@@ -104,7 +105,7 @@ rigTest('every node status produces a manifest; run.json has statuses, counts, e
   assert.deepEqual(await schemaProblems(packet(rig)), []);
   const sum = sha256sumCheck(packet(rig));
   assert.equal(sum.code, 0, sum.out);
-  assert.equal(sum.out.trim().split('\n').length, 26, 'run.json + 5 nodes × 5 files');
+  assert.equal(sum.out.trim().split('\n').length, 15, 'run.json + 5 nodes: manifest.json and statements.jsonl each, and the 4 logs that had output');
   const v = await verifyPacket(packet(rig));
   assert.deepEqual(v.problems, []);
   assert.equal(v.ok, true);
@@ -114,7 +115,8 @@ rigTest('every node status produces a manifest; run.json has statuses, counts, e
 rigTest('provenance: subjects are the outputs (or logs), SLSA fields set, guards in the fabric predicate', async (rig) => {
   await fivePacket(rig);
   const a = await readJson<NodeManifest>(rig, 'nodes/a/manifest.json');
-  const prov = await readJson<Statement<Record<string, any>>>(rig, 'nodes/a/provenance.intoto.json');
+  const [prov] = await attestationLines<Statement<Record<string, any>>>(packet(rig), 'a');
+  assert.ok(prov);
   assert.equal(prov._type, 'https://in-toto.io/Statement/v1');
   assert.equal(prov.predicateType, 'https://slsa.dev/provenance/v1');
   assert.deepEqual(prov.subject, [{ name: 'out/a.txt', digest: { sha256: a.outputs[0]!.sha256 } }]);
@@ -124,20 +126,26 @@ rigTest('provenance: subjects are the outputs (or logs), SLSA fields set, guards
   assert.deepEqual(p['buildDefinition'].resolvedDependencies.map((r: any) => r.name ?? r.digest.gitCommit), ['a'.repeat(40), 'src/in.txt']);
   assert.equal(p['runDetails'].metadata.invocationId, `${RUN}/a`);
   assert.equal(p['runDetails'].builder.version.fabric, '0.1.0-test');
-  const fab = await readJson<Statement<Record<string, any>>>(rig, 'nodes/c/fabric.intoto.json');
+  const fab = (await attestationLines<Statement<Record<string, any>>>(packet(rig), 'c'))[1]!;
   assert.equal(fab.predicateType, 'urn:fabric:predicate:node:v1');
   assert.equal(fab.predicate['status'], 'failed');
   assert.equal(fab.predicate['guards'][0].reason, 'ENV is dev');
-  // c has no outputs: its subjects are its logs, with their digests.
+  // c has no outputs: its subjects are its log files (stdout had no output, so no file and no subject).
   const c = await readJson<NodeManifest>(rig, 'nodes/c/manifest.json');
-  assert.deepEqual(fab.subject.map((s) => s.digest['sha256']), [c.logs.stdout.sha256, c.logs.stderr.sha256]);
+  assert.deepEqual(c.logs.stdout, { path: null, sha256: createHash('sha256').update('').digest('hex'), size: 0 });
+  assert.equal(existsSync(join(packet(rig), 'nodes/c/stdout.log')), false);
+  assert.deepEqual(fab.subject.map((s) => [s.name, s.digest['sha256']]), [['nodes/c/stderr.log', c.logs.stderr.sha256]]);
+  // e has neither outputs nor output: the subject is its own manifest.json.
+  const eManifest = await readFile(join(packet(rig), 'nodes/e/manifest.json'));
+  for (const st of await attestationLines<Statement<unknown>>(packet(rig), 'e'))
+    assert.deepEqual(st.subject, [{ name: 'nodes/e/manifest.json', digest: { sha256: createHash('sha256').update(eManifest).digest('hex') }, annotations: { kind: 'node-manifest' } }]);
 });
 
 rigTest('one flipped byte in any file fails verification and names that file', async (rig) => {
   await fivePacket(rig);
   const dir = packet(rig);
   const files = await walkFiles(dir);
-  assert.ok(files.includes('manifest.sha256') && files.includes('run.json') && files.length === 27);
+  assert.ok(files.includes('manifest.sha256') && files.includes('run.json') && files.length === 16, files.join(' '));
   for (const f of files) {
     const p = join(dir, f);
     const orig = await readFile(p);
@@ -167,11 +175,11 @@ rigTest('an added file, a removed file and a rewritten record (with a re-hashed 
   let v = await verifyPacket(dir);
   assert.deepEqual(v.problems.map((p) => [p.file, p.message]), [['nodes/a/extra.txt', 'not listed in manifest.sha256 (added after the packet was written?)']]);
   await import('node:fs/promises').then((fs) => fs.rm(join(dir, 'nodes/a/extra.txt')));
-  const log = await readFile(join(dir, 'nodes/e/stdout.log'));
-  await import('node:fs/promises').then((fs) => fs.rm(join(dir, 'nodes/e/stdout.log')));
+  const log = await readFile(join(dir, 'nodes/a/stdout.log'));
+  await import('node:fs/promises').then((fs) => fs.rm(join(dir, 'nodes/a/stdout.log')));
   v = await verifyPacket(dir);
-  assert.ok(v.problems.some((p) => p.file === 'nodes/e/stdout.log' && /missing/.test(p.message)), JSON.stringify(v.problems));
-  await writeFile(join(dir, 'nodes/e/stdout.log'), log);
+  assert.ok(v.problems.some((p) => p.file === 'nodes/a/stdout.log' && /missing/.test(p.message)), JSON.stringify(v.problems));
+  await writeFile(join(dir, 'nodes/a/stdout.log'), log);
   // A forger edits a manifest.json to drop a guard and re-hashes manifest.sha256: the schema/subject
   // cross-checks still hold, but an unsigned packet cannot catch that; a signed one can (sign tests).
   v = await verifyPacket(dir);
@@ -400,6 +408,33 @@ rigTest('input and output digests another part of the run already computed are u
   assert.deepEqual(a.inputs, [{ path: 'src/in.txt', sha256: marker, size: 6 }]);
   assert.deepEqual(a.outputs, [{ path: 'out/o.txt', sha256: createHash('sha256').update('output\n').digest('hex'), size: 7 }]);
   assert.deepEqual(b.inputs, [{ path: 'src/in.txt', sha256: real, size: 6 }]);
+});
+
+rigTest('attestations and file-less logs are cross-checked even when manifest.sha256 was re-hashed', async (rig) => {
+  await fivePacket(rig);
+  const dir = packet(rig);
+  const rehash = async (): Promise<void> => {
+    const files = await walkFiles(dir, ['manifest.sha256', 'signatures', '.partial']);
+    const entries = await Promise.all(files.map(async (path) => ({ path, sha256: createHash('sha256').update(await readFile(join(dir, path))).digest('hex') })));
+    await writeFile(join(dir, 'manifest.sha256'), formatManifest(entries));
+  };
+  // d's statements file loses its fabric statement (the guard decisions).
+  const stFile = join(dir, 'nodes/d/statements.jsonl');
+  const orig = await readFile(stFile, 'utf8');
+  await writeFile(stFile, orig.split('\n')[0] + '\n');
+  await rehash();
+  let v = await verifyPacket(dir);
+  assert.deepEqual(v.problems.map((p) => [p.file, p.message]), [['nodes/d/statements.jsonl', 'holds 0 statements with predicateType urn:fabric:predicate:node:v1 (expected exactly 1)']]);
+  await writeFile(stFile, orig);
+  // e's manifest claims stdout output that has no file.
+  const mFile = join(dir, 'nodes/e/manifest.json');
+  const m = JSON.parse(await readFile(mFile, 'utf8')) as NodeManifest;
+  await writeFile(mFile, JSON.stringify({ ...m, logs: { ...m.logs, stdout: { path: null, sha256: m.logs.stdout.sha256, size: 12 } } }, null, 2) + '\n');
+  await rehash();
+  v = await verifyPacket(dir);
+  assert.ok(v.problems.some((p) => p.file === 'nodes/e/manifest.json' && /a log without a file must be empty/.test(p.message)), JSON.stringify(v.problems));
+  // ... and, since e's statements name its manifest.json as their subject, they no longer match it.
+  assert.ok(v.problems.some((p) => p.file === 'nodes/e/statements.jsonl' && /subjects do not match/.test(p.message)), JSON.stringify(v.problems));
 });
 
 test.run();

@@ -243,7 +243,7 @@ async function show(ctx: CliContext, flags: Flags, positionals: string[]): Promi
   const n = (flags['lines'] as number | undefined) ?? 20;
   for (const stream of ['stdout', 'stderr'] as const) {
     const log = m.logs[stream];
-    if (log.size === 0) continue;
+    if (log.size === 0 || log.path === null) continue;
     const text = await readFile(join(dir, NODES_DIR, m.safeId, log.path), 'utf8').catch(() => '');
     const lines = text.replace(/\n$/, '').split('\n');
     out += `\n  ${stream} (${log.size} B${lines.length > n ? `, last ${n} of ${lines.length} lines` : ''}):\n`;
