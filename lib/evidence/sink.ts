@@ -124,6 +124,8 @@ export async function loadSigners(signing: SigningOptions | undefined): Promise<
 type Stream = 'stdout' | 'stderr';
 const FLUSH_AT = 256 * 1024;
 const CHECKPOINT_MS = 250;
+/** Node records written at once (each is a handful of file-system calls on libuv's thread pool). */
+const WRITE_CONCURRENCY = 4;
 
 interface NodeState {
   readonly id: NodeId;
@@ -153,6 +155,10 @@ interface NodeState {
   spilled: Record<Stream, boolean>;
   /** Set once the node's terminal event was seen (its files are then queued). */
   ended: boolean;
+  /** Order in which nodes ended (run.json lists completed nodes in this order). */
+  seq: number;
+  /** The node's own file work (spilled output, then its record), in order. */
+  io: Promise<void> | undefined;
 }
 
 const now = (): string => new Date().toISOString();
@@ -226,6 +232,12 @@ class Writer implements EvidenceSink {
   private checkpointTimer: NodeJS.Timeout | undefined;
   /** Nodes completed since the last checkpoint. */
   private dirty = false;
+  /** Resolves once the packet directory exists (start's file work is done). */
+  private startDone: Promise<void> = Promise.resolve();
+  private ends = 0;
+  private readonly toWrite: NodeState[] = [];
+  private writing = 0;
+  private idleWaiters: (() => void)[] = [];
 
   constructor(private readonly opts: EvidenceOptions) {
     this.packetDir = join(opts.dir, opts.runId);
@@ -343,7 +355,10 @@ class Writer implements EvidenceSink {
         this.ended = true;
         if (this.checkpointTimer) clearTimeout(this.checkpointTimer);
         this.checkpointTimer = undefined;
-        this.enqueue('finish run', () => this.writeRun());
+        this.enqueue('finish run', async () => {
+          await this.writesIdle();
+          await this.writeRun();
+        });
         return;
       }
       default:
@@ -352,7 +367,7 @@ class Writer implements EvidenceSink {
   }
 
   async drain(opts: { readonly checkpoint?: boolean } = {}): Promise<void> {
-    await this.queue;
+    await this.settle();
     if (opts.checkpoint !== false && this.dirty && !this.closed) {
       this.enqueue('checkpoint', () => this.writeRun());
       await this.queue;
@@ -365,12 +380,13 @@ class Writer implements EvidenceSink {
     if (!this.started) this.start();
     if (this.checkpointTimer) clearTimeout(this.checkpointTimer);
     this.checkpointTimer = undefined;
-    await this.queue;
+    await this.settle();
     // Closed without a run-end (the run was cut short): one last checkpoint with every node written.
     if (this.dirty) await this.writeRun().catch((e: unknown) => this.errors.push(`checkpoint: ${e instanceof Error ? e.message : String(e)}`));
     // Whatever is still buffered belongs to nodes that never ended: keep it in .partial/ for forensics.
     for (const s of this.states.values()) {
       if (s.ended) continue;
+      await s.io;
       for (const stream of ['stdout', 'stderr'] as const) {
         const tail = s.redactors[stream]?.end();
         if (tail) s.buf[stream].push(tail);
@@ -420,6 +436,8 @@ class Writer implements EvidenceSink {
       bufLen: { stdout: 0, stderr: 0 },
       spilled: { stdout: false, stderr: false },
       ended: false,
+      seq: 0,
+      io: undefined,
     };
     this.states.set(id, s);
     return s;
@@ -446,6 +464,42 @@ class Writer implements EvidenceSink {
 
   // ------------------------------------------------------------------ queued work
 
+  /** Waits for the queue, every node write, and the checkpoints those writes queued. */
+  private async settle(): Promise<void> {
+    await this.queue;
+    await this.writesIdle();
+    await Promise.all([...this.states.values()].map((s) => s.io));
+    await this.queue;
+  }
+
+  /** Resolves when no node record is being written or waiting to be. */
+  private writesIdle(): Promise<void> {
+    if (this.writing === 0 && this.toWrite.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Chains file work of one node after the packet directory exists and after the node's earlier work. */
+  private nodeIo(s: NodeState, label: string, work: () => Promise<void>): Promise<void> {
+    if (!this.started) this.start();
+    s.io = (s.io ?? this.startDone).then(work).catch((e: unknown) => {
+      this.errors.push(`${label}: ${e instanceof Error ? e.message : String(e)}`);
+    });
+    return s.io;
+  }
+
+  /** Starts queued node records, up to WRITE_CONCURRENCY at once. */
+  private pumpWrites(): void {
+    while (this.writing < WRITE_CONCURRENCY && this.toWrite.length > 0) {
+      const s = this.toWrite.shift()!;
+      this.writing++;
+      void this.nodeIo(s, `node ${s.id}`, () => this.writeNode(s)).then(() => {
+        this.writing--;
+        this.pumpWrites();
+        if (this.writing === 0 && this.toWrite.length === 0) for (const w of this.idleWaiters.splice(0)) w();
+      });
+    }
+  }
+
   private enqueue(label: string, work: () => Promise<void>): void {
     this.queue = this.queue.then(work).catch((e: unknown) => {
       this.errors.push(`${label}: ${e instanceof Error ? e.message : String(e)}`);
@@ -465,6 +519,7 @@ class Writer implements EvidenceSink {
       }
       await this.writeRun();
     });
+    this.startDone = this.queue;
   }
 
   private output(s: NodeState, stream: Stream, chunk: string): void {
@@ -473,7 +528,7 @@ class Writer implements EvidenceSink {
     if (!safe) return;
     s.buf[stream].push(safe);
     s.bufLen[stream] += safe.length;
-    if (s.bufLen[stream] >= FLUSH_AT) this.enqueue(`${s.id} ${stream}`, () => this.flush(s, stream));
+    if (s.bufLen[stream] >= FLUSH_AT) void this.nodeIo(s, `${s.id} ${stream}`, () => this.flush(s, stream));
   }
 
   private partialLog(s: NodeState, stream: Stream): string {
@@ -501,7 +556,9 @@ class Writer implements EvidenceSink {
       if (tail) s.buf[stream].push(tail);
     }
     if (!this.started) this.start();
-    this.enqueue(`node ${s.id}`, () => this.writeNode(s));
+    s.seq = ++this.ends;
+    this.toWrite.push(s);
+    this.pumpWrites();
   }
 
   private async writeNode(s: NodeState): Promise<void> {
@@ -694,7 +751,8 @@ class Writer implements EvidenceSink {
       planDigest: digest,
       graph: { edges },
       nodes,
-      completed: [...this.completed],
+      // Written up to WRITE_CONCURRENCY at a time: listed in the order the nodes ended.
+      completed: [...this.completed].sort((x, y) => this.states.get(x)!.seq - this.states.get(y)!.seq),
       counts,
       denials: this.denials,
       signing: { required: this.required(), signers },
