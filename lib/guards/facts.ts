@@ -52,11 +52,14 @@ export function makeFactsProvider(input: FactsInput): (node: Node) => GuardFacts
   const now = input.now ?? new Date();
   const operator = input.operator ?? defaultOperator(input.env);
   const digest = input.planDigest ?? graphDigest(input.graph);
-  const selection = input.graph.order.map((id) => {
-    const n = input.graph.nodes.get(id)!;
-    const secretParams = secretParamNames(n);
-    return secretParams.length ? { id, task: n.task.name, params: n.params, secretParams } : { id, task: n.task.name, params: n.params };
-  });
+  // The selection is built on the first call: a run whose nodes have no guards asks for no facts.
+  let selection: GuardFacts['selection'] | undefined;
+  const selectionOf = (graph: Graph): GuardFacts['selection'] =>
+    graph.order.map((id) => {
+      const n = graph.nodes.get(id)!;
+      const secretParams = secretParamNames(n);
+      return secretParams.length ? { id, task: n.task.name, params: n.params, secretParams } : { id, task: n.task.name, params: n.params };
+    });
   const env = Object.freeze({ ...input.env });
   const interactive = input.interactive && !input.ci;
   return (node) => {
@@ -77,7 +80,7 @@ export function makeFactsProvider(input: FactsInput): (node: Node) => GuardFacts
       repoRoot: input.graph.repoRoot,
       gitCommit: input.gitCommit,
       planDigest: digest,
-      selection,
+      selection: (selection ??= selectionOf(input.graph)),
       keyrings: { ed25519: input.keyrings.ed25519, gpgHome: input.keyrings.gpgHome },
       prompt: interactive ? input.prompt : undefined,
       secretNames: [...secretNames],
