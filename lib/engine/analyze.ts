@@ -182,6 +182,10 @@ export function analyze(req: AnalyzeRequest): Result<Graph> {
   const failedKeys = new Set<string>();
   const idOwner = new Map<NodeId, string>();
 
+  // The CLI passes process.env, whose every read is a getenv() call (12+ per node): analysis reads a
+  // copy, taken again after a computed default runs (user code that might set a variable).
+  const snapshot = (): AnalyzeRequest => ({ ...req, env: { ...req.env } });
+  let current = snapshot();
   const resolveDefault = (p: ParamSpec): string | undefined => {
     if (typeof p.default === 'function') {
       const fn = p.default;
@@ -189,6 +193,7 @@ export function analyze(req: AnalyzeRequest): Result<Graph> {
       if (v === undefined) {
         v = String(fn());
         memo.set(fn, v);
+        current = snapshot();
       }
       return v;
     }
@@ -211,8 +216,8 @@ export function analyze(req: AnalyzeRequest): Result<Graph> {
       if (explicit[pname] !== undefined) {
         value = explicit[pname];
         source = 'explicit';
-      } else if (p.fromEnv !== false && req.env[pname] !== undefined) {
-        value = req.env[pname];
+      } else if (p.fromEnv !== false && current.env[pname] !== undefined) {
+        value = current.env[pname];
         source = 'env';
       } else value = dflt;
       if (value === undefined || (p.required && value === '')) {
@@ -315,7 +320,7 @@ export function analyze(req: AnalyzeRequest): Result<Graph> {
       return undefined;
     }
 
-    const node = buildNode(req, def, id, params, vars, deps, skippedDeps, lookup, diags);
+    const node = buildNode(current, def, id, params, vars, deps, skippedDeps, lookup, diags);
     if (!node) {
       failedKeys.add(key);
       return undefined;

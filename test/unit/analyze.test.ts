@@ -158,6 +158,18 @@ timedTest('computed defaults are computed once per analysis memo', () => {
   assert.equal(g.nodes.get('a')!.params['INCIDENT_ID'], g.nodes.get('b')!.params['INCIDENT_ID']);
 });
 
+timedTest('the environment is read as it is when each node is analysed (a computed default may set a variable)', () => {
+  const env: Record<string, string | undefined> = { PATH: '/usr/bin' };
+  const tasks = [
+    def('setup', { params: { ID: { default: () => ((env['STAMP'] = 'set-by-default'), 'id-1') } } }),
+    def('use', { deps: ['setup'], env: ['STAMP'] }),
+    def('later', { params: { STAMP: {} } }),
+  ];
+  const g = ok(analyze({ tasks, targets: ['use', 'later'], vars: {}, env, repoRoot: '/repo', fabricfile: '/repo/fabricfile.ts', secretPatterns: [] }));
+  assert.equal(g.nodes.get('use')!.env['STAMP'], 'set-by-default');
+  assert.deepEqual(g.targets, ['use', 'later[STAMP=set-by-default]']);
+});
+
 timedTest('templates: quoting and durations', () => {
   assert.equal(shellQuote(''), "''");
   assert.equal(shellQuote('a b'), "'a b'");
