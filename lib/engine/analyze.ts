@@ -163,13 +163,20 @@ export function analyze(req: AnalyzeRequest): Result<Graph> {
   const memo = req.defaultsMemo ?? new Map<() => string, string>();
 
   const selected: TaskDef[] = [];
+  const selectedSet = new Set<TaskDef>();
   for (const t of req.targets) {
     const matched = matchTargets(t, names);
     if (matched.length === 0) {
       const near = nearest(t, names);
       diags.push({ severity: 'error', code: 'unknown-task', message: `No task named "${t}".`, hint: near ? `did you mean "${near}"?` : `run 'fabric list' to see the tasks` });
     }
-    for (const m of matched) if (!selected.includes(byName.get(m)!)) selected.push(byName.get(m)!);
+    for (const m of matched) {
+      const def = byName.get(m)!;
+      if (!selectedSet.has(def)) {
+        selectedSet.add(def);
+        selected.push(def);
+      }
+    }
   }
   if (diags.length) return { ok: false, error: diags };
 
@@ -177,6 +184,7 @@ export function analyze(req: AnalyzeRequest): Result<Graph> {
   const keyToId = new Map<string, NodeId>();
   const order: NodeId[] = [];
   const targets: NodeId[] = [];
+  const targetSet = new Set<NodeId>();
   const onStack: string[] = [];
   const stackIds: string[] = [];
   const failedKeys = new Set<string>();
@@ -284,7 +292,9 @@ export function analyze(req: AnalyzeRequest): Result<Graph> {
 
     onStack.push(key);
     stackIds.push(id);
+    // A task may list many dependencies (an aggregate of 1000 tasks): a set keeps `deps` free of repeats in O(1).
     const deps: NodeId[] = [];
+    const depSet = new Set<NodeId>();
     const skippedDeps: { task: string; condition: string }[] = [];
     let depFailed = false;
     for (const dep of spec.deps ?? []) {
@@ -311,7 +321,10 @@ export function analyze(req: AnalyzeRequest): Result<Graph> {
       }
       const childId = visit({ def: ddef, explicit: childExplicit, origin, via: `${id} -> ${dname}` });
       if (childId === undefined) depFailed = true;
-      else if (!deps.includes(childId)) deps.push(childId);
+      else if (!depSet.has(childId)) {
+        depSet.add(childId);
+        deps.push(childId);
+      }
     }
     onStack.pop();
     stackIds.pop();
@@ -333,7 +346,10 @@ export function analyze(req: AnalyzeRequest): Result<Graph> {
 
   for (const def of selected) {
     const id = visit({ def, explicit: { ...req.vars }, origin: () => undefined, via: 'command line' });
-    if (id !== undefined && !targets.includes(id)) targets.push(id);
+    if (id !== undefined && !targetSet.has(id)) {
+      targetSet.add(id);
+      targets.push(id);
+    }
   }
   if (diags.some((d) => d.severity === 'error')) return { ok: false, error: dedupe(diags) };
   return { ok: true, value: { repoRoot: req.repoRoot, fabricfile: req.fabricfile, nodes, targets, order } };
