@@ -4,7 +4,6 @@ import { spawnSync } from 'node:child_process';
 export interface GitFacts {
   readonly commit: string | undefined;
   readonly dirty: boolean | undefined;
-  readonly topLevel: string | undefined;
 }
 
 function git(cwd: string, args: readonly string[]): string | undefined {
@@ -12,9 +11,15 @@ function git(cwd: string, args: readonly string[]): string | undefined {
   return r.status === 0 ? r.stdout.trim() : undefined;
 }
 
+/** HEAD's commit, or undefined outside a git work tree (or before the first commit). */
+export function gitCommit(cwd: string): string | undefined {
+  return git(cwd, ['rev-parse', '--verify', '-q', 'HEAD']);
+}
+
+/** The commit and whether tracked files have uncommitted changes (two git processes). */
 export function gitFacts(cwd: string): GitFacts {
-  const commit = git(cwd, ['rev-parse', '--verify', '-q', 'HEAD']);
-  if (commit === undefined) return { commit: undefined, dirty: undefined, topLevel: git(cwd, ['rev-parse', '--show-toplevel']) };
+  const commit = gitCommit(cwd);
+  if (commit === undefined) return { commit: undefined, dirty: undefined };
   const status = git(cwd, ['status', '--porcelain', '--untracked-files=no']);
-  return { commit, dirty: status === undefined ? undefined : status.length > 0, topLevel: git(cwd, ['rev-parse', '--show-toplevel']) };
+  return { commit, dirty: status === undefined ? undefined : status.length > 0 };
 }

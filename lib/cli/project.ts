@@ -10,7 +10,8 @@ import { DiagnosticsError } from '../diagnostics/error.js';
 import { analyze } from '../engine/analyze.js';
 import type { Graph } from '../engine/graph.js';
 import { findFabricfile, loadFabricfile } from '../engine/load.js';
-import { loadConfig, type ConfigFlags, type EffectiveConfig } from './config.js';
+// config.js is imported only by commands that read the config file (list and graph never do).
+import type { ConfigFlags, EffectiveConfig } from './config.js';
 import type { CliContext } from './context.js';
 
 export interface Project {
@@ -60,7 +61,7 @@ export async function loadProject(ctx: CliContext, flags: ConfigFlags = {}, opts
   const repoRoot = dirname(fabricfile);
   const [tasks, config] = await Promise.all([
     loadFabricfile({ fabricfile, buildDir: join(repoRoot, '.fabric', 'build'), apiModule: apiModulePath() }),
-    opts.config === false ? Promise.resolve(undefined) : loadConfig(repoRoot, flags),
+    opts.config === false ? Promise.resolve(undefined) : import('./config.js').then((m) => m.loadConfig(repoRoot, flags)),
   ]);
   return { fabricfile, repoRoot, tasks, config: config ?? DEFAULT_LIGHT_CONFIG(repoRoot) };
 }

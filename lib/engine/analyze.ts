@@ -37,9 +37,18 @@ export interface AnalyzeRequest {
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.:@/-]*$/;
 const EFFECTS: readonly Effect[] = ['read-only', 'mutating'];
 
+/**
+ * Where a task is declared. Formatting the call site is the costly part (a source-mapped stack), so
+ * callers ask for it only when they have a diagnostic to place: never on the path without errors.
+ */
 export function taskLocation(def: TaskDef): Location | undefined {
   const site = def.site();
   return site ? locationAt(site.file, site.line, site.column, 4) : undefined;
+}
+
+/** `loc` narrowed to a string literal inside the call, or undefined when the declaration site is unknown. */
+function narrowed(loc: Location | undefined, literal: string): Location | undefined {
+  return loc && narrowToLiteral(loc, literal);
 }
 
 const depName = (d: DepRef): string => (typeof d === 'string' ? d : d.task);
@@ -49,9 +58,8 @@ export function validateDefinitions(tasks: readonly TaskDef[]): Diagnostic[] {
   const diags: Diagnostic[] = [];
   const byName = new Map<string, TaskDef>();
   for (const def of tasks) {
-    const loc = taskLocation(def);
     if (typeof def.name !== 'string' || !NAME.test(def.name)) {
-      diags.push({ severity: 'error', code: 'invalid-name', message: `Invalid task name ${JSON.stringify(def.name)}: use letters, digits and . _ - : @ /.`, location: loc });
+      diags.push({ severity: 'error', code: 'invalid-name', message: `Invalid task name ${JSON.stringify(def.name)}: use letters, digits and . _ - : @ /.`, location: taskLocation(def) });
       continue;
     }
     const prev = byName.get(def.name);
@@ -61,7 +69,7 @@ export function validateDefinitions(tasks: readonly TaskDef[]): Diagnostic[] {
         severity: 'error',
         code: 'duplicate-task',
         message: `Task "${def.name}" is defined twice.`,
-        location: loc,
+        location: taskLocation(def),
         related: prevLoc ? [{ message: `"${def.name}" is first defined here.`, location: prevLoc }] : undefined,
       });
       continue;
@@ -70,26 +78,27 @@ export function validateDefinitions(tasks: readonly TaskDef[]): Diagnostic[] {
   }
   for (const def of tasks) {
     if (byName.get(def.name) !== def) continue;
-    const loc = taskLocation(def);
+    const loc = () => taskLocation(def);
     const spec = def.spec;
     if (spec.effect !== undefined && !EFFECTS.includes(spec.effect)) {
-      diags.push({ severity: 'error', code: 'invalid-effect', message: `Task "${def.name}" has effect ${JSON.stringify(spec.effect)}; use "read-only" or "mutating".`, location: loc && narrowToLiteral(loc, String(spec.effect)) });
+      diags.push({ severity: 'error', code: 'invalid-effect', message: `Task "${def.name}" has effect ${JSON.stringify(spec.effect)}; use "read-only" or "mutating".`, location: narrowed(loc(), String(spec.effect)) });
     }
     for (const dep of spec.deps ?? []) {
       const name = depName(dep);
       if (!byName.has(name)) {
         const near = nearest(name, byName.keys());
+        const nearLoc = near ? taskLocation(byName.get(near)!) : undefined;
         diags.push({
           severity: 'error',
           code: 'unknown-dependency',
           message: `Task "${def.name}" depends on "${name}", which is not defined.`,
-          location: loc && narrowToLiteral(loc, name),
+          location: narrowed(loc(), name),
           hint: near ? `did you mean "${near}"?` : undefined,
-          related: near && taskLocation(byName.get(near)!) ? [{ message: `A task named "${near}" is defined here.`, location: taskLocation(byName.get(near)!)! }] : undefined,
+          related: nearLoc ? [{ message: `A task named "${near}" is defined here.`, location: nearLoc }] : undefined,
         });
       }
       if (typeof dep !== 'string' && dep.when && !(spec.params && dep.when.param in spec.params)) {
-        diags.push({ severity: 'error', code: 'unknown-param', message: `Task "${def.name}": the condition on dependency "${name}" reads param "${dep.when.param}", which "${def.name}" does not declare.`, location: loc && narrowToLiteral(loc, dep.when.param) });
+        diags.push({ severity: 'error', code: 'unknown-param', message: `Task "${def.name}": the condition on dependency "${name}" reads param "${dep.when.param}", which "${def.name}" does not declare.`, location: narrowed(loc(), dep.when.param) });
       }
     }
     for (const [pname, p] of Object.entries(spec.params ?? {})) {
@@ -97,25 +106,25 @@ export function validateDefinitions(tasks: readonly TaskDef[]): Diagnostic[] {
         try {
           new RegExp(p.pattern);
         } catch (e) {
-          diags.push({ severity: 'error', code: 'invalid-param-spec', message: `Task "${def.name}", param ${pname}: invalid pattern: ${(e as Error).message}`, location: loc });
+          diags.push({ severity: 'error', code: 'invalid-param-spec', message: `Task "${def.name}", param ${pname}: invalid pattern: ${(e as Error).message}`, location: loc() });
         }
       }
       if (typeof p.default === 'string' && (p.enum || p.pattern)) {
         const problem = checkValue(p, p.default);
-        if (problem) diags.push({ severity: 'error', code: 'invalid-param-spec', message: `Task "${def.name}", param ${pname}: the default ${JSON.stringify(p.default)} ${problem}.`, location: loc && narrowToLiteral(loc, p.default) });
+        if (problem) diags.push({ severity: 'error', code: 'invalid-param-spec', message: `Task "${def.name}", param ${pname}: the default ${JSON.stringify(p.default)} ${problem}.`, location: narrowed(loc(), p.default) });
       }
     }
     if (spec.variants && !(spec.params && spec.variants.param in spec.params)) {
-      diags.push({ severity: 'error', code: 'unknown-param', message: `Task "${def.name}": its variants are selected by param "${spec.variants.param}", which it does not declare.`, location: loc });
+      diags.push({ severity: 'error', code: 'unknown-param', message: `Task "${def.name}": its variants are selected by param "${spec.variants.param}", which it does not declare.`, location: loc() });
     }
     if (spec.variants && !(spec.variants.fallback in spec.variants.cases)) {
-      diags.push({ severity: 'error', code: 'invalid-variants', message: `Task "${def.name}": variant fallback "${spec.variants.fallback}" is not one of its cases (${Object.keys(spec.variants.cases).join(', ')}).`, location: loc });
+      diags.push({ severity: 'error', code: 'invalid-variants', message: `Task "${def.name}": variant fallback "${spec.variants.fallback}" is not one of its cases (${Object.keys(spec.variants.cases).join(', ')}).`, location: loc() });
     }
     if (spec.timeout !== undefined && parseDuration(spec.timeout) === undefined) {
-      diags.push({ severity: 'error', code: 'invalid-timeout', message: `Task "${def.name}": invalid timeout ${JSON.stringify(spec.timeout)} (use milliseconds or "90s", "5m", "1h").`, location: loc });
+      diags.push({ severity: 'error', code: 'invalid-timeout', message: `Task "${def.name}": invalid timeout ${JSON.stringify(spec.timeout)} (use milliseconds or "90s", "5m", "1h").`, location: loc() });
     }
     if (spec.retries !== undefined && (!Number.isInteger(spec.retries) || spec.retries < 0)) {
-      diags.push({ severity: 'error', code: 'invalid-retries', message: `Task "${def.name}": retries must be a whole number ≥ 0, got ${JSON.stringify(spec.retries)}.`, location: loc });
+      diags.push({ severity: 'error', code: 'invalid-retries', message: `Task "${def.name}": retries must be a whole number ≥ 0, got ${JSON.stringify(spec.retries)}.`, location: loc() });
     }
   }
   return diags;
@@ -137,8 +146,12 @@ export function matchTargets(pattern: string, names: readonly string[]): string[
 interface Pending {
   def: TaskDef;
   explicit: Record<string, string>;
-  /** Where the explicit values came from (a dependency edge) for diagnostics. */
-  origin: Location | undefined;
+  /**
+   * Where the explicit values came from, for diagnostics: the dependency edge that set them, or
+   * undefined when they came from the command line (or the edge's declaration site is unknown: then
+   * they are reported as command-line values). A function, called only when a diagnostic needs it.
+   */
+  origin: () => Location | undefined;
   via: string;
 }
 
@@ -150,13 +163,20 @@ export function analyze(req: AnalyzeRequest): Result<Graph> {
   const memo = req.defaultsMemo ?? new Map<() => string, string>();
 
   const selected: TaskDef[] = [];
+  const selectedSet = new Set<TaskDef>();
   for (const t of req.targets) {
     const matched = matchTargets(t, names);
     if (matched.length === 0) {
       const near = nearest(t, names);
       diags.push({ severity: 'error', code: 'unknown-task', message: `No task named "${t}".`, hint: near ? `did you mean "${near}"?` : `run 'fabric list' to see the tasks` });
     }
-    for (const m of matched) if (!selected.includes(byName.get(m)!)) selected.push(byName.get(m)!);
+    for (const m of matched) {
+      const def = byName.get(m)!;
+      if (!selectedSet.has(def)) {
+        selectedSet.add(def);
+        selected.push(def);
+      }
+    }
   }
   if (diags.length) return { ok: false, error: diags };
 
@@ -164,11 +184,16 @@ export function analyze(req: AnalyzeRequest): Result<Graph> {
   const keyToId = new Map<string, NodeId>();
   const order: NodeId[] = [];
   const targets: NodeId[] = [];
+  const targetSet = new Set<NodeId>();
   const onStack: string[] = [];
   const stackIds: string[] = [];
   const failedKeys = new Set<string>();
   const idOwner = new Map<NodeId, string>();
 
+  // The CLI passes process.env, whose every read is a getenv() call (12+ per node): analysis reads a
+  // copy, taken again after a computed default runs (user code that might set a variable).
+  const snapshot = (): AnalyzeRequest => ({ ...req, env: { ...req.env } });
+  let current = snapshot();
   const resolveDefault = (p: ParamSpec): string | undefined => {
     if (typeof p.default === 'function') {
       const fn = p.default;
@@ -176,6 +201,7 @@ export function analyze(req: AnalyzeRequest): Result<Graph> {
       if (v === undefined) {
         v = String(fn());
         memo.set(fn, v);
+        current = snapshot();
       }
       return v;
     }
@@ -185,7 +211,7 @@ export function analyze(req: AnalyzeRequest): Result<Graph> {
   const visit = (pending: Pending): NodeId | undefined => {
     const { def, explicit } = pending;
     const spec = def.spec;
-    const loc = taskLocation(def);
+    const loc = () => taskLocation(def);
     // Params: explicit (CLI / dependency edge) > environment > default.
     const params: Record<string, string> = {};
     const defaults: Record<string, string | undefined> = {};
@@ -194,12 +220,12 @@ export function analyze(req: AnalyzeRequest): Result<Graph> {
       const dflt = resolveDefault(p);
       defaults[pname] = dflt;
       let value: string | undefined;
-      let source: 'cli' | 'edge' | 'env' | 'default' = 'default';
+      let source: 'explicit' | 'env' | 'default' = 'default';
       if (explicit[pname] !== undefined) {
         value = explicit[pname];
-        source = pending.origin ? 'edge' : 'cli';
-      } else if (p.fromEnv !== false && req.env[pname] !== undefined) {
-        value = req.env[pname];
+        source = 'explicit';
+      } else if (p.fromEnv !== false && current.env[pname] !== undefined) {
+        value = current.env[pname];
         source = 'env';
       } else value = dflt;
       if (value === undefined || (p.required && value === '')) {
@@ -208,21 +234,23 @@ export function analyze(req: AnalyzeRequest): Result<Graph> {
           severity: 'error',
           code: 'missing-param',
           message: `Task "${def.name}" needs ${pname}${p.description ? ` (${p.description})` : ''}: pass ${pname}=<value>${p.enum ? ` (one of ${p.enum.join(', ')})` : ''}.`,
-          location: loc,
+          location: loc(),
         });
         continue;
       }
       const problem = checkValue(p, value);
       if (problem) {
         bad = true;
-        const from = source === 'cli' ? 'on the command line' : source === 'env' ? 'from the environment' : source === 'edge' ? `from the dependency edge ${pending.via}` : 'as default';
+        const origin = source === 'explicit' ? pending.origin() : undefined;
+        const from = source === 'env' ? 'from the environment' : source === 'default' ? 'as default' : origin ? `from the dependency edge ${pending.via}` : 'on the command line';
         const shown = p.secret ? '[REDACTED]' : JSON.stringify(value);
+        const here = loc();
         diags.push({
           severity: 'error',
           code: 'invalid-param',
           message: `Task "${def.name}": ${pname}=${shown} (${from}) ${problem}.`,
-          location: source === 'edge' ? pending.origin : loc && narrowToLiteral(loc, pname),
-          related: source === 'edge' && loc ? [{ message: `"${def.name}" declares ${pname} here.`, location: narrowToLiteral(loc, pname) }] : undefined,
+          location: origin ?? narrowed(here, pname),
+          related: origin && here ? [{ message: `"${def.name}" declares ${pname} here.`, location: narrowToLiteral(here, pname) }] : undefined,
           hint: p.enum ? `allowed: ${p.enum.join(', ')}` : undefined,
         });
         continue;
@@ -249,7 +277,7 @@ export function analyze(req: AnalyzeRequest): Result<Graph> {
         severity: 'error',
         code: 'cycle',
         message: `Dependency cycle: ${path.join(' -> ')}`,
-        location: loc,
+        location: loc(),
         related: stackIds.slice(cyc).flatMap((sid) => {
           const d = byName.get(sid.replace(/\[.*$/, ''));
           const l = d && taskLocation(d);
@@ -264,25 +292,27 @@ export function analyze(req: AnalyzeRequest): Result<Graph> {
 
     onStack.push(key);
     stackIds.push(id);
+    // A task may list many dependencies (an aggregate of 1000 tasks): a set keeps `deps` free of repeats in O(1).
     const deps: NodeId[] = [];
+    const depSet = new Set<NodeId>();
     const skippedDeps: { task: string; condition: string }[] = [];
     let depFailed = false;
     for (const dep of spec.deps ?? []) {
       const dname = depName(dep);
       const ddef = byName.get(dname)!;
       const childExplicit: Record<string, string> = { ...vars };
-      let origin: Location | undefined = pending.origin;
+      let origin = pending.origin;
       if (typeof dep !== 'string') {
         if (dep.when && !conditionHolds(dep.when, params[dep.when.param])) {
           skippedDeps.push({ task: dname, condition: conditionText(dep.when) });
           continue;
         }
         if (dep.params) {
-          origin = loc && narrowToLiteral(loc, dname);
+          origin = () => narrowed(loc(), dname);
           for (const [k, v] of Object.entries(dep.params)) {
             const r = expand(v, lookup);
             if (r.missing.length) {
-              diags.push({ severity: 'error', code: 'unknown-template', message: `Task "${def.name}": dependency "${dname}" param ${k} uses {{${r.missing[0]}}}, which is neither a param of "${def.name}" nor a given variable.`, location: origin });
+              diags.push({ severity: 'error', code: 'unknown-template', message: `Task "${def.name}": dependency "${dname}" param ${k} uses {{${r.missing[0]}}}, which is neither a param of "${def.name}" nor a given variable.`, location: origin() });
               depFailed = true;
             }
             childExplicit[k] = r.text;
@@ -291,7 +321,10 @@ export function analyze(req: AnalyzeRequest): Result<Graph> {
       }
       const childId = visit({ def: ddef, explicit: childExplicit, origin, via: `${id} -> ${dname}` });
       if (childId === undefined) depFailed = true;
-      else if (!deps.includes(childId)) deps.push(childId);
+      else if (!depSet.has(childId)) {
+        depSet.add(childId);
+        deps.push(childId);
+      }
     }
     onStack.pop();
     stackIds.pop();
@@ -300,7 +333,7 @@ export function analyze(req: AnalyzeRequest): Result<Graph> {
       return undefined;
     }
 
-    const node = buildNode(req, def, id, params, vars, deps, skippedDeps, lookup, diags);
+    const node = buildNode(current, def, id, params, vars, deps, skippedDeps, lookup, diags);
     if (!node) {
       failedKeys.add(key);
       return undefined;
@@ -312,8 +345,11 @@ export function analyze(req: AnalyzeRequest): Result<Graph> {
   };
 
   for (const def of selected) {
-    const id = visit({ def, explicit: { ...req.vars }, origin: undefined, via: 'command line' });
-    if (id !== undefined && !targets.includes(id)) targets.push(id);
+    const id = visit({ def, explicit: { ...req.vars }, origin: () => undefined, via: 'command line' });
+    if (id !== undefined && !targetSet.has(id)) {
+      targetSet.add(id);
+      targets.push(id);
+    }
   }
   if (diags.some((d) => d.severity === 'error')) return { ok: false, error: dedupe(diags) };
   return { ok: true, value: { repoRoot: req.repoRoot, fabricfile: req.fabricfile, nodes, targets, order } };
@@ -351,7 +387,6 @@ function buildNode(
   diags: Diagnostic[],
 ): Node | undefined {
   const spec = def.spec;
-  const loc = taskLocation(def);
   let problems = 0;
   const tmpl = (text: string, what: string, quote = false): string => {
     const r = expand(text, lookup, quote);
@@ -361,7 +396,7 @@ function buildNode(
         severity: 'error',
         code: 'unknown-template',
         message: `Task "${def.name}": ${what} uses {{${r.missing[0]}}}, which is not a param of the task (declare it in params).`,
-        location: loc && narrowToLiteral(loc, text),
+        location: narrowed(taskLocation(def), text),
       });
     }
     return r.text;

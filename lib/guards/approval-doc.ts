@@ -9,6 +9,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { canonicalJson } from '../engine/plan.js';
+import type { GuardFacts } from './types.js';
 
 export interface ApprovalNode {
   readonly id: string;
@@ -46,6 +47,34 @@ export function bindParams(params: Readonly<Record<string, string>>, secretNames
     out[k] = secretNames.includes(k) ? `secret:sha256:${createHash('sha256').update(`fabric-approval-secret\0${k}\0${v}`).digest('hex')}` : v;
   }
   return out;
+}
+
+function paramsText(params: Readonly<Record<string, string>>): string {
+  const keys = Object.keys(params).sort();
+  if (keys.length === 0) return 'no params';
+  return keys.map((k) => `${k}=${params[k]!.startsWith('secret:sha256:') ? '[secret]' : params[k]}`).join(' ');
+}
+
+/** Compares the approved nodes with this run's selection; the first difference, worded for the operator. */
+export function selectionMismatch(approved: readonly ApprovalNode[], selection: GuardFacts['selection']): string | undefined {
+  const current = selection.map((s) => ({ id: s.id, task: s.task, params: bindParams(s.params, s.secretParams ?? []) }));
+  const approvedById = new Map(approved.map((n) => [n.id, n]));
+  const same = (a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>) => {
+    const ka = Object.keys(a).sort();
+    const kb = Object.keys(b).sort();
+    return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a[k] === b[k]);
+  };
+  for (const cur of current) {
+    const a = approvedById.get(cur.id);
+    if (a && same(a.params, cur.params)) continue;
+    const sameTask = a ?? approved.find((n) => n.task === cur.task && !current.some((c) => c.id === n.id));
+    if (sameTask) return `approval is for ${cur.task} with ${paramsText(sameTask.params)}, but this run has ${paramsText(cur.params)}`;
+    return `approval does not cover ${cur.id} (approved: ${approved.map((n) => n.id).join(', ')})`;
+  }
+  const currentIds = new Set(current.map((c) => c.id));
+  const extra = approved.filter((n) => !currentIds.has(n.id));
+  if (extra.length) return `approval covers ${extra.map((n) => n.id).join(', ')}, which ${extra.length === 1 ? 'is' : 'are'} not in this run's selection`;
+  return undefined;
 }
 
 /** The bytes that are signed: canonical JSON of every field except `signature` (and `$schema`). */

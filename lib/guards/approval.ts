@@ -6,7 +6,9 @@
 import type { ParamCondition } from '../api/types.js';
 import { findOnPath } from './require.js';
 import type { Guard, GuardDecision, GuardFacts } from './types.js';
-import { bindParams, loadKeyring, verifyEd25519, verifyOpenPgp, type ApprovalDocument, type ApprovalNode } from './approval-doc.js';
+// approval-doc.js (node:crypto, node:child_process, node:os) is imported when an approval is checked:
+// every fabricfile imports this module through the public API, and most runs check none.
+import type { ApprovalDocument } from './approval-doc.js';
 import { diagnosticLine, displayPath, loadDataFile, resolveIn } from './files.js';
 import { conditionHolds, conditionLabel, decision, errorMessage, readVar } from './util.js';
 
@@ -22,34 +24,6 @@ export interface ApprovalOptions {
 export const APPROVAL_VAR = 'FABRIC_APPROVAL';
 
 const short = (s: string): string => (/^[0-9a-f]{40,}$/.test(s) ? s.slice(0, 12) : s);
-
-function paramsText(params: Readonly<Record<string, string>>): string {
-  const keys = Object.keys(params).sort();
-  if (keys.length === 0) return 'no params';
-  return keys.map((k) => `${k}=${params[k]!.startsWith('secret:sha256:') ? '[secret]' : params[k]}`).join(' ');
-}
-
-/** Compares the approved nodes with this run's selection; the first difference, worded for the operator. */
-export function selectionMismatch(approved: readonly ApprovalNode[], selection: GuardFacts['selection']): string | undefined {
-  const current = selection.map((s) => ({ id: s.id, task: s.task, params: bindParams(s.params, s.secretParams ?? []) }));
-  const approvedById = new Map(approved.map((n) => [n.id, n]));
-  const same = (a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>) => {
-    const ka = Object.keys(a).sort();
-    const kb = Object.keys(b).sort();
-    return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a[k] === b[k]);
-  };
-  for (const cur of current) {
-    const a = approvedById.get(cur.id);
-    if (a && same(a.params, cur.params)) continue;
-    const sameTask = a ?? approved.find((n) => n.task === cur.task && !current.some((c) => c.id === n.id));
-    if (sameTask) return `approval is for ${cur.task} with ${paramsText(sameTask.params)}, but this run has ${paramsText(cur.params)}`;
-    return `approval does not cover ${cur.id} (approved: ${approved.map((n) => n.id).join(', ')})`;
-  }
-  const currentIds = new Set(current.map((c) => c.id));
-  const extra = approved.filter((n) => !currentIds.has(n.id));
-  if (extra.length) return `approval covers ${extra.map((n) => n.id).join(', ')}, which ${extra.length === 1 ? 'is' : 'are'} not in this run's selection`;
-  return undefined;
-}
 
 /**
  * allow: `approved by alice (key alice SHA256:…) until 2026-01-04T12:00:00Z: "reason"`.
@@ -94,6 +68,7 @@ async function check(guard: Guard, variable: string, opts: ApprovalOptions, fact
     return deny(`malformed approval: ${loaded.error.map((d) => diagnosticLine(d, facts.repoRoot)).join('; ')}`, `write a new approval with 'fabric approve'`, { diagnostics: loaded.error });
   }
   const doc = loaded.value.value as ApprovalDocument;
+  const { loadKeyring, selectionMismatch, verifyEd25519, verifyOpenPgp } = await import('./approval-doc.js');
   Object.assign(seen, { approver: doc.approver, reason: doc.reason, expiresAt: doc.expiresAt, approvedCommit: doc.gitCommit, approvedPlanDigest: doc.planDigest, scheme: doc.signature.scheme, keyId: doc.signature.keyId });
 
   // 1. Who signed it, and is the signature good? (Integrity first: a changed byte is "invalid signature", nothing else.)

@@ -52,6 +52,10 @@ export function dependencyPath(graph: Graph, id: NodeId): NodeId[] {
   return path;
 }
 
+/**
+ * `facts` is called only for the nodes that have something to evaluate: nodes with guards and, in CI
+ * mode, mutating nodes (the effect check). A provider that throws denies those nodes.
+ */
 export async function evaluateGuards(graph: Graph, facts: (node: Node) => GuardFacts, opts: EvaluateOptions): Promise<GuardReport> {
   const decisions: GuardReport['decisions'] = [];
   const denials: GuardReport['denials'] = [];
@@ -63,6 +67,10 @@ export async function evaluateGuards(graph: Graph, facts: (node: Node) => GuardF
   for (const id of graph.order) {
     const node = graph.nodes.get(id);
     if (!node) continue;
+    // Facts are collected only for a node that has something to evaluate: most nodes have no guards
+    // and, outside CI mode or when read-only, get no decision at all.
+    const ciCheck = opts.ci && node.effect === 'mutating';
+    if (!ciCheck && node.guards.length === 0) continue;
     let f: GuardFacts;
     try {
       f = facts(node);
@@ -70,7 +78,7 @@ export async function evaluateGuards(graph: Graph, facts: (node: Node) => GuardF
       record(node, decision({ name: 'facts', kind: 'internal' }, 'deny', `could not collect the facts for guards: ${errorMessage(e)}`, {}));
       continue;
     }
-    if (opts.ci && node.effect === 'mutating') {
+    if (ciCheck) {
       let d: GuardDecision;
       try {
         d = ciEffectDecision(node, { ...f, ci: true });

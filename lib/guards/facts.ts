@@ -19,9 +19,13 @@ export interface FactsInput {
   readonly now?: Date;
   /** `user@host`; defaults to the current user and host name. */
   readonly operator?: string;
-  readonly gitCommit?: string | undefined;
-  /** Defaults to the digest of the graph's plan (what `fabric plan --json` prints for the same selection). */
-  readonly planDigest?: string | undefined;
+  /** The commit, or a function that reads it (called once, when the first node's facts are built). */
+  readonly gitCommit?: string | undefined | (() => string | undefined);
+  /**
+   * Defaults to the digest of the graph's plan (what `fabric plan --json` prints for the same selection);
+   * computed, like a function given here, once, when the first node's facts are built.
+   */
+  readonly planDigest?: string | undefined | (() => string);
   readonly keyrings: { readonly ed25519?: string | undefined; readonly gpgHome?: string | undefined };
   readonly prompt?: ((question: string) => Promise<string>) | undefined;
   /** Variable-name patterns whose values are secret (config `secretPatterns`). */
@@ -51,15 +55,23 @@ function secretParamNames(node: Node): string[] {
 export function makeFactsProvider(input: FactsInput): (node: Node) => GuardFacts {
   const now = input.now ?? new Date();
   const operator = input.operator ?? defaultOperator(input.env);
-  const digest = input.planDigest ?? graphDigest(input.graph);
-  const selection = input.graph.order.map((id) => {
-    const n = input.graph.nodes.get(id)!;
-    const secretParams = secretParamNames(n);
-    return secretParams.length ? { id, task: n.task.name, params: n.params, secretParams } : { id, task: n.task.name, params: n.params };
-  });
+  // Facts about the whole run are worked out on the first call (before the first guard is evaluated):
+  // a run whose nodes have no guards asks for no facts, so it reads no git commit and hashes no plan.
+  let shared: { gitCommit: string | undefined; planDigest: string; selection: GuardFacts['selection'] } | undefined;
+  const sharedFacts = () =>
+    (shared ??= {
+      gitCommit: typeof input.gitCommit === 'function' ? input.gitCommit() : input.gitCommit,
+      planDigest: typeof input.planDigest === 'function' ? input.planDigest() : (input.planDigest ?? graphDigest(input.graph)),
+      selection: input.graph.order.map((id) => {
+        const n = input.graph.nodes.get(id)!;
+        const secretParams = secretParamNames(n);
+        return secretParams.length ? { id, task: n.task.name, params: n.params, secretParams } : { id, task: n.task.name, params: n.params };
+      }),
+    });
   const env = Object.freeze({ ...input.env });
   const interactive = input.interactive && !input.ci;
   return (node) => {
+    const { gitCommit, planDigest, selection } = sharedFacts();
     const vars: Record<string, string | undefined> = { ...input.env, ...node.vars, ...node.params };
     const secretNames = new Set(secretParamNames(node));
     if (input.secretPatterns) for (const k of Object.keys(vars)) if (isSecretName(k, input.secretPatterns)) secretNames.add(k);
@@ -75,8 +87,8 @@ export function makeFactsProvider(input: FactsInput): (node: Node) => GuardFacts
       now,
       operator,
       repoRoot: input.graph.repoRoot,
-      gitCommit: input.gitCommit,
-      planDigest: digest,
+      gitCommit,
+      planDigest,
       selection,
       keyrings: { ed25519: input.keyrings.ed25519, gpgHome: input.keyrings.gpgHome },
       prompt: interactive ? input.prompt : undefined,

@@ -2,7 +2,6 @@
  * Files that guards read (policy files, approvals): parsed as YAML (a superset of JSON) with located
  * errors, validated against a schema in contracts/ with ajv. yaml and ajv are loaded only here, lazily.
  */
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, relative, resolve } from 'node:path';
 import type YAML from 'yaml';
@@ -45,11 +44,12 @@ export function schemaValidator(name: string): Promise<Validator> {
   return v;
 }
 
-const cache = new Map<string, { key: string; result: Result<DataFile> }>();
+const cache = new Map<string, { schema: string; text: string; result: Result<DataFile> }>();
 
 /**
- * Reads, parses and validates a data file. Parsed results are cached per path and content hash (many
- * nodes may read the same policy; a changed byte is always seen).
+ * Reads, parses and validates a data file. Parsed results are cached per path, schema and content (many
+ * nodes may read the same policy; a changed byte is always seen). The text itself is the key: comparing
+ * it costs no more than hashing it, and this module, imported by every fabricfile, needs no node:crypto.
  */
 export async function loadDataFile(file: string, schema: string, what: string): Promise<Result<DataFile>> {
   let text: string;
@@ -63,11 +63,10 @@ export async function loadDataFile(file: string, schema: string, what: string): 
   } catch (e) {
     return { ok: false, error: [{ severity: 'error', code: 'unreadable-file', message: `cannot read ${what} ${file}: ${(e as Error).message}` }] };
   }
-  const key = `${schema}:${createHash('sha256').update(text).digest('hex')}`;
   const hit = cache.get(file);
-  if (hit && hit.key === key) return hit.result;
+  if (hit && hit.schema === schema && hit.text === text) return hit.result;
   const result = await parseAndValidate(file, text, schema, what);
-  cache.set(file, { key, result });
+  cache.set(file, { schema, text, result });
   return result;
 }
 

@@ -1,6 +1,9 @@
 import * as assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { TaskDef, TaskSpec } from '../../lib/api/types.js';
-import { analyze, matchTargets } from '../../lib/engine/analyze.js';
+import { analyze, matchTargets, validateDefinitions } from '../../lib/engine/analyze.js';
 import { shellQuote, expand, parseDuration } from '../../lib/engine/template.js';
 import { timedTest, test } from '../helpers/rig.js';
 
@@ -155,6 +158,18 @@ timedTest('computed defaults are computed once per analysis memo', () => {
   assert.equal(g.nodes.get('a')!.params['INCIDENT_ID'], g.nodes.get('b')!.params['INCIDENT_ID']);
 });
 
+timedTest('the environment is read as it is when each node is analysed (a computed default may set a variable)', () => {
+  const env: Record<string, string | undefined> = { PATH: '/usr/bin' };
+  const tasks = [
+    def('setup', { params: { ID: { default: () => ((env['STAMP'] = 'set-by-default'), 'id-1') } } }),
+    def('use', { deps: ['setup'], env: ['STAMP'] }),
+    def('later', { params: { STAMP: {} } }),
+  ];
+  const g = ok(analyze({ tasks, targets: ['use', 'later'], vars: {}, env, repoRoot: '/repo', fabricfile: '/repo/fabricfile.ts', secretPatterns: [] }));
+  assert.equal(g.nodes.get('use')!.env['STAMP'], 'set-by-default');
+  assert.deepEqual(g.targets, ['use', 'later[STAMP=set-by-default]']);
+});
+
 timedTest('templates: quoting and durations', () => {
   assert.equal(shellQuote(''), "''");
   assert.equal(shellQuote('a b'), "'a b'");
@@ -174,6 +189,49 @@ timedTest('secret param values never appear in node ids; nodes differing only in
   const g = ok(run(tasks, ['both']));
   assert.deepEqual(g.nodes.get('both')!.deps, ['use[TOKEN=<secret>]', 'use[TOKEN=<secret>]#2']);
   for (const id of g.nodes.keys()) assert.ok(!id.includes('first') && !id.includes('second'), id);
+});
+
+// Call sites: formatting one is a source-mapped stack, so analysis asks only when it has a diagnostic to place.
+const SITED = `task('smoke', { params: { ENV: { enum: ['a', 'b'] } } });
+task('up', { deps: [{ task: 'smoke', params: { ENV: '{{TARGET}}' } }], params: { TARGET: { default: 'a' } } });
+task('top', { deps: ['up'] });
+`;
+function sited(file: string, reads: string[]) {
+  const at = (name: string, line: number, spec: TaskSpec): TaskDef => ({ name, spec, site: () => (reads.push(name), { file, line, column: 1 }), __fabricTask: true });
+  return [
+    at('smoke', 1, { params: { ENV: { enum: ['a', 'b'] } } }),
+    at('up', 2, { deps: [{ task: 'smoke', params: { ENV: '{{TARGET}}' } }], params: { TARGET: { default: 'a' } } }),
+    at('top', 3, { deps: ['up'] }),
+  ];
+}
+
+timedTest('call sites are read only when a diagnostic needs one, and then placed exactly', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fabric-analyze-sites-'));
+  try {
+    const file = join(dir, 'fabricfile.ts');
+    writeFileSync(file, SITED);
+    const reads: string[] = [];
+    const tasks = sited(file, reads);
+    assert.deepEqual(validateDefinitions(tasks), []);
+    ok(run(tasks, ['top']));
+    ok(run(tasks, ['top'], { TARGET: 'b' }));
+    assert.deepEqual(reads, [], 'no call site read without a diagnostic');
+
+    // A bad value set along an edge points at the edge (the dependency literal in "up"), and at the declaration.
+    const r = run(tasks, ['top'], { TARGET: 'c' });
+    assert.ok(!r.ok);
+    const [d] = r.error;
+    assert.equal(d!.message, 'Task "smoke": ENV="c" (from the dependency edge up[TARGET=c] -> smoke) is not one of "a", "b".');
+    assert.deepEqual(d!.location, { file, offset: SITED.indexOf("'smoke'", SITED.indexOf("task('up'")), length: 7 });
+    assert.deepEqual(d!.related, [{ message: '"smoke" declares ENV here.', location: { file, offset: 0, length: 4 } }]);
+    // The same value from the command line points at the param's task.
+    const cli = run(tasks, ['smoke'], { ENV: 'c' });
+    assert.ok(!cli.ok);
+    assert.equal(cli.error[0]!.message, 'Task "smoke": ENV="c" (on the command line) is not one of "a", "b".');
+    assert.deepEqual(cli.error[0]!.location, { file, offset: 0, length: 4 });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test.run();

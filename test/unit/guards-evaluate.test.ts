@@ -172,6 +172,58 @@ timedTest('fail closed: a facts provider that throws denies the node', async () 
   assert.equal(r.denials[0]!.decision.reason, 'could not collect the facts for guards: no git');
 });
 
+timedTest('facts are collected only for nodes with guards, and in CI mode for mutating nodes', async () => {
+  const g = graph(
+    {
+      plain: { effect: 'read-only' },
+      writes: { effect: 'mutating', deps: ['plain'] },
+      guarded: { effect: 'read-only', deps: ['writes'], guards: [acknowledge('X')] },
+    },
+    ['guarded'],
+  );
+  const asked: string[] = [];
+  const real = provider(g, { X: '1', CI: '1' }, true);
+  const counting = (n: Node) => (asked.push(n.id), real(n));
+  const off = await evaluateGuards(g, counting, { ci: false });
+  assert.deepEqual(asked, ['guarded']);
+  assert.deepEqual(off.decisions.map((d) => `${d.node} ${d.decision.guard} ${d.decision.outcome}`), ['guarded acknowledge(X) allow']);
+  asked.length = 0;
+  const on = await evaluateGuards(g, counting, { ci: true });
+  assert.deepEqual(asked, ['writes', 'guarded']);
+  assert.deepEqual(on.decisions.map((d) => `${d.node} ${d.decision.guard} ${d.decision.outcome}`), ['writes ci-mode-effect deny', 'guarded acknowledge(X) allow']);
+  // A provider that cannot collect facts denies the nodes that need them, and only those.
+  const broken = await evaluateGuards(g, () => { throw new Error('no git'); }, { ci: true });
+  assert.deepEqual(broken.denials.map((d) => `${d.node} ${d.decision.guard}`), ['writes facts', 'guarded facts']);
+});
+
+timedTest('run-wide facts (git commit, plan digest) are read once, and only if some node has something to evaluate', async () => {
+  const reads: string[] = [];
+  const lazyProvider = (g: Graph) =>
+    makeFactsProvider({
+      graph: g,
+      env: {},
+      ci: false,
+      interactive: false,
+      operator: 'op@host',
+      keyrings: {},
+      gitCommit: () => (reads.push('git'), 'c0ffee'),
+      planDigest: () => (reads.push('digest'), 'sha256:plan'),
+    });
+  const bare = graph({ a: {}, b: { deps: ['a'] } }, ['b']);
+  assert.deepEqual(await evaluateGuards(bare, lazyProvider(bare), { ci: false }), { decisions: [], denials: [] });
+  assert.deepEqual(reads, []);
+  let seen: GuardFacts[] = [];
+  const probe = custom('probe', 'records facts', (f) => (seen.push(f), { outcome: 'allow', reason: 'ok' }));
+  const guarded = graph({ a: { guards: [probe] }, b: { deps: ['a'], guards: [probe] } }, ['b']);
+  await evaluateGuards(guarded, lazyProvider(guarded), { ci: false });
+  assert.deepEqual(reads, ['git', 'digest']);
+  assert.deepEqual(seen.map((f) => [f.node, f.gitCommit, f.planDigest]), [['a', 'c0ffee', 'sha256:plan'], ['b', 'c0ffee', 'sha256:plan']]);
+  // Without a digest given, it is the plan's.
+  seen = [];
+  await evaluateGuards(guarded, provider(guarded), { ci: false });
+  assert.equal(seen[0]!.planDigest, graphDigest(guarded));
+});
+
 timedTest('onDecision sees each decision as it is made', async () => {
   const g = graph({ a: { effect: 'read-only', guards: [acknowledge('X'), acknowledge('Y')] } }, ['a']);
   const seen: string[] = [];

@@ -12,7 +12,7 @@ import { FanoutSink } from '../../render/fanout.js';
 import { UsageError, flagHelp, parseArgs, type FlagSpec } from '../args.js';
 import type { CliContext, CommandModule } from '../context.js';
 import { EXIT } from '../context.js';
-import { gitFacts } from '../git.js';
+import { gitCommit, gitFacts } from '../git.js';
 import { pickRenderer } from '../pick-renderer.js';
 import { buildGraph, loadProject } from '../project.js';
 import { VERSION } from '../version.js';
@@ -62,8 +62,9 @@ Exit codes: 0 ok, 1 a task failed, 2 usage or definition error or refused by a g
     const config = project.config;
     const ci = isCiMode(ctx.env, flags['ci'] === true);
     const graph = buildGraph(project, positionals, vars, ctx.env, { ci });
-    const git = gitFacts(project.repoRoot);
-    const digest = graphDigest(graph);
+    // The evidence packet records the commit and the dirty flag; guards read the commit and the plan
+    // digest through their facts, which are built only if some node has a guard (or in CI mode).
+    const git = config.evidence && !dryRun ? gitFacts(project.repoRoot) : undefined;
     const op = defaultOperator(ctx.env);
     const { newRunId } = await import('../../evidence/run-id.js');
     const runId = newRunId();
@@ -72,7 +73,7 @@ Exit codes: 0 ok, 1 a task failed, 2 usage or definition error or refused by a g
     const eventsFile = (flags['events'] as string | undefined) ?? ctx.env['FABRIC_EVENT_LOG'];
     sinks.push(await pickRenderer({ output: config.output, out: ctx.stdout, env: ctx.env, cwd: ctx.globals.cwd, ...(eventsFile ? { eventsFile } : {}) }));
     let cache: LocalCache | undefined;
-    if (config.evidence && !dryRun) {
+    if (git) {
       const { createEvidenceSink, loadSigners } = await import('../../evidence/sink.js');
       // Signing keys are loaded before anything runs: a missing or unreadable key is a usage error now, not after the run.
       let signers;
@@ -124,8 +125,8 @@ Exit codes: 0 ok, 1 a task failed, 2 usage or definition error or refused by a g
       ci,
       interactive: prompt !== undefined,
       operator: op,
-      ...(git.commit ? { gitCommit: git.commit } : {}),
-      planDigest: digest,
+      gitCommit: git ? git.commit : () => gitCommit(project.repoRoot),
+      planDigest: () => graphDigest(graph),
       keyrings: config.keyrings,
       secretPatterns: config.secretPatterns,
       ...(prompt ? { prompt } : {}),
