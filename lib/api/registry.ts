@@ -8,6 +8,11 @@ const KEY = Symbol.for('fabric.registry.v1');
 
 export interface Registry {
   tasks: TaskDef[];
+  /**
+   * Maps a call site in the generated bundle back to the source (set by the loader when Node's own
+   * source-map support is off; with it on, stacks arrive mapped already).
+   */
+  mapSite?: ((site: CallSite) => CallSite) | undefined;
 }
 
 export function registry(): Registry {
@@ -21,7 +26,16 @@ export function registry(): Registry {
 }
 
 export function resetRegistry(): void {
-  registry().tasks = [];
+  const r = registry();
+  r.tasks = [];
+  r.mapSite = undefined;
+}
+
+/** The first frame outside fabric, mapped to its source when the loader installed a mapper. */
+export function userCallSite(stack: string | undefined): CallSite | undefined {
+  const site = callSiteFromStack(stack);
+  const map = registry().mapSite;
+  return site && map ? map(site) : site;
 }
 
 /**
@@ -66,7 +80,7 @@ export function defineTask(name: string, spec: TaskSpec): TaskDef {
     name,
     spec,
     site() {
-      if (parsed === null) parsed = callSiteFromStack(holder.stack);
+      if (parsed === null) parsed = userCallSite(holder.stack);
       return parsed;
     },
     __fabricTask: true,

@@ -56,11 +56,11 @@ export function locateFabricfile(ctx: CliContext): string {
   return found;
 }
 
-export async function loadProject(ctx: CliContext, flags: ConfigFlags = {}, opts: { config?: boolean } = {}): Promise<Project> {
+export async function loadProject(ctx: CliContext, flags: ConfigFlags = {}, opts: { config?: boolean; sourceMaps?: 'eager' | 'lazy' } = {}): Promise<Project> {
   const fabricfile = locateFabricfile(ctx);
   const repoRoot = dirname(fabricfile);
   const [tasks, config] = await Promise.all([
-    loadFabricfile({ fabricfile, buildDir: join(repoRoot, '.fabric', 'build'), apiModule: apiModulePath() }),
+    loadFabricfile({ fabricfile, buildDir: join(repoRoot, '.fabric', 'build'), apiModule: apiModulePath(), sourceMaps: opts.sourceMaps }),
     opts.config === false ? Promise.resolve(undefined) : import('./config.js').then((m) => m.loadConfig(repoRoot, flags)),
   ]);
   return { fabricfile, repoRoot, tasks, config: config ?? DEFAULT_LIGHT_CONFIG(repoRoot) };

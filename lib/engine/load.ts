@@ -10,7 +10,9 @@ import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promise
 import { dirname, join, relative, resolve, isAbsolute } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { TaskDef } from '../api/types.js';
-import { registry, resetRegistry, callSiteFromStack } from '../api/registry.js';
+import { SourceMap } from 'node:module';
+import type { CallSite } from '../api/types.js';
+import { registry, resetRegistry, userCallSite } from '../api/registry.js';
 import { DiagnosticsError } from '../diagnostics/error.js';
 import { locationAt } from '../diagnostics/location.js';
 import type { Diagnostic } from '../diagnostics/types.js';
@@ -37,6 +39,13 @@ export interface LoadOptions {
   readonly buildDir: string;
   /** Absolute path of fabric's public API module, which `import ... from 'fabric'` resolves to. */
   readonly apiModule: string;
+  /**
+   * `eager` turns on Node's source maps before importing the bundle, so every stack trace (a task
+   * function that throws during a run) points at the TypeScript sources; it costs a parse of the
+   * bundle's source maps at every start. `lazy` (default) leaves them off and maps only the call sites
+   * a diagnostic asks for, reading the map then: what commands that run no task code need.
+   */
+  readonly sourceMaps?: 'eager' | 'lazy' | undefined;
 }
 
 interface BuildManifest {
@@ -207,14 +216,16 @@ export async function loadFabricfile(opts: LoadOptions): Promise<readonly TaskDe
   // source maps are still off: Node would otherwise read and parse the source maps of fabric's own
   // dist files, which no user-facing location needs (registry.ts skips fabric's frames anyway).
   await import(pathToFileURL(opts.apiModule).href).catch(() => undefined);
-  // Stack traces and call sites of tasks map back to the TypeScript sources.
-  process.setSourceMapsEnabled(true);
+  // Stack traces and call sites of tasks map back to the TypeScript sources: all of them (eager), or
+  // only the call sites a diagnostic asks for (lazy).
   resetRegistry();
+  if (opts.sourceMaps === 'eager') process.setSourceMapsEnabled(true);
+  else registry().mapSite = bundleSiteMapper(dirname(bundle));
   try {
     await import(pathToFileURL(bundle).href);
   } catch (e) {
     const err = e instanceof Error ? e : new Error(String(e));
-    const site = callSiteFromStack(err.stack);
+    const site = userCallSite(err.stack);
     const inUser = site && !site.file.includes('/node_modules/') && existsSync(site.file) && !site.file.endsWith('.mjs');
     throw new DiagnosticsError([
       {
@@ -227,6 +238,37 @@ export async function loadFabricfile(opts: LoadOptions): Promise<readonly TaskDe
     ]);
   }
   return [...registry().tasks];
+}
+
+const INLINE_MAP = /\n\/\/# sourceMappingURL=data:application\/json;(?:charset=utf-8;)?base64,([A-Za-z0-9+/=]+)\s*$/;
+
+/**
+ * Maps call sites in the bundle's files (under `dir`) to the sources through each file's inline
+ * source map, read and parsed on first use; what Node's own source-map support would print for the
+ * frame. Sites elsewhere, or without a mapping, are returned as they are.
+ */
+export function bundleSiteMapper(dir: string): (site: CallSite) => CallSite {
+  const maps = new Map<string, SourceMap | null>();
+  const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+  return (site) => {
+    if (!site.file.startsWith(prefix)) return site;
+    let map = maps.get(site.file);
+    if (map === undefined) {
+      map = null;
+      try {
+        const m = INLINE_MAP.exec(readFileSync(site.file, 'utf8'));
+        if (m) map = new SourceMap(JSON.parse(Buffer.from(m[1]!, 'base64').toString('utf8')) as ConstructorParameters<typeof SourceMap>[0]);
+      } catch {
+        map = null;
+      }
+      maps.set(site.file, map);
+    }
+    if (!map) return site;
+    const e = map.findEntry(site.line - 1, site.column - 1) as Partial<{ originalSource: string; originalLine: number; originalColumn: number }>;
+    if (!e.originalSource || e.originalLine === undefined || e.originalColumn === undefined) return site;
+    const src = e.originalSource.startsWith('file://') ? decodeURIComponent(new URL(e.originalSource).pathname) : resolve(dirname(site.file), e.originalSource);
+    return { file: src, line: e.originalLine + 1, column: e.originalColumn + 1 };
+  };
 }
 
 /** Reads a file as text, or undefined. */

@@ -24,6 +24,13 @@ task('lint', { description: 'dup' });`),
   assert.match(r.stderr, /tasks\/more\.ts:3:1 "lint" is first defined here\./);
   assert.match(r.stderr, /2 errors/);
   assert.doesNotMatch(r.stderr, /at .*\(.*:\d+:\d+\)/, 'no stack trace');
+  // list maps the call sites it reports through the bundle's source map itself (Node's source maps
+  // stay off); run turns Node's on before loading: both print the same locations.
+  const e = await rig.fabric(['run', 'build']);
+  assert.equal(e.code, 2);
+  const located = (text: string) => text.split('\n').filter((l) => /\.ts:\d+:\d+ /.test(l)).sort();
+  assert.deepEqual(located(e.stderr), located(r.stderr));
+  assert.equal(located(r.stderr).length, 3);
 });
 
 rigTest('a cycle prints its path and the declaration sites', async (rig) => {
@@ -44,6 +51,13 @@ rigTest('a syntax error and a throw at load time are located with a code frame',
   const t = await rig.fabric(['list']);
   assert.equal(t.code, 2);
   assert.match(t.stderr, /fabricfile\.ts:3:22 loading the fabricfile failed: Cannot read properties of undefined/);
+  // The same throw from an imported module, through list (call site mapped by fabric) and run (by Node).
+  await rig.write({ 'fabricfile.ts': FF(`import './tasks/x.js';`), 'tasks/x.ts': FF(`\n\nconst n: any = null;\ntask('a', { run: n.cmd });`) });
+  for (const args of [['list'], ['run', 'a']]) {
+    const x = await rig.fabric(args);
+    assert.equal(x.code, 2);
+    assert.match(x.stderr, /tasks\/x\.ts:5:20 loading the fabricfile failed: Cannot read properties of null/, `${args.join(' ')}: ${x.stderr}`);
+  }
 });
 
 rigTest('unknown task, command and flag get suggestions; bad params name their source', async (rig) => {

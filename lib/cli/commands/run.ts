@@ -53,12 +53,17 @@ Exit codes: 0 ok, 1 a task failed, 2 usage or definition error or refused by a g
     const jobsFlag = flags['jobs'] as number | undefined;
     if (jobsFlag !== undefined && (!Number.isInteger(jobsFlag) || jobsFlag < 1)) throw new UsageError(`-j needs a whole number ≥ 1, got ${jobsFlag}`);
     const dryRun = flags['dry-run'] === true;
-    const project = await loadProject(ctx, {
-      jobs: jobsFlag,
-      output: output as 'tty' | 'plain' | 'grouped' | 'json' | undefined,
-      cache: flags['cache'] as boolean | undefined,
-      evidence: flags['evidence'] as boolean | undefined,
-    });
+    const project = await loadProject(
+      ctx,
+      {
+        jobs: jobsFlag,
+        output: output as 'tty' | 'plain' | 'grouped' | 'json' | undefined,
+        cache: flags['cache'] as boolean | undefined,
+        evidence: flags['evidence'] as boolean | undefined,
+      },
+      // Task functions run: their stack traces should point at the TypeScript sources.
+      { sourceMaps: dryRun ? 'lazy' : 'eager' },
+    );
     const config = project.config;
     const ci = isCiMode(ctx.env, flags['ci'] === true);
     const graph = buildGraph(project, positionals, vars, ctx.env, { ci });
