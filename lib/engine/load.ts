@@ -1,6 +1,6 @@
 /**
  * Finding and loading the fabricfile. The fabricfile and every local module it imports are bundled by
- * esbuild into `<root>/.fabric/build/` (inline source maps, so stacks and diagnostics point at the
+ * esbuild into `<root>/.fabric/build/` (source maps beside the bundle, so stacks and diagnostics point at the
  * TypeScript source). A manifest records the content hash of every input; a warm start re-hashes those
  * files and imports the cached bundle without loading esbuild at all.
  */
@@ -49,7 +49,8 @@ export interface LoadOptions {
 }
 
 interface BuildManifest {
-  readonly version: 2;
+  /** 3: source maps in files beside the bundle (2 had them inline). */
+  readonly version: 3;
   readonly fabricfile: string;
   readonly apiModule: string;
   readonly bundle: string;
@@ -72,7 +73,7 @@ function warmBundle(opts: LoadOptions): string | undefined {
   } catch {
     return undefined;
   }
-  if (m.version !== 2 || m.fabricfile !== opts.fabricfile || m.apiModule !== opts.apiModule || !existsSync(m.bundle)) return undefined;
+  if (m.version !== 3 || m.fabricfile !== opts.fabricfile || m.apiModule !== opts.apiModule || !existsSync(m.bundle)) return undefined;
   for (const [file, hash] of Object.entries(m.inputs)) {
     let text: Buffer;
     try {
@@ -105,7 +106,9 @@ async function coldBundle(opts: LoadOptions): Promise<string> {
       format: 'esm',
       platform: 'node',
       target: 'node20',
-      sourcemap: 'inline',
+      // Maps in their own files: the module text V8 compiles at every start stays small (an inline
+      // map was two thirds of the Samakia bundle), and they are read only when something maps a frame.
+      sourcemap: 'linked',
       sourcesContent: false,
       metafile: true,
       logLevel: 'silent',
@@ -168,7 +171,7 @@ async function coldBundle(opts: LoadOptions): Promise<string> {
     }
   }
   const bundle = join(dir, 'fabricfile.mjs');
-  const manifest: BuildManifest = { version: 2, fabricfile: opts.fabricfile, apiModule: opts.apiModule, bundle, inputs };
+  const manifest: BuildManifest = { version: 3, fabricfile: opts.fabricfile, apiModule: opts.apiModule, bundle, inputs };
   const mp = manifestPath(opts);
   await writeFile(`${mp}.${process.pid}.tmp`, JSON.stringify(manifest));
   await rename(`${mp}.${process.pid}.tmp`, mp);
@@ -240,11 +243,26 @@ export async function loadFabricfile(opts: LoadOptions): Promise<readonly TaskDe
   return [...registry().tasks];
 }
 
-const INLINE_MAP = /\n\/\/# sourceMappingURL=data:application\/json;(?:charset=utf-8;)?base64,([A-Za-z0-9+/=]+)\s*$/;
+const MAP_URL = /\n\/\/# sourceMappingURL=(\S+)\s*$/;
+const DATA_URL = /^data:application\/json;(?:charset=utf-8;)?base64,([A-Za-z0-9+/=]+)$/;
+
+/** The parsed source map a generated file names (inline data URL or a file beside it), or null. */
+function readSourceMap(file: string): SourceMap | null {
+  try {
+    const text = readFileSync(file, 'utf8');
+    const url = MAP_URL.exec(text.slice(-4096))?.[1];
+    if (!url) return null;
+    const data = DATA_URL.exec(url);
+    const json = data ? Buffer.from(data[1]!, 'base64').toString('utf8') : readFileSync(resolve(dirname(file), decodeURIComponent(url)), 'utf8');
+    return new SourceMap(JSON.parse(json) as ConstructorParameters<typeof SourceMap>[0]);
+  } catch {
+    return null;
+  }
+}
 
 /**
- * Maps call sites in the bundle's files (under `dir`) to the sources through each file's inline
- * source map, read and parsed on first use; what Node's own source-map support would print for the
+ * Maps call sites in the bundle's files (under `dir`) to the sources through each file's source map,
+ * read and parsed on first use; what Node's own source-map support would print for the
  * frame. Sites elsewhere, or without a mapping, are returned as they are.
  */
 export function bundleSiteMapper(dir: string): (site: CallSite) => CallSite {
@@ -254,13 +272,7 @@ export function bundleSiteMapper(dir: string): (site: CallSite) => CallSite {
     if (!site.file.startsWith(prefix)) return site;
     let map = maps.get(site.file);
     if (map === undefined) {
-      map = null;
-      try {
-        const m = INLINE_MAP.exec(readFileSync(site.file, 'utf8'));
-        if (m) map = new SourceMap(JSON.parse(Buffer.from(m[1]!, 'base64').toString('utf8')) as ConstructorParameters<typeof SourceMap>[0]);
-      } catch {
-        map = null;
-      }
+      map = readSourceMap(site.file);
       maps.set(site.file, map);
     }
     if (!map) return site;
