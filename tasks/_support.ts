@@ -7,10 +7,9 @@
  * Nothing here runs at import time except cheap constant construction; defaults that need the
  * environment (git top level, HOME, the clock) are functions, computed once per run by the analyzer.
  */
-import { execFileSync } from 'node:child_process';
 import { accessSync, constants, readdirSync, statSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
+import { childProcess, os } from './lib/builtins.js';
 import { custom, executeFlag, override, type CommandStep, type Guard, type GuardFacts, type ParamSpec, type Variants } from 'fabric';
 
 // ---------------------------------------------------------------------------------------------------
@@ -23,7 +22,7 @@ import { custom, executeFlag, override, type CommandStep, type Guard, type Guard
 export function repoRootDefault(): string {
   const cwd = process.cwd();
   try {
-    const top = execFileSync('git', ['-C', cwd, 'rev-parse', '--show-toplevel'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const top = childProcess().execFileSync('git', ['-C', cwd, 'rev-parse', '--show-toplevel'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
     if (top) return top;
   } catch {
     /* not a git work tree, or git missing: fall back to the working directory */
@@ -32,7 +31,7 @@ export function repoRootDefault(): string {
 }
 
 /** The user's home as the recipes see it (`${HOME}`). */
-const home = (): string => process.env['HOME'] || homedir();
+const home = (): string => process.env['HOME'] || os().homedir();
 
 /** `${HOME}/.config/samakia-fabric/env.sh`, the runner env file most infra recipes source. */
 export function runnerEnvFileDefault(): string {

@@ -5,9 +5,8 @@
  * there is no password/ticket path). The secret never appears in errors or logs.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { request } from 'node:https';
-import { rootCertificates } from 'node:tls';
 import { join } from 'node:path';
+import { https, tls } from './builtins.js';
 import { loadEnv } from './envs.js';
 import { runnerEnv } from './runner.js';
 import { fabricRepoRoot, GlueError, type GlueContext } from './vars.js';
@@ -52,7 +51,7 @@ export function checkProxmoxApi(api: ProxmoxApi): URL {
 /** The trust anchors for a request: undefined (Node's default store, incl. NODE_EXTRA_CA_CERTS) or roots + extras. */
 function trustAnchors(extra: readonly string[] | undefined): string[] | undefined {
   if (!extra || extra.length === 0) return undefined;
-  const anchors = [...rootCertificates, ...extra];
+  const anchors = [...tls().rootCertificates, ...extra];
   const nodeExtra = process.env['NODE_EXTRA_CA_CERTS'];
   if (nodeExtra && existsSync(nodeExtra)) anchors.push(readFileSync(nodeExtra, 'utf8'));
   return anchors;
@@ -66,7 +65,7 @@ export function proxmoxRequest<T = unknown>(api: ProxmoxApi, method: 'GET' | 'PO
   const body = form ? new URLSearchParams(form).toString() : '';
   const ca = trustAnchors(api.ca);
   return new Promise<T>((resolve, reject) => {
-    const req = request(
+    const req = https().request(
       url,
       {
         method,

@@ -3,10 +3,9 @@
  * CI rule, Make's word splitting of unquoted `${FLAGS}`, FABRIC_REPO_ROOT, repo scripts and the runner
  * env file. Nothing here loads zx, listr2 or ajv.
  */
-import { execFile } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
+import { childProcess, os } from './builtins.js';
 import type { TaskContext } from '../../lib/api/types.js';
 
 /** The part of a TaskContext the glue needs (tests build one by hand). */
@@ -54,7 +53,7 @@ export function splitWords(value: string | undefined): string[] {
 
 /** The user's home directory as the node sees it. */
 export function homeOf(ctx: Pick<TaskContext, 'params' | 'env'>): string {
-  return varOr(ctx, 'HOME', homedir());
+  return varOr(ctx, 'HOME', os().homedir());
 }
 
 /** `${HOME}/.config/samakia-fabric/env.sh` unless RUNNER_ENV_FILE is given. */
@@ -76,7 +75,7 @@ export function capture(
   const [cmd, ...args] = argv;
   if (cmd === undefined) return Promise.reject(new Error('capture: empty argv'));
   return new Promise((resolvePromise, reject) => {
-    execFile(
+    childProcess().execFile(
       cmd,
       args,
       {

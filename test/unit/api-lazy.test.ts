@@ -7,6 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ROOT, FABRIC_BIN, rigTest, test } from '../helpers/rig.js';
+import { samakiaRepo } from '../integration/samakia-catalogue-fixture.js';
 
 const API = pathToFileURL(join(ROOT, 'dist', 'api.js')).href;
 const LAZY_BUILTINS = ['child_process', 'crypto', 'os'];
@@ -71,5 +72,20 @@ process.on('exit', () => appendFileSync(process.env.LOAD_LOG, process.moduleLoad
   // (node:crypto is the loader's: a warm start checks the bundle's inputs by their sha256.)
   assert.deepEqual(lines.filter((u) => u === 'builtin:child_process' || u === 'builtin:os'), []);
 });
+
+rigTest('fabric list over the Samakia catalogue (warm) loads no child_process, os, https or tls', async (rig) => {
+  // The catalogue's glue talks to Proxmox (https, tls) and runs tools (child_process): only when a task runs.
+  await samakiaRepo(rig.dir);
+  const cold = await rig.fabric(['list']);
+  assert.equal(cold.code, 0, cold.stderr);
+  const script = `process.on('exit', () => require('node:fs').writeSync(2, JSON.stringify(process.moduleLoadList.filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice(13)))));`;
+  writeFileSync(rig.path('probe.cjs'), script);
+  const r = spawnSync(process.execPath, ['-r', rig.path('probe.cjs'), FABRIC_BIN, 'list'], { cwd: rig.dir, encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /dns\.up/);
+  const loaded = JSON.parse(r.stderr.trim().split('\n').at(-1)!) as string[];
+  assert.ok(loaded.includes('fs') && loaded.includes('module'), 'the probe sees built-ins');
+  assert.deepEqual(loaded.filter((m) => ['child_process', 'os', 'https', 'tls', 'http', 'worker_threads'].includes(m)), []);
+}, { ms: 60_000 });
 
 test.run();
