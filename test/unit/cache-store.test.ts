@@ -3,7 +3,7 @@
 import * as assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFile, readdir, utimes, writeFile } from 'node:fs/promises';
+import { readFile, readdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { TaskDef, TaskSpec } from '../../lib/api/types.js';
@@ -12,7 +12,7 @@ import type { Graph } from '../../lib/engine/graph.js';
 import type { NodeId } from '../../lib/engine/events.js';
 import { createLocalCache } from '../../lib/cache/local.js';
 import { StatCache, rowIsUsable, RACY_WINDOW_MS, type StatRow, type FileStat } from '../../lib/cache/stat-cache.js';
-import { Store } from '../../lib/cache/store.js';
+import { Store, TOUCH_AFTER_MS } from '../../lib/cache/store.js';
 import { parseDuration, parseSize, formatSize } from '../../lib/cache/units.js';
 import { ROOT, rigTest, timedTest, test, withTimeout, type Rig } from '../helpers/rig.js';
 
@@ -115,7 +115,8 @@ rigTest('prune --older-than and --max-size remove least-recently-used entries an
   const store = new Store(rig.path('.fabric', 'cache'));
   const s1 = await store.stats();
   assert.equal(s1.entries, 3);
-  assert.equal(s1.blobs, 4, 'three outputs and one shared logs blob');
+  // Small logs are kept inline in the entry (one read on a hit), so only the outputs are blobs.
+  assert.equal(s1.blobs, 3, 'three outputs (the logs are inline in the entries)');
   assert.equal(s1.runs, 3);
   assert.ok(s1.totalBytes > 300_000);
   // Make "old" two days unused and "mid" one hour unused.
@@ -140,6 +141,24 @@ rigTest('prune --older-than and --max-size remove least-recently-used entries an
   await store.clean();
   assert.equal(rig.exists('.fabric/cache'), false);
   assert.equal((await store.stats()).entries, 0);
+});
+
+rigTest('a hit advances the entry last-used time only when it is older than TOUCH_AFTER_MS', async (rig) => {
+  await rig.write({ 'src/x': 'x' });
+  const g = graphOf(rig, [def('t', { effect: 'read-only', run: 't', inputs: ['src/**'] })], ['t']);
+  await runNode(rig, g, 't', async () => {});
+  const store = new Store(rig.path('.fabric', 'cache'));
+  const entry = store.entryPath((await store.readRun('t'))!.last.fingerprint);
+  const usedAt = async () => (await stat(entry)).mtimeMs;
+  const recent = Date.now() - TOUCH_AFTER_MS / 2;
+  await utimes(entry, recent / 1000, recent / 1000);
+  assert.equal((await runNode(rig, g, 't', async () => assert.fail('a hit'))).result, 'hit');
+  assert.equal(Math.round(await usedAt()), Math.round(recent), 'used recently: not touched');
+  const old = Date.now() - 2 * TOUCH_AFTER_MS;
+  await utimes(entry, old / 1000, old / 1000);
+  const before = Date.now();
+  assert.equal((await runNode(rig, g, 't', async () => assert.fail('a hit'))).result, 'hit');
+  assert.ok((await usedAt()) >= before - 1000, 'used long ago: touched');
 });
 
 rigTest('prune removes corrupt entries', async (rig) => {
@@ -210,7 +229,9 @@ rigTest('two processes writing the same store at once leave every entry, key and
     if (e.state !== 'ok') continue;
     assert.equal(e.entry.outputs.length, 3);
     for (const o of e.entry.outputs) assert.equal(sha((await readFile(store.blobPath(o.sha256))).toString('latin1')), o.sha256);
-    assert.ok(Buffer.isBuffer(await store.readBlob(e.entry.logs!.sha256)));
+    const logs = e.entry.logs!;
+    if (logs.inline) assert.equal(sha(JSON.stringify(logs.inline)), logs.sha256, `inline logs of t${i}`);
+    else assert.ok(Buffer.isBuffer(await store.readBlob(logs.sha256)));
     assert.ok(await store.readKey(run.lastSuccess.fingerprint), `key of t${i}`);
   }
   // No temp files were left behind.

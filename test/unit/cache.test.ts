@@ -351,4 +351,76 @@ rigTest('inputs: literal paths (fast path, no directory walk) give the same file
   for (const [patterns, want] of CASES) assert.deepEqual(await expandGlobs(patterns, rig.dir, ignore), want, patterns.join(' '));
 });
 
+// ---- run records, inline logs, file digests ----
+
+rigTest('run records stay in memory until close: nothing is written per node; close writes the keys, then runs.json', async (rig) => {
+  await rig.write({ 'src/a.txt': 'x' });
+  const g = graphOf(rig, [def('deploy', { effect: 'mutating', run: 'deploy', inputs: ['src/**'] })], ['deploy']);
+  const node = g.nodes.get('deploy')!;
+  const h = cacheFor(rig);
+  const l = await h.cache.lookup(node, new Map(), { force: false });
+  assert.equal(l.result, 'disabled');
+  await h.cache.save(node, l.fingerprint!, []);
+  assert.equal(rig.exists('.fabric'), false, 'a not-cacheable node writes nothing during the run');
+  assert.equal((await h.cache.store.readRun('deploy'))?.last.outcome, 'succeeded');
+  await h.cache.close();
+  const fresh = cacheFor(rig).cache.store;
+  const rec = await fresh.readRun('deploy');
+  assert.deepEqual([rec?.last.outcome, rec?.lastSuccess?.fingerprint], ['succeeded', l.fingerprint]);
+  assert.ok(await fresh.readKey(l.fingerprint!), 'the key of a recorded fingerprint is stored');
+  // A lookup that is not followed by a save (the node failed) is recorded as started; its last success is kept.
+  await rig.write({ 'src/a.txt': 'y' });
+  const h2 = cacheFor(rig);
+  const l2 = await h2.cache.lookup(node, new Map(), { force: false });
+  await h2.cache.close();
+  const rec2 = await cacheFor(rig).cache.store.readRun('deploy');
+  assert.deepEqual([rec2?.last.outcome, rec2?.last.fingerprint, rec2?.lastSuccess?.fingerprint], ['started', l2.fingerprint, l.fingerprint]);
+  // Records another process wrote after this one loaded them are kept when this one saves.
+  const mine = cacheFor(rig);
+  const l3 = await mine.cache.lookup(node, new Map(), { force: false });
+  await simulate(cacheFor(rig), graphOf(rig, [lint()], ['lint']));
+  await mine.cache.save(node, l3.fingerprint!, []);
+  await mine.cache.close();
+  const end = cacheFor(rig).cache.store;
+  assert.deepEqual([(await end.readRun('lint'))?.last.outcome, (await end.readRun('deploy'))?.last.outcome], ['succeeded', 'succeeded']);
+});
+
+rigTest('logs: small ones are inline in the entry (verified by hash), large ones are a blob; both replay', async (rig) => {
+  await rig.write({ 'src/a.txt': 'x' });
+  const big = 'y'.repeat(40_000);
+  const g = graphOf(rig, [lint(), def('noisy', { effect: 'read-only', run: 'noisy', inputs: ['src/**'] })], ['lint', 'noisy']);
+  const h = cacheFor(rig);
+  for (const [task, chunk] of [['lint', 'small\n'], ['noisy', big]] as const) {
+    const node = g.nodes.get(task)!;
+    const l = await h.cache.lookup(node, new Map(), { force: false });
+    await h.cache.save(node, l.fingerprint!, [{ stream: 'stderr', chunk }]);
+  }
+  await h.cache.close();
+  const store = cacheFor(rig).cache.store;
+  const entryOf = async (task: string) => {
+    const r = await store.readEntry((await store.readRun(task))!.last.fingerprint);
+    assert.equal(r.state, 'ok');
+    return r.state === 'ok' ? r.entry : assert.fail();
+  };
+  const small = await entryOf('lint');
+  assert.deepEqual(small.logs?.inline, [{ stream: 'stderr', chunk: 'small\n' }]);
+  assert.equal(await store.readBlob(small.logs!.sha256), 'missing', 'no blob for inline logs');
+  const large = await entryOf('noisy');
+  assert.equal(large.logs?.inline, undefined);
+  assert.ok(Buffer.isBuffer(await store.readBlob(large.logs!.sha256)));
+  const h2 = cacheFor(rig);
+  for (const [task, chunk] of [['lint', 'small\n'], ['noisy', big]] as const) {
+    const l = await h2.cache.lookup(g.nodes.get(task)!, new Map(), { force: false });
+    assert.deepEqual(l.result === 'hit' && l.logs, [{ stream: 'stderr', chunk }], task);
+  }
+  // Inline logs that do not match their hash make the entry corrupt (never replayed).
+  const fp = (await store.readRun('lint'))!.last.fingerprint;
+  const text = await readFile(store.entryPath(fp), 'utf8');
+  await writeFile(store.entryPath(fp), text.replace('small', 'SMALL'));
+  const h3 = cacheFor(rig);
+  const l3 = await h3.cache.lookup(g.nodes.get('lint')!, new Map(), { force: false });
+  assert.equal(l3.result, 'corrupt');
+  assert.match(h3.warnings.join('\n'), /stored logs of entry [0-9a-f]{12} do not match their hash/);
+});
+
 test.run();
