@@ -20,6 +20,7 @@ import { canonicalJson } from '../engine/plan.js';
 import { isSecretName } from '../util/redact.js';
 import { expandGlobs } from './files.js';
 import type { StatCache } from './stat-cache.js';
+import type { AbsFileDigest } from './types.js';
 
 /** Bump when the key's shape or meaning changes: every fingerprint changes with it. */
 export const CACHE_FORMAT_VERSION = 1;
@@ -87,7 +88,13 @@ export interface KeyContext {
 }
 
 export type KeyResult =
-  | { readonly ok: true; readonly key: CacheKey; readonly fingerprint: string }
+  | {
+      readonly ok: true;
+      readonly key: CacheKey;
+      readonly fingerprint: string;
+      /** The input files as hashed for the key (absolute paths), or undefined if one vanished while being hashed. */
+      readonly inputFiles: readonly AbsFileDigest[] | undefined;
+    }
   /** A dependency has no fingerprint (it was not computed), so neither has this node. */
   | { readonly ok: false; readonly missingDependency: NodeId };
 
@@ -124,18 +131,28 @@ function keyStep(step: ResolvedStep, secrets: readonly string[], d: SecretDigest
   return { kind: 'command', cmd, env, okCodes: [...step.okCodes], ignoreFailure: step.ignoreFailure };
 }
 
-/** Hashes the declared inputs: path (relative to cwd) → sha256, sorted by path. */
-export async function hashInputs(node: Node, ctx: Pick<KeyContext, 'statCache' | 'ignoreDirs'>): Promise<Record<string, string>> {
+/**
+ * Hashes the declared inputs: path (relative to cwd) → sha256, sorted by path; and the same files with
+ * absolute paths and sizes, unless a matched file could not be hashed (vanished meanwhile).
+ */
+export async function hashInputs(
+  node: Node,
+  ctx: Pick<KeyContext, 'statCache' | 'ignoreDirs'>,
+): Promise<{ readonly inputs: Record<string, string>; readonly files: AbsFileDigest[] | undefined }> {
   const rels = await expandGlobs(node.inputs, node.cwd, ctx.ignoreDirs);
-  if (rels.length === 0) return {};
+  if (rels.length === 0) return { inputs: {}, files: [] };
   const abs = rels.map((r) => resolve(node.cwd, r));
   const hashed = await ctx.statCache.hashFiles(abs);
-  const out: Record<string, string> = {};
+  const inputs: Record<string, string> = {};
+  let files: AbsFileDigest[] | undefined = [];
   for (let i = 0; i < rels.length; i++) {
     const h = hashed.get(abs[i]!);
-    if (h) out[rels[i]!] = h.sha256;
+    if (h) {
+      inputs[rels[i]!] = h.sha256;
+      files?.push({ path: abs[i]!, sha256: h.sha256, size: h.stat.size });
+    } else files = undefined;
   }
-  return out;
+  return { inputs, files };
 }
 
 export async function computeKey(node: Node, depFingerprints: ReadonlyMap<NodeId, string>, ctx: KeyContext): Promise<KeyResult> {
@@ -159,7 +176,7 @@ export async function computeKey(node: Node, depFingerprints: ReadonlyMap<NodeId
     const v = node.env[name];
     env[name] = v === undefined ? null : secretEnv.includes(name) ? { secret: d.digest(v) } : v;
   }
-  const inputs = await hashInputs(node, ctx);
+  const { inputs, files } = await hashInputs(node, ctx);
   const key: CacheKey = {
     version: CACHE_FORMAT_VERSION,
     platform: process.platform,
@@ -176,5 +193,5 @@ export async function computeKey(node: Node, depFingerprints: ReadonlyMap<NodeId
     outputs: [...node.outputs],
     deps,
   };
-  return { ok: true, key, fingerprint: fingerprintOf(key) };
+  return { ok: true, key, fingerprint: fingerprintOf(key), inputFiles: files };
 }

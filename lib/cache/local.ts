@@ -9,13 +9,13 @@
  */
 import { createHash } from 'node:crypto';
 import { chmod } from 'node:fs/promises';
-import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { isAbsolute, join, posix, relative, resolve, sep } from 'node:path';
 import type { Node } from '../engine/graph.js';
 import type { NodeId } from '../engine/events.js';
-import type { CachedLog, CacheLookup, CacheProvider } from './types.js';
+import type { AbsFileDigest, CachedLog, CacheLookup, CacheProvider, KnownDigests } from './types.js';
 import { computeKey, SecretDigester, type CacheKey, type KeyContext } from './fingerprint.js';
 import { diffKeys, summarizeChanges } from './diff.js';
-import { expandGlobs, unmatchedPatterns } from './files.js';
+import { expandGlobs, isPlainPattern, unmatchedPatterns } from './files.js';
 import { StatCache } from './stat-cache.js';
 import { INLINE_LOGS_MAX, STORE_FORMAT, Store, validLogs, type CacheEntry, type RunOutcome, type RunRecord, type StoredOutput } from './store.js';
 import { errorMessage } from './fsutil.js';
@@ -50,7 +50,8 @@ interface Pending {
 }
 
 type Restore =
-  | { readonly state: 'ok'; readonly restored: string[] }
+  /** `outputs`: every output file of the entry, as it is now in place. */
+  | { readonly state: 'ok'; readonly restored: string[]; readonly outputs: AbsFileDigest[] }
   | { readonly state: 'missing'; readonly detail: string }
   | { readonly state: 'corrupt'; readonly detail: string };
 
@@ -78,6 +79,16 @@ export function notCacheableReason(node: Node): string {
 function isInside(root: string, p: string): boolean {
   const r = relative(root, p);
   return r === '' || (!r.startsWith('..' + sep) && r !== '..' && !isAbsolute(r));
+}
+
+/**
+ * Whether an entry's outputs are every file the node's output globs match, without looking at the
+ * disk: only when each pattern is a literal path that the entry holds (a glob or a directory could
+ * match more files now, e.g. ones a hit does not remove).
+ */
+function outputsCoverGlobs(node: Node, entry: CacheEntry): boolean {
+  const held = new Set(entry.outputs.map((o) => o.path));
+  return node.outputs.every((p) => isPlainPattern(p) && held.has(posix.normalize(p)));
 }
 
 /** Runs `fn` over `items`, at most `limit` at a time. */
@@ -117,6 +128,8 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
 
   /** Keys that the run records of this run name and that are not stored yet: written by `close`, before the records. */
   const keysToWrite = new Map<string, CacheKey>();
+  /** What `fileDigests` answers (this run only). */
+  const digests = new Map<NodeId, { inputs?: readonly AbsFileDigest[] | undefined; outputs?: readonly AbsFileDigest[] | undefined }>();
 
   /**
    * Records the node's run in memory (`close` writes the records). The key of a fingerprint that the
@@ -204,10 +217,12 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
     }
     const current = await statCache.hashFiles(targets);
     const restored: string[] = [];
+    const outputs: AbsFileDigest[] = [];
     for (let i = 0; i < entry.outputs.length; i++) {
       const o = entry.outputs[i]!;
       const target = targets[i]!;
       const cur = current.get(target);
+      outputs.push({ path: target, sha256: o.sha256, size: o.size });
       if (cur && cur.sha256 === o.sha256) {
         if ((cur.stat.mode & 0o7777) !== (o.mode & 0o7777)) await chmod(target, o.mode & 0o7777);
         continue;
@@ -222,7 +237,7 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
       if (r === 'corrupt') return { state: 'corrupt', detail: `the stored content of output ${o.path} (entry ${entry.fingerprint.slice(0, 12)}) does not match its hash` };
       restored.push(o.path);
     }
-    return { state: 'ok', restored };
+    return { state: 'ok', restored, outputs };
   }
 
   const provider: LocalCache = {
@@ -239,6 +254,7 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
         return { result: 'disabled', detail: `no fingerprint: ${errorMessage(e)}` };
       }
       if (!kr.ok) return { result: 'disabled', detail: `dependency ${kr.missingDependency} has no fingerprint` };
+      digests.set(node.id, { inputs: kr.inputFiles });
       const prev = await store.runs.get(node.id).catch(() => undefined);
       const blocker = mutatingDependencyThatRuns(node, mutatingRuns);
       const p: Pending = { fingerprint: kr.fingerprint, key: kr.key, prev, store: node.cacheable && blocker === undefined };
@@ -290,6 +306,7 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
       await store.touchEntry(fp, read.usedAtMs);
       mutatingRuns.delete(node.id);
       await recordSuccess(node, p, 'cached');
+      if (outputsCoverGlobs(node, read.entry)) digests.set(node.id, { inputs: kr.inputFiles, outputs: restored.outputs });
       return { result: 'hit', fingerprint: fp, logs: logs as CachedLog[], restored: restored.restored };
     },
 
@@ -311,6 +328,7 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
         const abs = rels.map((r) => resolve(node.cwd, r));
         const hashed = await statCache.hashFiles(abs);
         const outputs: StoredOutput[] = [];
+        const files: AbsFileDigest[] = [];
         for (let i = 0; i < rels.length; i++) {
           const h = hashed.get(abs[i]!);
           if (!h) continue;
@@ -318,6 +336,7 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
           // Copy unless the blob is already there; the copy's own hash wins if the file changed meanwhile.
           if (!(await store.hasBlob(sha256))) ({ sha256, size } = await store.putFile(abs[i]!));
           outputs.push({ path: rels[i]!, mode: h.stat.mode & 0o7777, sha256, size });
+          files.push({ path: abs[i]!, sha256, size });
         }
         const logText = logs.length > 0 ? JSON.stringify(logs) : undefined;
         let logRef: CacheEntry['logs'] = null;
@@ -326,12 +345,17 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
         } else if (logText !== undefined) logRef = await store.putData(logText);
         // The key is written by close, with the run record that names this fingerprint.
         await store.writeEntry({ v: STORE_FORMAT, fingerprint, node: node.id, task: node.task.name, created: now(), outputs, logs: logRef });
+        if (files.length === rels.length) digests.set(node.id, { ...digests.get(node.id), outputs: files });
       });
       await recordSuccess(node, p, 'succeeded');
     },
 
     async missingOutputs(node): Promise<string[]> {
       return unmatchedPatterns(node.outputs, node.cwd);
+    },
+
+    fileDigests(node): KnownDigests | undefined {
+      return digests.get(node.id);
     },
 
     async close(): Promise<void> {

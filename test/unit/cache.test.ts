@@ -423,4 +423,52 @@ rigTest('logs: small ones are inline in the entry (verified by hash), large ones
   assert.match(h3.warnings.join('\n'), /stored logs of entry [0-9a-f]{12} do not match their hash/);
 });
 
+const sha256 = async (p: string) => (await import('node:crypto')).createHash('sha256').update(await readFile(p)).digest('hex');
+
+rigTest('fileDigests: inputs as hashed for the fingerprint, outputs as stored or verified on a hit, each list only when complete', async (rig) => {
+  await rig.write({ 'src/a.txt': 'alpha', 'src/sub/b.bin': '\u0000\u0001bee', 'gen.in': 'g' });
+  const tasks = [
+    def('build', { effect: 'read-only', run: 'make', inputs: ['src/**'], outputs: ['out/o.txt', 'out/p.txt'] }),
+    def('gen', { effect: 'read-only', run: 'gen', inputs: ['gen.in'], outputs: ['gen/**'] }),
+    def('deploy', { effect: 'mutating', run: 'deploy', inputs: ['src/a.txt'], outputs: ['out/d.txt'] }),
+  ];
+  const g = graphOf(rig, tasks, ['build', 'gen', 'deploy']);
+  const produce = async (n: Node) => {
+    if (n.task.name === 'build') await produceOutputs(rig, { 'out/o.txt': ['o content', 0o644], 'out/p.txt': ['pp', 0o600] });
+    if (n.task.name === 'gen') await produceOutputs(rig, { 'gen/x.txt': ['x', 0o644] });
+    if (n.task.name === 'deploy') await produceOutputs(rig, { 'out/d.txt': ['d', 0o644] });
+  };
+  const digestsOf = async (files: readonly { path: string; sha256: string; size: number }[] | undefined) => files && Promise.all(files.map(async (f) => ({ ...f, real: await sha256(f.path), realSize: (await stat(f.path)).size })));
+  const expectReal = async (files: readonly { path: string; sha256: string; size: number }[] | undefined, rels: string[]) => {
+    const d = await digestsOf(files);
+    assert.deepEqual(d?.map((f) => f.path), rels.map((r) => rig.path(r)));
+    for (const f of d ?? []) assert.deepEqual([f.sha256, f.size], [f.real, f.realSize], f.path);
+  };
+  const h = cacheFor(rig);
+  await simulate(h, g, produce);
+  const id = (t: string) => g.order.find((i) => g.nodes.get(i)!.task.name === t)!;
+  const node = (t: string) => g.nodes.get(id(t))!;
+  await expectReal(h.cache.fileDigests!(node('build'))?.inputs, ['src/a.txt', 'src/sub/b.bin']);
+  await expectReal(h.cache.fileDigests!(node('build'))?.outputs, ['out/o.txt', 'out/p.txt']);
+  await expectReal(h.cache.fileDigests!(node('gen'))?.outputs, ['gen/x.txt']);
+  // Not cacheable: inputs were hashed for its fingerprint, outputs never.
+  await expectReal(h.cache.fileDigests!(node('deploy'))?.inputs, ['src/a.txt']);
+  assert.equal(h.cache.fileDigests!(node('deploy'))?.outputs, undefined);
+
+  // A hit: restored and already-present outputs both count; a glob output could match more files than the entry holds.
+  await rm(rig.path('out/o.txt'));
+  const h2 = cacheFor(rig);
+  const r2 = await simulate(h2, g, async (n) => assert.equal(n.task.name, 'deploy', `${n.id} must be a hit`));
+  assert.deepEqual([r2.result('build'), r2.result('gen')], ['hit', 'hit']);
+  await expectReal(h2.cache.fileDigests!(node('build'))?.inputs, ['src/a.txt', 'src/sub/b.bin']);
+  await expectReal(h2.cache.fileDigests!(node('build'))?.outputs, ['out/o.txt', 'out/p.txt']);
+  await expectReal(h2.cache.fileDigests!(node('gen'))?.inputs, ['gen.in']);
+  assert.equal(h2.cache.fileDigests!(node('gen'))?.outputs, undefined);
+  // Nothing is known without the cache, or before a lookup.
+  assert.equal(cacheFor(rig).cache.fileDigests!(node('build')), undefined);
+  const off = cacheFor(rig, { enabled: false });
+  await simulate(off, g, produce);
+  assert.equal(off.cache.fileDigests!(node('build')), undefined);
+});
+
 test.run();
