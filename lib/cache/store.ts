@@ -21,7 +21,7 @@ import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import type { NodeId } from '../engine/events.js';
-import { canonicalJson } from '../engine/plan.js';
+import { canonicalKeyJson } from './canonical.js';
 import type { CacheKey } from './fingerprint.js';
 import type { CachedLog } from './types.js';
 import { errorMessage, isCode, readIfExists, tempNameFor, writeAtomic } from './fsutil.js';
@@ -373,7 +373,7 @@ export class Store {
     } catch {
       /* not there yet */
     }
-    await writeAtomic(p, canonicalJson(key));
+    await writeAtomic(p, canonicalKeyJson(key));
   }
 
   /** The key object stored under `fp`, if present and intact (its canonical JSON must hash to `fp`). */
@@ -387,7 +387,7 @@ export class Store {
     if (text === undefined) return undefined;
     try {
       const key = JSON.parse(text) as CacheKey;
-      if (createHash('sha256').update(canonicalJson(key)).digest('hex') !== fp) return undefined;
+      if (createHash('sha256').update(canonicalKeyJson(key)).digest('hex') !== fp) return undefined;
       return key;
     } catch {
       return undefined;
