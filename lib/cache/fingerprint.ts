@@ -18,7 +18,7 @@ import type { Node, ResolvedStep } from '../engine/graph.js';
 import type { NodeId } from '../engine/events.js';
 import { isSecretName } from '../util/redact.js';
 import { canonicalKeyJson } from './canonical.js';
-import { expandGlobs } from './files.js';
+import { expandGlobs, type SeenStat } from './files.js';
 import type { StatCache } from './stat-cache.js';
 import type { AbsFileDigest } from './types.js';
 
@@ -162,10 +162,11 @@ export async function hashInputs(
   node: Node,
   ctx: Pick<KeyContext, 'statCache' | 'ignoreDirs'>,
 ): Promise<{ readonly inputs: Record<string, string>; readonly files: AbsFileDigest[] | undefined }> {
-  const rels = await expandGlobs(node.inputs, node.cwd, ctx.ignoreDirs);
+  const seen = new Map<string, SeenStat>();
+  const rels = await expandGlobs(node.inputs, node.cwd, ctx.ignoreDirs, seen);
   if (rels.length === 0) return { inputs: {}, files: [] };
   const abs = rels.map((r) => resolve(node.cwd, r));
-  const hashed = await ctx.statCache.hashFiles(abs);
+  const hashed = await ctx.statCache.hashFiles(abs, seen);
   const inputs: Record<string, string> = {};
   let files: AbsFileDigest[] | undefined = [];
   for (let i = 0; i < rels.length; i++) {

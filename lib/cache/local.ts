@@ -15,7 +15,7 @@ import type { NodeId } from '../engine/events.js';
 import type { AbsFileDigest, CachedLog, CacheLookup, CacheProvider, KnownDigests } from './types.js';
 import { computeKey, SecretDigester, type CacheKey, type KeyContext } from './fingerprint.js';
 import { diffKeys, summarizeChanges } from './diff.js';
-import { expandGlobs, isPlainPattern, unmatchedPatterns } from './files.js';
+import { expandGlobs, isPlainPattern, unmatchedPatterns, type SeenStat } from './files.js';
 import { StatCache } from './stat-cache.js';
 import { INLINE_LOGS_MAX, STORE_FORMAT, Store, validLogs, type CacheEntry, type RunOutcome, type RunRecord, type StoredOutput } from './store.js';
 import { errorMessage } from './fsutil.js';
@@ -324,9 +324,10 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
       }
       await bestEffort(`store ${node.id}`, async () => {
         await store.ensureLayout();
-        const rels = await expandGlobs(node.outputs, node.cwd, [opts.dir]);
+        const seen = new Map<string, SeenStat>();
+        const rels = await expandGlobs(node.outputs, node.cwd, [opts.dir], seen);
         const abs = rels.map((r) => resolve(node.cwd, r));
-        const hashed = await statCache.hashFiles(abs);
+        const hashed = await statCache.hashFiles(abs, seen);
         const outputs: StoredOutput[] = [];
         const files: AbsFileDigest[] = [];
         for (let i = 0; i < rels.length; i++) {

@@ -11,6 +11,8 @@ import { analyze } from '../../lib/engine/analyze.js';
 import type { Graph } from '../../lib/engine/graph.js';
 import type { NodeId } from '../../lib/engine/events.js';
 import { createLocalCache } from '../../lib/cache/local.js';
+import type { Stats } from 'node:fs';
+import type { SeenStat } from '../../lib/cache/files.js';
 import { StatCache, rowIsUsable, RACY_WINDOW_MS, type StatRow, type FileStat } from '../../lib/cache/stat-cache.js';
 import { Store, TOUCH_AFTER_MS } from '../../lib/cache/store.js';
 import { parseDuration, parseSize, formatSize } from '../../lib/cache/units.js';
@@ -70,6 +72,26 @@ rigTest('stat cache: vanished files are absent; a damaged cache file is ignored 
   assert.deepEqual([...h.keys()], [rig.path('a.txt')]);
   await c.save();
   assert.equal(JSON.parse(await rig.read('stat-cache.json')).v, 2);
+});
+
+rigTest('stat cache: a stat taken by expandGlobs is used as is, with the time taken before it as the recording time', async (rig) => {
+  await rig.write({ 'a.txt': 'aaa' });
+  const { expandGlobs } = await import('../../lib/cache/files.js');
+  const seen = new Map<string, SeenStat>();
+  assert.deepEqual(await expandGlobs(['a.txt'], rig.dir, [], seen), ['a.txt']);
+  const abs = rig.path('a.txt');
+  const taken = seen.get(abs)!;
+  assert.ok(taken.stats.isFile() && taken.at <= Date.now());
+  // A stat that is not the file's (another size) shows that it was not taken again.
+  const c = new StatCache(undefined, () => Date.now() + 10_000);
+  const h = await c.hashFiles([abs], new Map([[abs, { stats: Object.assign(Object.create(Object.getPrototypeOf(taken.stats) as object) as Stats, taken.stats, { size: 99 }), at: taken.at }]]));
+  assert.deepEqual([h.get(abs)!.sha256, h.get(abs)!.stat.size], [sha('aaa'), 99]);
+  // Recorded at `at`, not at the cache's clock (10 s later): the file was written just before, so it
+  // is racy and the next lookup re-reads it.
+  const c2 = new StatCache(undefined, () => Date.now() + 10_000);
+  await c2.hashFiles([abs], seen);
+  await c2.hashFiles([abs]);
+  assert.deepEqual(c2.counters, { hashed: 2, reused: 0 });
 });
 
 // ---- units ----
