@@ -158,14 +158,17 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
     await record(node, p, mark, mark);
   };
 
-  /** Writes the keys the records name, then the records (so a recorded fingerprint's key is there). */
+  /**
+   * Writes the keys the records name, then the records (so a recorded fingerprint's key is there; a
+   * key that could not be written only costs explain its diff: "its key is no longer stored").
+   */
   const saveRecords = () =>
     bestEffort('record the run', async () => {
       if (keysToWrite.size === 0 && !store.runs.dirty) return;
       await store.ensureLayout();
       const keys = [...keysToWrite];
       keysToWrite.clear();
-      await eachLimited(keys, 8, ([fp, key]) => store.writeKey(fp, key));
+      await eachLimited(keys, 8, ([fp, key]) => bestEffort('store a cache key', () => store.writeKey(fp, key)));
       await store.runs.save();
     });
 

@@ -3,7 +3,8 @@
  *
  *   blobs/ab/<sha256>          file contents (outputs, replayed logs), addressed by their sha256
  *   entries/ab/<fp>.json       one successful run of a node: its outputs (path, mode, sha256, size)
- *                              and its logs blob; the file's mtime is the entry's last-used time
+ *                              and its logs (inline when small, else a blob); the file's mtime is
+ *                              the entry's last-used time (to within TOUCH_AFTER_MS)
  *   keys/ab/<fp>.json          the full key object whose canonical JSON hashes to <fp>
  *   runs.json                  the last recorded run of every node (task + params), cacheable or
  *                              not, written once per run (see runs.ts)
@@ -15,7 +16,7 @@
  * whose hash is not its name, a blob whose content does not match its name) is treated as absent.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, createReadStream, createWriteStream, fstatSync, openSync, readSync, utimesSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, fstatSync, openSync, readSync, statSync, utimesSync } from 'node:fs';
 import { chmod, link, mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -24,7 +25,7 @@ import type { NodeId } from '../engine/events.js';
 import { canonicalKeyJson } from './canonical.js';
 import type { CacheKey } from './fingerprint.js';
 import type { CachedLog } from './types.js';
-import { errorMessage, isCode, readIfExists, tempNameFor, writeAtomic } from './fsutil.js';
+import { errorMessage, isCode, readIfExists, readIfSmall, tempNameFor, writeAtomic } from './fsutil.js';
 import { readRunsFile, RunRecords, type RunRecord } from './runs.js';
 
 export type { RunMark, RunOutcome, RunRecord } from './runs.js';
@@ -55,6 +56,13 @@ export interface CacheEntry {
    */
   readonly logs: { readonly sha256: string; readonly size: number; readonly inline?: readonly CachedLog[] } | null;
 }
+
+/**
+ * Files up to this size are copied into the store by one synchronous read and an atomic write (no
+ * streams). Creating files stays asynchronous: on a busy disk an open(O_CREAT) can block for
+ * milliseconds, which must not stall the event loop.
+ */
+const SMALL_FILE = 1024 * 1024;
 
 /** Logs up to this size (JSON text) are kept in the entry itself. */
 export const INLINE_LOGS_MAX = 16 * 1024;
@@ -235,8 +243,7 @@ export class Store {
 
   async hasBlob(sha: string): Promise<boolean> {
     try {
-      await stat(this.blobPath(sha));
-      return true;
+      return statSync(this.blobPath(sha), { throwIfNoEntry: false }) !== undefined;
     } catch {
       return false;
     }
@@ -244,6 +251,12 @@ export class Store {
 
   /** Copies a file into the store (hashing while copying); returns what was actually stored. */
   async putFile(src: string): Promise<{ sha256: string; size: number }> {
+    const small = readIfSmall(src, SMALL_FILE);
+    if (small) {
+      const sha256 = createHash('sha256').update(small).digest('hex');
+      await writeAtomic(this.blobPath(sha256), small);
+      return { sha256, size: small.length };
+    }
     await mkdir(this.blobsDir, { recursive: true });
     const tmp = tempNameFor(join(this.blobsDir, 'blob'));
     const h = hasher();
@@ -368,10 +381,9 @@ export class Store {
   async writeKey(fp: string, key: CacheKey): Promise<void> {
     const p = this.keyPath(fp);
     try {
-      await stat(p);
-      return;
+      if (statSync(p, { throwIfNoEntry: false })) return;
     } catch {
-      /* not there yet */
+      /* unreadable: write it */
     }
     await writeAtomic(p, canonicalKeyJson(key));
   }

@@ -183,6 +183,20 @@ rigTest('a hit advances the entry last-used time only when it is older than TOUC
   assert.ok((await usedAt()) >= before - 1000, 'used long ago: touched');
 });
 
+rigTest('putFile: a small file (one read) and a large one (streamed) are stored under their sha256, byte-exact', async (rig) => {
+  const big = Buffer.alloc(3 * 1024 * 1024 + 7, 'ab\n');
+  await rig.write({ 'small.txt': 'small content' });
+  await writeFile(rig.path('big.bin'), big);
+  const store = new Store(rig.path('.fabric', 'cache'));
+  for (const [name, content] of [['small.txt', Buffer.from('small content')], ['big.bin', big]] as const) {
+    const put = await store.putFile(rig.path(name));
+    const expected = createHash('sha256').update(content).digest('hex');
+    assert.deepEqual(put, { sha256: expected, size: content.length }, name);
+    assert.ok((await readFile(store.blobPath(expected))).equals(content), name);
+  }
+  assert.deepEqual((await readdir(rig.path('.fabric', 'cache', 'blobs'))).filter((n) => n.endsWith('.tmp')), [], 'no temp file left');
+});
+
 rigTest('prune removes corrupt entries', async (rig) => {
   await rig.write({ 'src/x': 'x' });
   const g = graphOf(rig, [def('t', { effect: 'read-only', run: 't', inputs: ['src/**'] })], ['t']);
