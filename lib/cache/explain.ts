@@ -104,7 +104,7 @@ export async function explainGraph(graph: Graph, opts: ExplainOptions): Promise<
       else notes.push('the key of that run is no longer stored (cache cleaned?): cannot say what changed');
     }
     if (lastRun && lastRun.fingerprint === fingerprint && lastRun.outcome === 'started' && lastSuccess?.fingerprint !== fingerprint) {
-      notes.push(`the last run with this fingerprint (${lastRun.at}) did not succeed (failed, interrupted or still running)`);
+      notes.push(`the last run with this fingerprint (${lastRun.at}) did not succeed (it failed or was interrupted)`);
     }
     if (blocker !== undefined && node.cacheable) notes.push(`not served from the cache: it depends on ${blocker}, a mutating task that would run`);
     else if (!base.cacheable) notes.push(node.gate ? 'not cacheable: a gate' : notCacheableReason(node));

@@ -4,7 +4,7 @@
  * under it. Dotfiles match; `.git` and the cache directory itself are never inputs.
  */
 import type FastGlobModule from 'fast-glob';
-import { statSync } from 'node:fs';
+import { statSync, type Stats } from 'node:fs';
 import { isAbsolute, posix, relative, resolve, sep } from 'node:path';
 
 const ALWAYS_IGNORED = ['**/.git/**'];
@@ -24,6 +24,15 @@ async function fastGlob(): Promise<FastGlob> {
 const PLAIN = /^[^*?[\](){}!\\]*$/;
 export const isPlainPattern = (p: string): boolean => PLAIN.test(p);
 const notDynamic = (): boolean => false;
+
+/**
+ * The stat of a file taken while expanding a literal pattern, with `Date.now()` just before it: the
+ * stat cache reuses it instead of taking it again (`StatCache.hashFiles`), keyed by absolute path.
+ */
+export interface SeenStat {
+  readonly stats: Stats;
+  readonly at: number;
+}
 
 function isNegated(p: string): boolean {
   return p.startsWith('!');
@@ -74,12 +83,19 @@ function isIgnored(rel: string, abs: string, ignoreDirs: readonly string[]): boo
  * The common case without a directory walk: every pattern is a literal path. Files are taken as they
  * are; a literal naming a directory needs the walk (undefined).
  */
-function expandLiterals(patterns: readonly string[], cwd: string, ignoreDirs: readonly string[], isDynamic: (p: string) => boolean): string[] | undefined {
+function expandLiterals(
+  patterns: readonly string[],
+  cwd: string,
+  ignoreDirs: readonly string[],
+  isDynamic: (p: string) => boolean,
+  seen: Map<string, SeenStat> | undefined,
+): string[] | undefined {
   const out: string[] = [];
   for (const p of patterns) {
     const rel = literal(p, isDynamic);
     if (rel === undefined) return undefined;
     const abs = resolve(cwd, rel);
+    const at = Date.now();
     let st;
     try {
       st = statSync(abs, { throwIfNoEntry: false });
@@ -88,24 +104,30 @@ function expandLiterals(patterns: readonly string[], cwd: string, ignoreDirs: re
     }
     if (!st) continue;
     if (st.isDirectory()) return undefined;
-    if (st.isFile() && !isIgnored(rel, abs, ignoreDirs)) out.push(rel);
+    if (st.isFile() && !isIgnored(rel, abs, ignoreDirs)) {
+      out.push(rel);
+      seen?.set(abs, { stats: st, at });
+    }
   }
   return [...new Set(out)].sort(byCodeUnit);
 }
 
-/** Files matched by `patterns` under `cwd`: relative paths with `/`, sorted, without duplicates. */
-export async function expandGlobs(patterns: readonly string[], cwd: string, ignoreDirs: readonly string[] = []): Promise<string[]> {
+/**
+ * Files matched by `patterns` under `cwd`: relative paths with `/`, sorted, without duplicates. With
+ * `seen`, the stats taken on the way (literal paths) are added to it.
+ */
+export async function expandGlobs(patterns: readonly string[], cwd: string, ignoreDirs: readonly string[] = [], seen?: Map<string, SeenStat>): Promise<string[]> {
   if (patterns.length === 0) return [];
   // One fast-glob call costs about a millisecond; a no-op over 1000 single-file tasks must not pay it,
   // nor loading fast-glob at all when every pattern is plain.
   const plain = patterns.every(isPlainPattern);
   if (plain) {
-    const direct = expandLiterals(patterns, cwd, ignoreDirs, notDynamic);
+    const direct = expandLiterals(patterns, cwd, ignoreDirs, notDynamic, seen);
     if (direct) return direct;
   }
   const fg = await fastGlob();
   if (!plain) {
-    const direct = expandLiterals(patterns, cwd, ignoreDirs, (p) => fg.isDynamicPattern(p));
+    const direct = expandLiterals(patterns, cwd, ignoreDirs, (p) => fg.isDynamicPattern(p), seen);
     if (direct) return direct;
   }
   const positive = patterns.filter((p) => !isNegated(p)).map((p) => expandDirectory(fg, p, cwd));

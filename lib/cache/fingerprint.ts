@@ -16,10 +16,11 @@ import { createHmac, createHash } from 'node:crypto';
 import { relative, resolve, sep } from 'node:path';
 import type { Node, ResolvedStep } from '../engine/graph.js';
 import type { NodeId } from '../engine/events.js';
-import { canonicalJson } from '../engine/plan.js';
 import { isSecretName } from '../util/redact.js';
-import { expandGlobs } from './files.js';
+import { canonicalKeyJson } from './canonical.js';
+import { expandGlobs, type SeenStat } from './files.js';
 import type { StatCache } from './stat-cache.js';
+import type { AbsFileDigest } from './types.js';
 
 /** Bump when the key's shape or meaning changes: every fingerprint changes with it. */
 export const CACHE_FORMAT_VERSION = 1;
@@ -56,7 +57,7 @@ export interface CacheKey {
 }
 
 export function fingerprintOf(key: CacheKey): string {
-  return createHash('sha256').update(canonicalJson(key)).digest('hex');
+  return createHash('sha256').update(canonicalKeyJson(key)).digest('hex');
 }
 
 export function isSecretDigest(v: KeyValue | undefined): v is SecretDigest {
@@ -87,7 +88,13 @@ export interface KeyContext {
 }
 
 export type KeyResult =
-  | { readonly ok: true; readonly key: CacheKey; readonly fingerprint: string }
+  | {
+      readonly ok: true;
+      readonly key: CacheKey;
+      readonly fingerprint: string;
+      /** The input files as hashed for the key (absolute paths), or undefined if one vanished while being hashed. */
+      readonly inputFiles: readonly AbsFileDigest[] | undefined;
+    }
   /** A dependency has no fingerprint (it was not computed), so neither has this node. */
   | { readonly ok: false; readonly missingDependency: NodeId };
 
@@ -116,26 +123,60 @@ function scrub(text: string, secrets: readonly string[], d: SecretDigester): str
   return out;
 }
 
+function byCodeUnit(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * `rec` with its keys inserted in code-unit order (itself when they already are). An object built that
+ * way is written by JSON.stringify exactly as canonicalJson writes it: canonicalJson rebuilds each
+ * object from its sorted entries, and the engine orders array-index keys first in both cases.
+ */
+function sortedRecord<T>(rec: Record<string, T>): Record<string, T> {
+  const keys = Object.keys(rec);
+  let sorted = true;
+  for (let i = 1; i < keys.length && sorted; i++) sorted = keys[i - 1]! < keys[i]!;
+  if (sorted) return rec;
+  const out: Record<string, T> = {};
+  for (const k of keys.sort(byCodeUnit)) out[k] = rec[k]!;
+  return out;
+}
+
+// Every object of the key below is built with its keys in code-unit order (literals written sorted,
+// records through sortedRecord), so that the fingerprint can hash JSON.stringify(key), which is
+// canonicalJson(key) at a fraction of the cost (test/unit/cache-canonical.test.ts checks both).
+
 function keyStep(step: ResolvedStep, secrets: readonly string[], d: SecretDigester): KeyStep {
   if (step.kind === 'function') return { kind: 'function', name: step.display, source: step.source };
   const cmd = typeof step.cmd === 'string' ? scrub(step.cmd, secrets, d) : step.cmd.map((a) => scrub(a, secrets, d));
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(step.env)) env[k] = scrub(v, secrets, d);
-  return { kind: 'command', cmd, env, okCodes: [...step.okCodes], ignoreFailure: step.ignoreFailure };
+  return { cmd, env: sortedRecord(env), ignoreFailure: step.ignoreFailure, kind: 'command', okCodes: [...step.okCodes] };
 }
 
-/** Hashes the declared inputs: path (relative to cwd) → sha256, sorted by path. */
-export async function hashInputs(node: Node, ctx: Pick<KeyContext, 'statCache' | 'ignoreDirs'>): Promise<Record<string, string>> {
-  const rels = await expandGlobs(node.inputs, node.cwd, ctx.ignoreDirs);
-  if (rels.length === 0) return {};
+/**
+ * Hashes the declared inputs: path (relative to cwd) → sha256, sorted by path; and the same files with
+ * absolute paths and sizes, unless a matched file could not be hashed (vanished meanwhile).
+ */
+export async function hashInputs(
+  node: Node,
+  ctx: Pick<KeyContext, 'statCache' | 'ignoreDirs'>,
+): Promise<{ readonly inputs: Record<string, string>; readonly files: AbsFileDigest[] | undefined }> {
+  const seen = new Map<string, SeenStat>();
+  const rels = await expandGlobs(node.inputs, node.cwd, ctx.ignoreDirs, seen);
+  if (rels.length === 0) return { inputs: {}, files: [] };
   const abs = rels.map((r) => resolve(node.cwd, r));
-  const hashed = await ctx.statCache.hashFiles(abs);
-  const out: Record<string, string> = {};
+  const hashed = await ctx.statCache.hashFiles(abs, seen);
+  const inputs: Record<string, string> = {};
+  let files: AbsFileDigest[] | undefined = [];
   for (let i = 0; i < rels.length; i++) {
     const h = hashed.get(abs[i]!);
-    if (h) out[rels[i]!] = h.sha256;
+    if (h) {
+      inputs[rels[i]!] = h.sha256;
+      files?.push({ path: abs[i]!, sha256: h.sha256, size: h.stat.size });
+    } else files = undefined;
   }
-  return out;
+  return { inputs, files };
 }
 
 export async function computeKey(node: Node, depFingerprints: ReadonlyMap<NodeId, string>, ctx: KeyContext): Promise<KeyResult> {
@@ -159,22 +200,22 @@ export async function computeKey(node: Node, depFingerprints: ReadonlyMap<NodeId
     const v = node.env[name];
     env[name] = v === undefined ? null : secretEnv.includes(name) ? { secret: d.digest(v) } : v;
   }
-  const inputs = await hashInputs(node, ctx);
+  const { inputs, files } = await hashInputs(node, ctx);
   const key: CacheKey = {
-    version: CACHE_FORMAT_VERSION,
-    platform: process.platform,
     arch: process.arch,
-    task: node.task.name,
-    effect: node.effect,
-    variant: node.variant ?? null,
-    steps: node.steps.map((s) => keyStep(s, secrets, d)),
-    params,
-    env,
     cwd: relPath(ctx.repoRoot, node.cwd),
+    deps: sortedRecord(deps),
+    effect: node.effect,
+    env: sortedRecord(env),
     inputGlobs: [...node.inputs],
-    inputs,
+    inputs: sortedRecord(inputs),
     outputs: [...node.outputs],
-    deps,
+    params: sortedRecord(params),
+    platform: process.platform,
+    steps: node.steps.map((s) => keyStep(s, secrets, d)),
+    task: node.task.name,
+    variant: node.variant ?? null,
+    version: CACHE_FORMAT_VERSION,
   };
-  return { ok: true, key, fingerprint: fingerprintOf(key) };
+  return { ok: true, key, fingerprint: createHash('sha256').update(JSON.stringify(key)).digest('hex'), inputFiles: files };
 }

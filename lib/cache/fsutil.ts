@@ -3,13 +3,36 @@
  * rename, so a reader sees the old content or the new one, never a torn file) and tolerant reads.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname, join, basename } from 'node:path';
 
+/** Unique per process (pid and a random tag), then per call (a counter): no random bytes per name. */
+const TEMP_TAG = `${process.pid}.${randomBytes(6).toString('hex')}`;
+let tempCount = 0;
+
 /** A temp name next to `file` (same directory, so same file system: rename stays atomic). */
 export function tempNameFor(file: string): string {
-  return join(dirname(file), `.${basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  return join(dirname(file), `.${basename(file)}.${TEMP_TAG}.${(tempCount++).toString(36)}.tmp`);
+}
+
+/** The bytes of `file` if it is at most `max` bytes long (open, fstat, read, close), else undefined. */
+export function readIfSmall(file: string, max: number): Buffer | undefined {
+  const fd = openSync(file, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    if (size > max) return undefined;
+    const buf = Buffer.allocUnsafe(size);
+    let n = 0;
+    while (n < size) {
+      const r = readSync(fd, buf, n, size - n, null);
+      if (r === 0) break;
+      n += r;
+    }
+    return n === size ? buf : buf.subarray(0, n);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**

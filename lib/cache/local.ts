@@ -1,18 +1,23 @@
 /**
  * The local cache provider the CLI hands to the scheduler: fingerprint (fingerprint.ts) → store
  * (store.ts), with the stat cache (stat-cache.ts) on the hot path and a last-run record per node for
- * `fabric explain`. Cache trouble never fails a task: it becomes a miss plus a warning.
+ * `fabric explain` (runs.ts), kept in memory during the run and written once by `close`. Cache trouble
+ * never fails a task: it becomes a miss plus a warning.
+ *
+ * Per node, a lookup does no I/O beyond hashing its inputs (stat cache), reading its entry (with
+ * inline logs) and checking its outputs; a not-cacheable node does none beyond its inputs.
  */
+import { createHash } from 'node:crypto';
 import { chmod } from 'node:fs/promises';
-import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { isAbsolute, join, posix, relative, resolve, sep } from 'node:path';
 import type { Node } from '../engine/graph.js';
 import type { NodeId } from '../engine/events.js';
-import type { CachedLog, CacheLookup, CacheProvider } from './types.js';
+import type { AbsFileDigest, CachedLog, CacheLookup, CacheProvider, KnownDigests } from './types.js';
 import { computeKey, SecretDigester, type CacheKey, type KeyContext } from './fingerprint.js';
 import { diffKeys, summarizeChanges } from './diff.js';
-import { expandGlobs, unmatchedPatterns } from './files.js';
+import { expandGlobs, isPlainPattern, unmatchedPatterns, type SeenStat } from './files.js';
 import { StatCache } from './stat-cache.js';
-import { STORE_FORMAT, Store, type CacheEntry, type RunOutcome, type RunRecord, type StoredOutput } from './store.js';
+import { INLINE_LOGS_MAX, STORE_FORMAT, Store, validLogs, type CacheEntry, type RunOutcome, type RunRecord, type StoredOutput } from './store.js';
 import { errorMessage } from './fsutil.js';
 
 export interface LocalCacheOptions {
@@ -45,7 +50,8 @@ interface Pending {
 }
 
 type Restore =
-  | { readonly state: 'ok'; readonly restored: string[] }
+  /** `outputs`: every output file of the entry, as it is now in place. */
+  | { readonly state: 'ok'; readonly restored: string[]; readonly outputs: AbsFileDigest[] }
   | { readonly state: 'missing'; readonly detail: string }
   | { readonly state: 'corrupt'; readonly detail: string };
 
@@ -75,8 +81,23 @@ function isInside(root: string, p: string): boolean {
   return r === '' || (!r.startsWith('..' + sep) && r !== '..' && !isAbsolute(r));
 }
 
-function validLogs(x: unknown): x is CachedLog[] {
-  return Array.isArray(x) && x.every((l) => !!l && typeof l === 'object' && (l.stream === 'stdout' || l.stream === 'stderr') && typeof l.chunk === 'string');
+/**
+ * Whether an entry's outputs are every file the node's output globs match, without looking at the
+ * disk: only when each pattern is a literal path that the entry holds (a glob or a directory could
+ * match more files now, e.g. ones a hit does not remove).
+ */
+function outputsCoverGlobs(node: Node, entry: CacheEntry): boolean {
+  const held = new Set(entry.outputs.map((o) => o.path));
+  return node.outputs.every((p) => isPlainPattern(p) && held.has(posix.normalize(p)));
+}
+
+/** Runs `fn` over `items`, at most `limit` at a time. */
+async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 export function createLocalCache(opts: LocalCacheOptions): LocalCache {
@@ -105,31 +126,50 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
 
   const now = () => new Date().toISOString();
 
-  /**
-   * The key is stored once per fingerprint; the run record is rewritten only when it changes (a no-op
-   * run writes nothing). `p.prev` follows what is on disk.
-   */
-  const recordStart = (node: Node, p: Pending) =>
-    bestEffort('record the run', async () => {
-      const { prev, fingerprint } = p;
-      if (prev?.last.fingerprint === fingerprint && prev.last.outcome === 'started') return;
-      await store.ensureLayout();
-      if (prev?.last.fingerprint !== fingerprint && prev?.lastSuccess?.fingerprint !== fingerprint) await store.writeKey(fingerprint, p.key);
-      const record: RunRecord = { v: STORE_FORMAT, node: node.id, task: node.task.name, last: { fingerprint, at: now(), outcome: 'started' }, lastSuccess: prev?.lastSuccess };
-      await store.writeRun(record);
-      p.prev = record;
-    });
+  /** Keys that the run records of this run name and that are not stored yet: written by `close`, before the records. */
+  const keysToWrite = new Map<string, CacheKey>();
+  /** What `fileDigests` answers (this run only). */
+  const digests = new Map<NodeId, { inputs?: readonly AbsFileDigest[] | undefined; outputs?: readonly AbsFileDigest[] | undefined }>();
 
-  const recordSuccess = (node: Node, p: Pending, outcome: Exclude<RunOutcome, 'started'>) =>
+  /**
+   * Records the node's run in memory (`close` writes the records). The key of a fingerprint that the
+   * node's previous record already names is stored already. `p.prev` follows the record.
+   */
+  const record = async (node: Node, p: Pending, last: RunRecord['last'], lastSuccess: RunRecord['lastSuccess']) => {
+    const { prev, fingerprint } = p;
+    if (prev?.last.fingerprint !== fingerprint && prev?.lastSuccess?.fingerprint !== fingerprint) keysToWrite.set(fingerprint, p.key);
+    const r: RunRecord = { v: STORE_FORMAT, node: node.id, task: node.task.name, last, lastSuccess };
+    await store.runs.set(r);
+    p.prev = r;
+  };
+
+  /** A lookup that is followed by a run: `started` until `save` records its success. */
+  const recordStart = async (node: Node, p: Pending) => {
+    const { prev, fingerprint } = p;
+    if (prev?.last.fingerprint === fingerprint && prev.last.outcome === 'started') return;
+    await record(node, p, { fingerprint, at: now(), outcome: 'started' }, prev?.lastSuccess);
+  };
+
+  const recordSuccess = async (node: Node, p: Pending, outcome: Exclude<RunOutcome, 'started'>) => {
+    const { prev, fingerprint } = p;
+    // A hit on what was already the last success changes nothing (a no-op run writes no records).
+    if (prev && prev.last.fingerprint === fingerprint && prev.last.outcome !== 'started' && prev.lastSuccess?.fingerprint === fingerprint) return;
+    const mark = { fingerprint, at: now(), outcome };
+    await record(node, p, mark, mark);
+  };
+
+  /**
+   * Writes the keys the records name, then the records (so a recorded fingerprint's key is there; a
+   * key that could not be written only costs explain its diff: "its key is no longer stored").
+   */
+  const saveRecords = () =>
     bestEffort('record the run', async () => {
-      const { prev, fingerprint } = p;
-      if (prev && prev.last.fingerprint === fingerprint && prev.last.outcome !== 'started' && prev.lastSuccess?.fingerprint === fingerprint) return;
+      if (keysToWrite.size === 0 && !store.runs.dirty) return;
       await store.ensureLayout();
-      await store.writeKey(fingerprint, p.key);
-      const mark = { fingerprint, at: now(), outcome };
-      const record: RunRecord = { v: STORE_FORMAT, node: node.id, task: node.task.name, last: mark, lastSuccess: mark };
-      await store.writeRun(record);
-      p.prev = record;
+      const keys = [...keysToWrite];
+      keysToWrite.clear();
+      await eachLimited(keys, 8, ([fp, key]) => bestEffort('store a cache key', () => store.writeKey(fp, key)));
+      await store.runs.save();
     });
 
   /** Why a lookup missed: the changes since the node's last successful run (or its task's, for new params). */
@@ -155,6 +195,11 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
 
   async function readLogs(entry: CacheEntry): Promise<CachedLog[] | { readonly state: 'missing' | 'corrupt'; readonly detail: string }> {
     if (!entry.logs) return [];
+    if (entry.logs.inline) {
+      // Verified like a blob: the JSON text of the logs must hash to the recorded sha256.
+      if (createHash('sha256').update(JSON.stringify(entry.logs.inline)).digest('hex') === entry.logs.sha256) return entry.logs.inline as CachedLog[];
+      return { state: 'corrupt', detail: `the stored logs of entry ${entry.fingerprint.slice(0, 12)} do not match their hash` };
+    }
     const blob = await store.readBlob(entry.logs.sha256);
     if (blob === 'missing') return { state: 'missing', detail: 'the stored logs are missing from the cache' };
     if (blob === 'corrupt') return { state: 'corrupt', detail: `the stored logs of entry ${entry.fingerprint.slice(0, 12)} do not match their hash` };
@@ -175,10 +220,12 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
     }
     const current = await statCache.hashFiles(targets);
     const restored: string[] = [];
+    const outputs: AbsFileDigest[] = [];
     for (let i = 0; i < entry.outputs.length; i++) {
       const o = entry.outputs[i]!;
       const target = targets[i]!;
       const cur = current.get(target);
+      outputs.push({ path: target, sha256: o.sha256, size: o.size });
       if (cur && cur.sha256 === o.sha256) {
         if ((cur.stat.mode & 0o7777) !== (o.mode & 0o7777)) await chmod(target, o.mode & 0o7777);
         continue;
@@ -193,7 +240,7 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
       if (r === 'corrupt') return { state: 'corrupt', detail: `the stored content of output ${o.path} (entry ${entry.fingerprint.slice(0, 12)}) does not match its hash` };
       restored.push(o.path);
     }
-    return { state: 'ok', restored };
+    return { state: 'ok', restored, outputs };
   }
 
   const provider: LocalCache = {
@@ -202,17 +249,16 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
 
     async lookup(node, depFingerprints, { force }): Promise<CacheLookup> {
       if (!enabled) return { result: 'disabled', detail: 'the cache is disabled (--no-cache)' };
-      const prevP = store.readRun(node.id);
       let kr;
       try {
         kr = await computeKey(node, depFingerprints, keyCtx);
       } catch (e) {
-        await prevP.catch(() => undefined);
         warnOnce(`key:${node.id}`, `cache: could not compute the fingerprint of ${node.id}: ${errorMessage(e)}`);
         return { result: 'disabled', detail: `no fingerprint: ${errorMessage(e)}` };
       }
-      const prev = await prevP.catch(() => undefined);
       if (!kr.ok) return { result: 'disabled', detail: `dependency ${kr.missingDependency} has no fingerprint` };
+      digests.set(node.id, { inputs: kr.inputFiles });
+      const prev = await store.runs.get(node.id).catch(() => undefined);
       const blocker = mutatingDependencyThatRuns(node, mutatingRuns);
       const p: Pending = { fingerprint: kr.fingerprint, key: kr.key, prev, store: node.cacheable && blocker === undefined };
       const fp = p.fingerprint;
@@ -260,9 +306,10 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
         await recordStart(node, p);
         return { result: 'miss', fingerprint: fp, detail: restored.detail };
       }
-      await store.touchEntry(fp);
+      await store.touchEntry(fp, read.usedAtMs);
       mutatingRuns.delete(node.id);
       await recordSuccess(node, p, 'cached');
+      if (outputsCoverGlobs(node, read.entry)) digests.set(node.id, { inputs: kr.inputFiles, outputs: restored.outputs });
       return { result: 'hit', fingerprint: fp, logs: logs as CachedLog[], restored: restored.restored };
     },
 
@@ -280,10 +327,12 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
       }
       await bestEffort(`store ${node.id}`, async () => {
         await store.ensureLayout();
-        const rels = await expandGlobs(node.outputs, node.cwd, [opts.dir]);
+        const seen = new Map<string, SeenStat>();
+        const rels = await expandGlobs(node.outputs, node.cwd, [opts.dir], seen);
         const abs = rels.map((r) => resolve(node.cwd, r));
-        const hashed = await statCache.hashFiles(abs);
+        const hashed = await statCache.hashFiles(abs, seen);
         const outputs: StoredOutput[] = [];
+        const files: AbsFileDigest[] = [];
         for (let i = 0; i < rels.length; i++) {
           const h = hashed.get(abs[i]!);
           if (!h) continue;
@@ -291,10 +340,16 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
           // Copy unless the blob is already there; the copy's own hash wins if the file changed meanwhile.
           if (!(await store.hasBlob(sha256))) ({ sha256, size } = await store.putFile(abs[i]!));
           outputs.push({ path: rels[i]!, mode: h.stat.mode & 0o7777, sha256, size });
+          files.push({ path: abs[i]!, sha256, size });
         }
-        const logBlob = logs.length > 0 ? await store.putData(JSON.stringify(logs)) : null;
-        await store.writeKey(fingerprint, p.key);
-        await store.writeEntry({ v: STORE_FORMAT, fingerprint, node: node.id, task: node.task.name, created: now(), outputs, logs: logBlob });
+        const logText = logs.length > 0 ? JSON.stringify(logs) : undefined;
+        let logRef: CacheEntry['logs'] = null;
+        if (logText !== undefined && Buffer.byteLength(logText) <= INLINE_LOGS_MAX) {
+          logRef = { sha256: createHash('sha256').update(logText).digest('hex'), size: Buffer.byteLength(logText), inline: logs };
+        } else if (logText !== undefined) logRef = await store.putData(logText);
+        // The key is written by close, with the run record that names this fingerprint.
+        await store.writeEntry({ v: STORE_FORMAT, fingerprint, node: node.id, task: node.task.name, created: now(), outputs, logs: logRef });
+        if (files.length === rels.length) digests.set(node.id, { ...digests.get(node.id), outputs: files });
       });
       await recordSuccess(node, p, 'succeeded');
     },
@@ -303,7 +358,12 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
       return unmatchedPatterns(node.outputs, node.cwd);
     },
 
+    fileDigests(node): KnownDigests | undefined {
+      return digests.get(node.id);
+    },
+
     async close(): Promise<void> {
+      await saveRecords();
       const problem = await statCache.save();
       if (problem) warnOnce('stat-cache', `cache: ${problem}`);
     },

@@ -15,6 +15,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, statSync, type Stats } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import type { SeenStat } from './files.js';
 import { errorMessage, readIfExists, writeAtomic } from './fsutil.js';
 
 /** Coarsest file timestamp granularity we allow for (FAT: 2 s; ext3/HFS+: 1 s). */
@@ -118,9 +119,10 @@ export class StatCache {
 
   /**
    * Stats and hashes absolute `paths`. Files that vanished (or are not regular files) are absent from
-   * the result. Unchanged files are not read.
+   * the result. Unchanged files are not read. A path in `seen` (stat just taken by `expandGlobs`) is
+   * not stat'ed again; its `at` (taken before that stat) is the recording time, as ours would be.
    */
-  async hashFiles(paths: readonly string[]): Promise<Map<string, HashedFile>> {
+  async hashFiles(paths: readonly string[], seen?: ReadonlyMap<string, SeenStat>): Promise<Map<string, HashedFile>> {
     await this.load();
     const out = new Map<string, HashedFile>();
     const pending: Promise<void>[] = [];
@@ -129,12 +131,15 @@ export class StatCache {
       const end = Math.min(paths.length, i + STAT_BATCH);
       for (let j = i; j < end; j++) {
         const p = paths[j]!;
-        const at = this.now();
-        let st: Stats | undefined;
-        try {
-          st = statSync(p, { throwIfNoEntry: false });
-        } catch {
-          st = undefined;
+        const pre = seen?.get(p);
+        const at = pre ? Math.min(pre.at, this.now()) : this.now();
+        let st: Stats | undefined = pre?.stats;
+        if (!pre) {
+          try {
+            st = statSync(p, { throwIfNoEntry: false });
+          } catch {
+            st = undefined;
+          }
         }
         if (!st || !st.isFile()) continue;
         const s = toFileStat(st);

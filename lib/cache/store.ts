@@ -3,10 +3,11 @@
  *
  *   blobs/ab/<sha256>          file contents (outputs, replayed logs), addressed by their sha256
  *   entries/ab/<fp>.json       one successful run of a node: its outputs (path, mode, sha256, size)
- *                              and its logs blob; the file's mtime is the entry's last-used time
+ *                              and its logs (inline when small, else a blob); the file's mtime is
+ *                              the entry's last-used time (to within TOUCH_AFTER_MS)
  *   keys/ab/<fp>.json          the full key object whose canonical JSON hashes to <fp>
- *   runs/<sha256(node)>.json   the last recorded run of a node (task + params), cacheable or not
- *   runs/task-<sha256(task)>.json  the same record for the task's most recently recorded node
+ *   runs.json                  the last recorded run of every node (task + params), cacheable or
+ *                              not, written once per run (see runs.ts)
  *   stat-cache.json            see stat-cache.ts
  *   hmac.key                   the random key for digests of secrets (mode 0600)
  *
@@ -15,15 +16,19 @@
  * whose hash is not its name, a blob whose content does not match its name) is treated as absent.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, utimesSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, fstatSync, openSync, readSync, statSync, utimesSync } from 'node:fs';
 import { chmod, link, mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import type { NodeId } from '../engine/events.js';
-import { canonicalJson } from '../engine/plan.js';
+import { canonicalKeyJson } from './canonical.js';
 import type { CacheKey } from './fingerprint.js';
-import { errorMessage, isCode, readIfExists, tempNameFor, writeAtomic } from './fsutil.js';
+import type { CachedLog } from './types.js';
+import { errorMessage, isCode, readIfExists, readIfSmall, tempNameFor, writeAtomic } from './fsutil.js';
+import { readRunsFile, RunRecords, type RunRecord } from './runs.js';
+
+export type { RunMark, RunOutcome, RunRecord } from './runs.js';
 
 export const STORE_FORMAT = 1;
 const SHA = /^[0-9a-f]{64}$/;
@@ -44,28 +49,31 @@ export interface CacheEntry {
   /** ISO-8601 time the entry was written. */
   readonly created: string;
   readonly outputs: readonly StoredOutput[];
-  /** The logs to replay (a JSON array of `{stream, chunk}`), or null when there were none. */
-  readonly logs: { readonly sha256: string; readonly size: number } | null;
+  /**
+   * The logs to replay, or null when there were none: the sha256 and size of their JSON text (an
+   * array of `{stream, chunk}`), which is the blob with that name, or, for small logs, is `inline` in
+   * the entry (one read on a hit; the blob is then not stored).
+   */
+  readonly logs: { readonly sha256: string; readonly size: number; readonly inline?: readonly CachedLog[] } | null;
 }
 
-export type RunOutcome = 'started' | 'succeeded' | 'cached';
+/**
+ * Files up to this size are copied into the store by one synchronous read and an atomic write (no
+ * streams). Creating files stays asynchronous: on a busy disk an open(O_CREAT) can block for
+ * milliseconds, which must not stall the event loop.
+ */
+const SMALL_FILE = 1024 * 1024;
 
-export interface RunMark {
-  readonly fingerprint: string;
-  readonly at: string;
-  /** `started`: looked up and run, with no success recorded (failed, interrupted or still running). */
-  readonly outcome: RunOutcome;
-}
+/** Logs up to this size (JSON text) are kept in the entry itself. */
+export const INLINE_LOGS_MAX = 16 * 1024;
+/** An entry's last-used time (its mtime) is advanced on a hit only when it is older than this. */
+export const TOUCH_AFTER_MS = 60_000;
 
-export interface RunRecord {
-  readonly v: number;
-  readonly node: NodeId;
-  readonly task: string;
-  readonly last: RunMark;
-  readonly lastSuccess?: RunMark | undefined;
-}
-
-export type EntryRead = { readonly state: 'absent' } | { readonly state: 'ok'; readonly entry: CacheEntry } | { readonly state: 'corrupt'; readonly detail: string };
+export type EntryRead =
+  | { readonly state: 'absent' }
+  /** `usedAtMs`: the entry file's mtime, its last-used time. */
+  | { readonly state: 'ok'; readonly entry: CacheEntry; readonly usedAtMs: number }
+  | { readonly state: 'corrupt'; readonly detail: string };
 export type BlobResult = 'ok' | 'missing' | 'corrupt';
 
 export interface StoreStats {
@@ -91,8 +99,37 @@ export interface PruneResult {
   readonly corrupt: number;
 }
 
+/** A file's text and mtime, or undefined if it does not exist (what readFileSync does, keeping the fstat). */
+function readWithMtime(file: string): { text: string; mtimeMs: number } | undefined {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (e) {
+    if (isCode(e, 'ENOENT') || isCode(e, 'ENOTDIR')) return undefined;
+    throw e;
+  }
+  try {
+    const st = fstatSync(fd);
+    // Read the size fstat gave (the file may have been replaced by a rename, never changed in place).
+    const buf = Buffer.allocUnsafe(st.size);
+    let n = 0;
+    while (n < buf.length) {
+      const r = readSync(fd, buf, n, buf.length - n, null);
+      if (r === 0) break;
+      n += r;
+    }
+    return { text: buf.toString('utf8', 0, n), mtimeMs: st.mtimeMs };
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function shard(dir: string, name: string, ext = ''): string {
   return join(dir, name.slice(0, 2), name + ext);
+}
+
+export function validLogs(x: unknown): x is CachedLog[] {
+  return Array.isArray(x) && x.every((l) => !!l && typeof l === 'object' && (l.stream === 'stdout' || l.stream === 'stderr') && typeof l.chunk === 'string');
 }
 
 function validEntry(x: unknown, fp: string): x is CacheEntry {
@@ -108,15 +145,9 @@ function validEntry(x: unknown, fp: string): x is CacheEntry {
   if (e.logs !== null) {
     const l = e.logs as Record<string, unknown> | undefined;
     if (!l || typeof l !== 'object' || typeof l.sha256 !== 'string' || !SHA.test(l.sha256) || typeof l.size !== 'number') return false;
+    if (l.inline !== undefined && !validLogs(l.inline)) return false;
   }
   return true;
-}
-
-function validRun(x: unknown): x is RunRecord {
-  if (!x || typeof x !== 'object') return false;
-  const r = x as Record<string, unknown>;
-  const mark = (m: unknown) => !!m && typeof m === 'object' && typeof (m as RunMark).fingerprint === 'string' && typeof (m as RunMark).at === 'string' && typeof (m as RunMark).outcome === 'string';
-  return r.v === STORE_FORMAT && typeof r.node === 'string' && typeof r.task === 'string' && mark(r.last) && (r.lastSuccess === undefined || mark(r.lastSuccess));
 }
 
 /** A stream that hashes what passes through. */
@@ -138,7 +169,10 @@ export class Store {
   readonly blobsDir: string;
   readonly entriesDir: string;
   readonly keysDir: string;
-  readonly runsDir: string;
+  /** The run records (`runs.ts`), loaded once per Store. */
+  readonly runs: RunRecords;
+  /** Where fabric before `runs.json` kept one record file per node; prune removes it. */
+  readonly legacyRunsDir: string;
   readonly statCacheFile: string;
   readonly hmacKeyFile: string;
   private laidOut: Promise<void> | undefined;
@@ -147,7 +181,8 @@ export class Store {
     this.blobsDir = join(dir, 'blobs');
     this.entriesDir = join(dir, 'entries');
     this.keysDir = join(dir, 'keys');
-    this.runsDir = join(dir, 'runs');
+    this.runs = new RunRecords(join(dir, 'runs.json'));
+    this.legacyRunsDir = join(dir, 'runs');
     this.statCacheFile = join(dir, 'stat-cache.json');
     this.hmacKeyFile = join(dir, 'hmac.key');
   }
@@ -161,14 +196,6 @@ export class Store {
   keyPath(fp: string): string {
     return shard(this.keysDir, fp, '.json');
   }
-  runPath(node: NodeId): string {
-    return join(this.runsDir, createHash('sha256').update(node).digest('hex').slice(0, 40) + '.json');
-  }
-  /** The last recorded run of any node of `task` (whatever its params): what a new param set is compared with. */
-  taskRunPath(task: string): string {
-    return join(this.runsDir, 'task-' + createHash('sha256').update(task).digest('hex').slice(0, 40) + '.json');
-  }
-
   /** Creates the directory (once per process) with a `.gitignore` that ignores everything in it. */
   ensureLayout(): Promise<void> {
     this.laidOut ??= (async () => {
@@ -216,8 +243,7 @@ export class Store {
 
   async hasBlob(sha: string): Promise<boolean> {
     try {
-      await stat(this.blobPath(sha));
-      return true;
+      return statSync(this.blobPath(sha), { throwIfNoEntry: false }) !== undefined;
     } catch {
       return false;
     }
@@ -225,6 +251,12 @@ export class Store {
 
   /** Copies a file into the store (hashing while copying); returns what was actually stored. */
   async putFile(src: string): Promise<{ sha256: string; size: number }> {
+    const small = readIfSmall(src, SMALL_FILE);
+    if (small) {
+      const sha256 = createHash('sha256').update(small).digest('hex');
+      await writeAtomic(this.blobPath(sha256), small);
+      return { sha256, size: small.length };
+    }
     await mkdir(this.blobsDir, { recursive: true });
     const tmp = tempNameFor(join(this.blobsDir, 'blob'));
     const h = hasher();
@@ -303,14 +335,16 @@ export class Store {
     }
   }
 
+  /** The entry under `fp`, with its last-used time: one synchronous read on the hit path (open, fstat, read, close). */
   async readEntry(fp: string): Promise<EntryRead> {
-    let text: string | undefined;
+    let file: { text: string; mtimeMs: number } | undefined;
     try {
-      text = await readIfExists(this.entryPath(fp));
+      file = readWithMtime(this.entryPath(fp));
     } catch (e) {
       return { state: 'corrupt', detail: `unreadable cache entry: ${errorMessage(e)}` };
     }
-    if (text === undefined) return { state: 'absent' };
+    if (file === undefined) return { state: 'absent' };
+    const { text } = file;
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
@@ -318,7 +352,7 @@ export class Store {
       return { state: 'corrupt', detail: `cache entry ${fp.slice(0, 12)} is not valid JSON (${errorMessage(e)})` };
     }
     if (!validEntry(parsed, fp)) return { state: 'corrupt', detail: `cache entry ${fp.slice(0, 12)} has an unexpected shape` };
-    return { state: 'ok', entry: parsed };
+    return { state: 'ok', entry: parsed, usedAtMs: file.mtimeMs };
   }
 
   async writeEntry(entry: CacheEntry): Promise<void> {
@@ -329,9 +363,13 @@ export class Store {
     await rm(this.entryPath(fp), { force: true });
   }
 
-  /** Marks an entry as used now (its mtime is the last-used time that `prune --older-than` reads). */
-  async touchEntry(fp: string): Promise<void> {
+  /**
+   * Marks an entry as used now (its mtime is the last-used time that `prune --older-than` reads),
+   * unless it was marked less than `TOUCH_AFTER_MS` ago: the last-used time is exact to that.
+   */
+  async touchEntry(fp: string, usedAtMs?: number): Promise<void> {
     const now = new Date();
+    if (usedAtMs !== undefined && usedAtMs <= now.getTime() && now.getTime() - usedAtMs < TOUCH_AFTER_MS) return;
     try {
       utimesSync(this.entryPath(fp), now, now); // one syscall on the hit path; async would cost more than it does
     } catch {
@@ -343,12 +381,11 @@ export class Store {
   async writeKey(fp: string, key: CacheKey): Promise<void> {
     const p = this.keyPath(fp);
     try {
-      await stat(p);
-      return;
+      if (statSync(p, { throwIfNoEntry: false })) return;
     } catch {
-      /* not there yet */
+      /* unreadable: write it */
     }
-    await writeAtomic(p, canonicalJson(key));
+    await writeAtomic(p, canonicalKeyJson(key));
   }
 
   /** The key object stored under `fp`, if present and intact (its canonical JSON must hash to `fp`). */
@@ -362,49 +399,21 @@ export class Store {
     if (text === undefined) return undefined;
     try {
       const key = JSON.parse(text) as CacheKey;
-      if (createHash('sha256').update(canonicalJson(key)).digest('hex') !== fp) return undefined;
+      if (createHash('sha256').update(canonicalKeyJson(key)).digest('hex') !== fp) return undefined;
       return key;
     } catch {
       return undefined;
     }
   }
 
-  async readRun(node: NodeId): Promise<RunRecord | undefined> {
-    let text: string | undefined;
-    try {
-      text = await readIfExists(this.runPath(node));
-    } catch {
-      return undefined;
-    }
-    if (text === undefined) return undefined;
-    try {
-      const r = JSON.parse(text) as unknown;
-      return validRun(r) && r.node === node ? r : undefined;
-    } catch {
-      return undefined;
-    }
+  /** The node's last recorded run (from `runs.json`, as loaded by this Store plus what it recorded since). */
+  readRun(node: NodeId): Promise<RunRecord | undefined> {
+    return this.runs.get(node);
   }
 
-  async readTaskRun(task: string): Promise<RunRecord | undefined> {
-    let text: string | undefined;
-    try {
-      text = await readIfExists(this.taskRunPath(task));
-    } catch {
-      return undefined;
-    }
-    if (text === undefined) return undefined;
-    try {
-      const r = JSON.parse(text) as unknown;
-      return validRun(r) && r.task === task ? r : undefined;
-    } catch {
-      return undefined;
-    }
-  }
-
-  /** Writes the node's record and the task's "most recent node" record. */
-  async writeRun(record: RunRecord): Promise<void> {
-    const text = JSON.stringify(record);
-    await Promise.all([writeAtomic(this.runPath(record.node), text), writeAtomic(this.taskRunPath(record.task), text)]);
+  /** The most recently recorded run of any node of `task` (whatever its params): what a new param set is compared with. */
+  readTaskRun(task: string): Promise<RunRecord | undefined> {
+    return this.runs.latestOf(task);
   }
 
   // ---- maintenance: stats, prune, clean ----
@@ -438,33 +447,9 @@ export class Store {
     return out;
   }
 
-  /** Node records and task records (`task: true`). */
-  private async listRuns(): Promise<{ record: RunRecord | undefined; size: number; task: boolean }[]> {
-    let names: string[];
-    try {
-      names = await readdir(this.runsDir);
-    } catch {
-      return [];
-    }
-    const out: { record: RunRecord | undefined; size: number; task: boolean }[] = [];
-    for (const n of names) {
-      if (!n.endsWith('.json') || n.startsWith('.')) continue;
-      const p = join(this.runsDir, n);
-      try {
-        const text = await readFile(p, 'utf8');
-        let record: RunRecord | undefined;
-        try {
-          const r = JSON.parse(text) as unknown;
-          record = validRun(r) ? r : undefined;
-        } catch {
-          record = undefined;
-        }
-        out.push({ record, size: Buffer.byteLength(text), task: n.startsWith('task-') });
-      } catch {
-        /* removed meanwhile */
-      }
-    }
-    return out;
+  /** The run records as they are on disk now, and the size of their file. */
+  private async listRuns(): Promise<{ records: RunRecord[]; bytes: number }> {
+    return readRunsFile(this.runs.file);
   }
 
   private async loadEntries(): Promise<{ fp: string; entry: CacheEntry | undefined; size: number; mtimeMs: number; path: string }[]> {
@@ -489,7 +474,7 @@ export class Store {
     const [entries, blobs, keys, runs] = await Promise.all([this.loadEntries(), this.listShards(this.blobsDir, ''), this.listShards(this.keysDir, '.json'), this.listRuns()]);
     const blobBytes = blobs.reduce((n, b) => n + b.size, 0);
     const other = (await this.fileSize(this.statCacheFile)) + (await this.fileSize(this.hmacKeyFile));
-    const totalBytes = blobBytes + entries.reduce((n, e) => n + e.size, 0) + keys.reduce((n, k) => n + k.size, 0) + runs.reduce((n, r) => n + r.size, 0) + other;
+    const totalBytes = blobBytes + entries.reduce((n, e) => n + e.size, 0) + keys.reduce((n, k) => n + k.size, 0) + runs.bytes + other;
     const uses = entries.map((e) => e.mtimeMs).sort((a, b) => a - b);
     const byTask = new Map<string, number>();
     for (const e of entries) if (e.entry) byTask.set(e.entry.task, (byTask.get(e.entry.task) ?? 0) + 1);
@@ -499,7 +484,7 @@ export class Store {
       blobs: blobs.length,
       blobBytes,
       keys: keys.length,
-      runs: runs.filter((r) => !r.task).length,
+      runs: runs.records.length,
       totalBytes,
       oldestUse: uses.length ? new Date(uses[0]!).toISOString() : undefined,
       newestUse: uses.length ? new Date(uses[uses.length - 1]!).toISOString() : undefined,
@@ -510,7 +495,8 @@ export class Store {
   /**
    * Removes entries last used before `now - olderThanMs`, then least-recently-used entries until the
    * store is at most `maxBytes`, then every blob and key no remaining entry or run record refers to,
-   * corrupt entries, and temp files left by killed processes. A run racing with prune can lose a blob
+   * corrupt entries, temp files left by killed processes, and the per-node run record files of fabric
+   * before `runs.json` (`runs/`). A run racing with prune can lose a blob
    * it just wrote: its entry then fails to restore and is a miss, never a wrong hit.
    */
   async prune(opts: { readonly maxBytes?: number | undefined; readonly olderThanMs?: number | undefined; readonly now?: number }): Promise<PruneResult> {
@@ -522,10 +508,9 @@ export class Store {
     const keyRefs = new Map<string, number>();
     const inc = (m: Map<string, number>, k: string, d: number) => m.set(k, (m.get(k) ?? 0) + d);
     const blobsOf = (e: CacheEntry) => [...new Set([...e.outputs.map((o) => o.sha256), ...(e.logs ? [e.logs.sha256] : [])])];
-    for (const r of runs) {
-      if (!r.record) continue;
-      inc(keyRefs, r.record.last.fingerprint, 1);
-      if (r.record.lastSuccess) inc(keyRefs, r.record.lastSuccess.fingerprint, 1);
+    for (const r of runs.records) {
+      inc(keyRefs, r.last.fingerprint, 1);
+      if (r.lastSuccess) inc(keyRefs, r.lastSuccess.fingerprint, 1);
     }
     let corrupt = 0;
     const live: typeof entries = [];
@@ -540,7 +525,7 @@ export class Store {
       for (const b of blobsOf(e.entry)) inc(blobRefs, b, 1);
       inc(keyRefs, e.fp, 1);
     }
-    const fixed = runs.reduce((n, r) => n + r.size, 0) + (await this.fileSize(this.statCacheFile)) + (await this.fileSize(this.hmacKeyFile));
+    const fixed = runs.bytes + (await this.fileSize(this.statCacheFile)) + (await this.fileSize(this.hmacKeyFile));
     let total = fixed + live.reduce((n, e) => n + e.size, 0);
     for (const [b] of blobRefs) total += blobSize.get(b) ?? 0;
     for (const [k] of keyRefs) total += keySize.get(k) ?? 0;
@@ -583,12 +568,13 @@ export class Store {
       freed += k.size;
     }
     await this.removeStaleTemps(now);
+    await rm(this.legacyRunsDir, { recursive: true, force: true });
     return { removedEntries: remove.length, removedBlobs, removedKeys, freedBytes: freed, remainingBytes: Math.max(0, total), corrupt };
   }
 
   /** Temp files older than an hour were left by a killed process. */
   private async removeStaleTemps(now: number): Promise<void> {
-    const dirs = [this.dir, this.blobsDir, this.runsDir];
+    const dirs = [this.dir, this.blobsDir];
     for (const base of [this.blobsDir, this.entriesDir, this.keysDir]) {
       try {
         for (const s of await readdir(base)) dirs.push(join(base, s));
@@ -626,5 +612,6 @@ export class Store {
     }
     await rm(trash, { recursive: true, force: true });
     this.laidOut = undefined;
+    this.runs.reset();
   }
 }

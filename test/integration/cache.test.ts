@@ -256,4 +256,53 @@ async function readTree(dir: string): Promise<string> {
   return out;
 }
 
+async function until(check: () => boolean, what: string, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+rigTest('run records are written when a run ends: a failed run shows in explain; a SIGKILLed run records nothing, its entries still serve', async (rig) => {
+  const node = q(process.execPath);
+  await setup(rig, PIPELINE + `
+task('deploy', { effect: 'mutating', env: ['CODE'], run: ${JSON.stringify(`${count('deploy')} && ${node} ${q(fixture('exit.mjs'))} $CODE`)} });
+task('slow', { effect: 'mutating', deps: ['gen'], run: ${JSON.stringify(`${node} ${q(fixture('wait-for.mjs'))} .release-slow .pid-slow`)} });
+`);
+  assert.equal((await run(rig, ['deploy'], { CODE: '0' })).code, 0);
+  const runs = rig.path('.fabric', 'cache', 'runs.json');
+  const ok = JSON.parse(await readFile(runs, 'utf8')) as { runs: { node: string; last: { outcome: string } }[] };
+  assert.deepEqual(ok.runs.map((r) => [r.node, r.last.outcome]), [['deploy', 'succeeded']]);
+  // A failed run ends normally: the node is recorded as started, after its last success.
+  assert.equal((await run(rig, ['deploy'], { CODE: '3' })).code, 1);
+  const failed = await rig.fabric(['explain', 'deploy', '--json'], { env: { CODE: '3' } });
+  const doc = JSON.parse(failed.stdout) as { nodes: { status: string; fingerprint: string; lastRun: { outcome: string; fingerprint: string }; lastSuccess: { fingerprint: string }; changes: { kind: string }[]; notes: string[] }[] };
+  const d = doc.nodes[0]!;
+  assert.equal(d.status, 'stale');
+  assert.deepEqual([d.lastRun.outcome, d.lastRun.fingerprint === d.fingerprint, d.lastSuccess.fingerprint === d.fingerprint], ['started', true, false]);
+  assert.deepEqual(d.changes.map((c) => c.kind), ['env']);
+  assert.ok(d.notes.some((n) => /did not succeed/.test(n)), d.notes.join('\n'));
+  // Killed while `slow` runs (after gen was stored): no record of that run, gen's entry serves.
+  const before = await readFile(runs, 'utf8');
+  let failedWait: unknown;
+  const killed = await rig.fabric(['run', 'slow', '--output=json', '--no-evidence'], {
+    onSpawn: (child) => {
+      until(() => rig.exists('.pid-slow'), 'slow to start').then(
+        () => child.kill('SIGKILL'),
+        (e: unknown) => ((failedWait = e), child.kill('SIGKILL')),
+      );
+    },
+  });
+  if (failedWait) throw failedWait;
+  assert.equal(killed.signal, 'SIGKILL');
+  await rig.release('slow'); // lets the orphaned wait-for exit
+  assert.equal(await readFile(runs, 'utf8'), before);
+  const after = await rig.fabric(['explain', 'slow', '--all']);
+  assert.match(after.stdout, /^gen: cached \(will not run\): in the cache \(built /m);
+  assert.match(after.stdout, /^slow: never ran/m);
+  const rerun = await run(rig, ['slow']);
+  assert.deepEqual(rerun.brief(['task-success']), ['task-success gen cached', 'task-success slow ran']);
+});
+
 test.run();

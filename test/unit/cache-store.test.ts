@@ -3,7 +3,7 @@
 import * as assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFile, readdir, utimes, writeFile } from 'node:fs/promises';
+import { readFile, readdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { TaskDef, TaskSpec } from '../../lib/api/types.js';
@@ -11,8 +11,10 @@ import { analyze } from '../../lib/engine/analyze.js';
 import type { Graph } from '../../lib/engine/graph.js';
 import type { NodeId } from '../../lib/engine/events.js';
 import { createLocalCache } from '../../lib/cache/local.js';
+import type { Stats } from 'node:fs';
+import type { SeenStat } from '../../lib/cache/files.js';
 import { StatCache, rowIsUsable, RACY_WINDOW_MS, type StatRow, type FileStat } from '../../lib/cache/stat-cache.js';
-import { Store } from '../../lib/cache/store.js';
+import { Store, TOUCH_AFTER_MS } from '../../lib/cache/store.js';
 import { parseDuration, parseSize, formatSize } from '../../lib/cache/units.js';
 import { ROOT, rigTest, timedTest, test, withTimeout, type Rig } from '../helpers/rig.js';
 
@@ -72,6 +74,26 @@ rigTest('stat cache: vanished files are absent; a damaged cache file is ignored 
   assert.equal(JSON.parse(await rig.read('stat-cache.json')).v, 2);
 });
 
+rigTest('stat cache: a stat taken by expandGlobs is used as is, with the time taken before it as the recording time', async (rig) => {
+  await rig.write({ 'a.txt': 'aaa' });
+  const { expandGlobs } = await import('../../lib/cache/files.js');
+  const seen = new Map<string, SeenStat>();
+  assert.deepEqual(await expandGlobs(['a.txt'], rig.dir, [], seen), ['a.txt']);
+  const abs = rig.path('a.txt');
+  const taken = seen.get(abs)!;
+  assert.ok(taken.stats.isFile() && taken.at <= Date.now());
+  // A stat that is not the file's (another size) shows that it was not taken again.
+  const c = new StatCache(undefined, () => Date.now() + 10_000);
+  const h = await c.hashFiles([abs], new Map([[abs, { stats: Object.assign(Object.create(Object.getPrototypeOf(taken.stats) as object) as Stats, taken.stats, { size: 99 }), at: taken.at }]]));
+  assert.deepEqual([h.get(abs)!.sha256, h.get(abs)!.stat.size], [sha('aaa'), 99]);
+  // Recorded at `at`, not at the cache's clock (10 s later): the file was written just before, so it
+  // is racy and the next lookup re-reads it.
+  const c2 = new StatCache(undefined, () => Date.now() + 10_000);
+  await c2.hashFiles([abs], seen);
+  await c2.hashFiles([abs]);
+  assert.deepEqual(c2.counters, { hashed: 2, reused: 0 });
+});
+
 // ---- units ----
 
 timedTest('sizes and durations (table)', () => {
@@ -115,7 +137,8 @@ rigTest('prune --older-than and --max-size remove least-recently-used entries an
   const store = new Store(rig.path('.fabric', 'cache'));
   const s1 = await store.stats();
   assert.equal(s1.entries, 3);
-  assert.equal(s1.blobs, 4, 'three outputs and one shared logs blob');
+  // Small logs are kept inline in the entry (one read on a hit), so only the outputs are blobs.
+  assert.equal(s1.blobs, 3, 'three outputs (the logs are inline in the entries)');
   assert.equal(s1.runs, 3);
   assert.ok(s1.totalBytes > 300_000);
   // Make "old" two days unused and "mid" one hour unused.
@@ -140,6 +163,38 @@ rigTest('prune --older-than and --max-size remove least-recently-used entries an
   await store.clean();
   assert.equal(rig.exists('.fabric/cache'), false);
   assert.equal((await store.stats()).entries, 0);
+});
+
+rigTest('a hit advances the entry last-used time only when it is older than TOUCH_AFTER_MS', async (rig) => {
+  await rig.write({ 'src/x': 'x' });
+  const g = graphOf(rig, [def('t', { effect: 'read-only', run: 't', inputs: ['src/**'] })], ['t']);
+  await runNode(rig, g, 't', async () => {});
+  const store = new Store(rig.path('.fabric', 'cache'));
+  const entry = store.entryPath((await store.readRun('t'))!.last.fingerprint);
+  const usedAt = async () => (await stat(entry)).mtimeMs;
+  const recent = Date.now() - TOUCH_AFTER_MS / 2;
+  await utimes(entry, recent / 1000, recent / 1000);
+  assert.equal((await runNode(rig, g, 't', async () => assert.fail('a hit'))).result, 'hit');
+  assert.equal(Math.round(await usedAt()), Math.round(recent), 'used recently: not touched');
+  const old = Date.now() - 2 * TOUCH_AFTER_MS;
+  await utimes(entry, old / 1000, old / 1000);
+  const before = Date.now();
+  assert.equal((await runNode(rig, g, 't', async () => assert.fail('a hit'))).result, 'hit');
+  assert.ok((await usedAt()) >= before - 1000, 'used long ago: touched');
+});
+
+rigTest('putFile: a small file (one read) and a large one (streamed) are stored under their sha256, byte-exact', async (rig) => {
+  const big = Buffer.alloc(3 * 1024 * 1024 + 7, 'ab\n');
+  await rig.write({ 'small.txt': 'small content' });
+  await writeFile(rig.path('big.bin'), big);
+  const store = new Store(rig.path('.fabric', 'cache'));
+  for (const [name, content] of [['small.txt', Buffer.from('small content')], ['big.bin', big]] as const) {
+    const put = await store.putFile(rig.path(name));
+    const expected = createHash('sha256').update(content).digest('hex');
+    assert.deepEqual(put, { sha256: expected, size: content.length }, name);
+    assert.ok((await readFile(store.blobPath(expected))).equals(content), name);
+  }
+  assert.deepEqual((await readdir(rig.path('.fabric', 'cache', 'blobs'))).filter((n) => n.endsWith('.tmp')), [], 'no temp file left');
 });
 
 rigTest('prune removes corrupt entries', async (rig) => {
@@ -210,7 +265,9 @@ rigTest('two processes writing the same store at once leave every entry, key and
     if (e.state !== 'ok') continue;
     assert.equal(e.entry.outputs.length, 3);
     for (const o of e.entry.outputs) assert.equal(sha((await readFile(store.blobPath(o.sha256))).toString('latin1')), o.sha256);
-    assert.ok(Buffer.isBuffer(await store.readBlob(e.entry.logs!.sha256)));
+    const logs = e.entry.logs!;
+    if (logs.inline) assert.equal(sha(JSON.stringify(logs.inline)), logs.sha256, `inline logs of t${i}`);
+    else assert.ok(Buffer.isBuffer(await store.readBlob(logs.sha256)));
     assert.ok(await store.readKey(run.lastSuccess.fingerprint), `key of t${i}`);
   }
   // No temp files were left behind.

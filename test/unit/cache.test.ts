@@ -351,4 +351,124 @@ rigTest('inputs: literal paths (fast path, no directory walk) give the same file
   for (const [patterns, want] of CASES) assert.deepEqual(await expandGlobs(patterns, rig.dir, ignore), want, patterns.join(' '));
 });
 
+// ---- run records, inline logs, file digests ----
+
+rigTest('run records stay in memory until close: nothing is written per node; close writes the keys, then runs.json', async (rig) => {
+  await rig.write({ 'src/a.txt': 'x' });
+  const g = graphOf(rig, [def('deploy', { effect: 'mutating', run: 'deploy', inputs: ['src/**'] })], ['deploy']);
+  const node = g.nodes.get('deploy')!;
+  const h = cacheFor(rig);
+  const l = await h.cache.lookup(node, new Map(), { force: false });
+  assert.equal(l.result, 'disabled');
+  await h.cache.save(node, l.fingerprint!, []);
+  assert.equal(rig.exists('.fabric'), false, 'a not-cacheable node writes nothing during the run');
+  assert.equal((await h.cache.store.readRun('deploy'))?.last.outcome, 'succeeded');
+  await h.cache.close();
+  const fresh = cacheFor(rig).cache.store;
+  const rec = await fresh.readRun('deploy');
+  assert.deepEqual([rec?.last.outcome, rec?.lastSuccess?.fingerprint], ['succeeded', l.fingerprint]);
+  assert.ok(await fresh.readKey(l.fingerprint!), 'the key of a recorded fingerprint is stored');
+  // A lookup that is not followed by a save (the node failed) is recorded as started; its last success is kept.
+  await rig.write({ 'src/a.txt': 'y' });
+  const h2 = cacheFor(rig);
+  const l2 = await h2.cache.lookup(node, new Map(), { force: false });
+  await h2.cache.close();
+  const rec2 = await cacheFor(rig).cache.store.readRun('deploy');
+  assert.deepEqual([rec2?.last.outcome, rec2?.last.fingerprint, rec2?.lastSuccess?.fingerprint], ['started', l2.fingerprint, l.fingerprint]);
+  // Records another process wrote after this one loaded them are kept when this one saves.
+  const mine = cacheFor(rig);
+  const l3 = await mine.cache.lookup(node, new Map(), { force: false });
+  await simulate(cacheFor(rig), graphOf(rig, [lint()], ['lint']));
+  await mine.cache.save(node, l3.fingerprint!, []);
+  await mine.cache.close();
+  const end = cacheFor(rig).cache.store;
+  assert.deepEqual([(await end.readRun('lint'))?.last.outcome, (await end.readRun('deploy'))?.last.outcome], ['succeeded', 'succeeded']);
+});
+
+rigTest('logs: small ones are inline in the entry (verified by hash), large ones are a blob; both replay', async (rig) => {
+  await rig.write({ 'src/a.txt': 'x' });
+  const big = 'y'.repeat(40_000);
+  const g = graphOf(rig, [lint(), def('noisy', { effect: 'read-only', run: 'noisy', inputs: ['src/**'] })], ['lint', 'noisy']);
+  const h = cacheFor(rig);
+  for (const [task, chunk] of [['lint', 'small\n'], ['noisy', big]] as const) {
+    const node = g.nodes.get(task)!;
+    const l = await h.cache.lookup(node, new Map(), { force: false });
+    await h.cache.save(node, l.fingerprint!, [{ stream: 'stderr', chunk }]);
+  }
+  await h.cache.close();
+  const store = cacheFor(rig).cache.store;
+  const entryOf = async (task: string) => {
+    const r = await store.readEntry((await store.readRun(task))!.last.fingerprint);
+    assert.equal(r.state, 'ok');
+    return r.state === 'ok' ? r.entry : assert.fail();
+  };
+  const small = await entryOf('lint');
+  assert.deepEqual(small.logs?.inline, [{ stream: 'stderr', chunk: 'small\n' }]);
+  assert.equal(await store.readBlob(small.logs!.sha256), 'missing', 'no blob for inline logs');
+  const large = await entryOf('noisy');
+  assert.equal(large.logs?.inline, undefined);
+  assert.ok(Buffer.isBuffer(await store.readBlob(large.logs!.sha256)));
+  const h2 = cacheFor(rig);
+  for (const [task, chunk] of [['lint', 'small\n'], ['noisy', big]] as const) {
+    const l = await h2.cache.lookup(g.nodes.get(task)!, new Map(), { force: false });
+    assert.deepEqual(l.result === 'hit' && l.logs, [{ stream: 'stderr', chunk }], task);
+  }
+  // Inline logs that do not match their hash make the entry corrupt (never replayed).
+  const fp = (await store.readRun('lint'))!.last.fingerprint;
+  const text = await readFile(store.entryPath(fp), 'utf8');
+  await writeFile(store.entryPath(fp), text.replace('small', 'SMALL'));
+  const h3 = cacheFor(rig);
+  const l3 = await h3.cache.lookup(g.nodes.get('lint')!, new Map(), { force: false });
+  assert.equal(l3.result, 'corrupt');
+  assert.match(h3.warnings.join('\n'), /stored logs of entry [0-9a-f]{12} do not match their hash/);
+});
+
+const sha256 = async (p: string) => (await import('node:crypto')).createHash('sha256').update(await readFile(p)).digest('hex');
+
+rigTest('fileDigests: inputs as hashed for the fingerprint, outputs as stored or verified on a hit, each list only when complete', async (rig) => {
+  await rig.write({ 'src/a.txt': 'alpha', 'src/sub/b.bin': '\u0000\u0001bee', 'gen.in': 'g' });
+  const tasks = [
+    def('build', { effect: 'read-only', run: 'make', inputs: ['src/**'], outputs: ['out/o.txt', 'out/p.txt'] }),
+    def('gen', { effect: 'read-only', run: 'gen', inputs: ['gen.in'], outputs: ['gen/**'] }),
+    def('deploy', { effect: 'mutating', run: 'deploy', inputs: ['src/a.txt'], outputs: ['out/d.txt'] }),
+  ];
+  const g = graphOf(rig, tasks, ['build', 'gen', 'deploy']);
+  const produce = async (n: Node) => {
+    if (n.task.name === 'build') await produceOutputs(rig, { 'out/o.txt': ['o content', 0o644], 'out/p.txt': ['pp', 0o600] });
+    if (n.task.name === 'gen') await produceOutputs(rig, { 'gen/x.txt': ['x', 0o644] });
+    if (n.task.name === 'deploy') await produceOutputs(rig, { 'out/d.txt': ['d', 0o644] });
+  };
+  const digestsOf = async (files: readonly { path: string; sha256: string; size: number }[] | undefined) => files && Promise.all(files.map(async (f) => ({ ...f, real: await sha256(f.path), realSize: (await stat(f.path)).size })));
+  const expectReal = async (files: readonly { path: string; sha256: string; size: number }[] | undefined, rels: string[]) => {
+    const d = await digestsOf(files);
+    assert.deepEqual(d?.map((f) => f.path), rels.map((r) => rig.path(r)));
+    for (const f of d ?? []) assert.deepEqual([f.sha256, f.size], [f.real, f.realSize], f.path);
+  };
+  const h = cacheFor(rig);
+  await simulate(h, g, produce);
+  const id = (t: string) => g.order.find((i) => g.nodes.get(i)!.task.name === t)!;
+  const node = (t: string) => g.nodes.get(id(t))!;
+  await expectReal(h.cache.fileDigests!(node('build'))?.inputs, ['src/a.txt', 'src/sub/b.bin']);
+  await expectReal(h.cache.fileDigests!(node('build'))?.outputs, ['out/o.txt', 'out/p.txt']);
+  await expectReal(h.cache.fileDigests!(node('gen'))?.outputs, ['gen/x.txt']);
+  // Not cacheable: inputs were hashed for its fingerprint, outputs never.
+  await expectReal(h.cache.fileDigests!(node('deploy'))?.inputs, ['src/a.txt']);
+  assert.equal(h.cache.fileDigests!(node('deploy'))?.outputs, undefined);
+
+  // A hit: restored and already-present outputs both count; a glob output could match more files than the entry holds.
+  await rm(rig.path('out/o.txt'));
+  const h2 = cacheFor(rig);
+  const r2 = await simulate(h2, g, async (n) => assert.equal(n.task.name, 'deploy', `${n.id} must be a hit`));
+  assert.deepEqual([r2.result('build'), r2.result('gen')], ['hit', 'hit']);
+  await expectReal(h2.cache.fileDigests!(node('build'))?.inputs, ['src/a.txt', 'src/sub/b.bin']);
+  await expectReal(h2.cache.fileDigests!(node('build'))?.outputs, ['out/o.txt', 'out/p.txt']);
+  await expectReal(h2.cache.fileDigests!(node('gen'))?.inputs, ['gen.in']);
+  assert.equal(h2.cache.fileDigests!(node('gen'))?.outputs, undefined);
+  // Nothing is known without the cache, or before a lookup.
+  assert.equal(cacheFor(rig).cache.fileDigests!(node('build')), undefined);
+  const off = cacheFor(rig, { enabled: false });
+  await simulate(off, g, produce);
+  assert.equal(off.cache.fileDigests!(node('build')), undefined);
+});
+
 test.run();

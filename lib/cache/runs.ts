@@ -1,0 +1,144 @@
+/**
+ * The run records that `fabric explain` (and a miss's detail) compare with: the last recorded run of
+ * every node (task + params), cacheable or not, all in one file of the store, `runs.json`.
+ *
+ * A run reads the file once (lazily, at its first lookup), keeps the records in memory, and writes the
+ * file once, when it ends (`save`, from the provider's `close`), re-reading it first so that records
+ * another process wrote meanwhile are kept (per node, the more recent `last.at` wins). A run that is
+ * killed before it ends records nothing: `explain` then compares with the last run that ended (its
+ * cache entries, written as each node succeeded, are still used). A run that fails or is interrupted
+ * does end, and its nodes that did not succeed are recorded as `started`.
+ *
+ * Two runs that end at the same moment can still lose each other's records (read, merge, rename is not
+ * one atomic step); a record only ever explains, it never decides a hit.
+ */
+import type { NodeId } from '../engine/events.js';
+import { readIfExists, writeAtomic } from './fsutil.js';
+
+/** Same as the cache entries' format (`store.ts`), which this module must not import (no cycle). */
+const RUN_FORMAT = 1;
+
+export type RunOutcome = 'started' | 'succeeded' | 'cached';
+
+export interface RunMark {
+  readonly fingerprint: string;
+  readonly at: string;
+  /** `started`: looked up and run, with no success recorded (failed or interrupted). */
+  readonly outcome: RunOutcome;
+}
+
+export interface RunRecord {
+  readonly v: number;
+  readonly node: NodeId;
+  readonly task: string;
+  readonly last: RunMark;
+  readonly lastSuccess?: RunMark | undefined;
+}
+
+/** `runs.json`. */
+interface RunsDoc {
+  readonly v: number;
+  readonly runs: readonly unknown[];
+}
+
+function validMark(m: unknown): m is RunMark {
+  return !!m && typeof m === 'object' && typeof (m as RunMark).fingerprint === 'string' && typeof (m as RunMark).at === 'string' && typeof (m as RunMark).outcome === 'string';
+}
+
+export function validRun(x: unknown): x is RunRecord {
+  if (!x || typeof x !== 'object') return false;
+  const r = x as Record<string, unknown>;
+  return r.v === RUN_FORMAT && typeof r.node === 'string' && typeof r.task === 'string' && validMark(r.last) && (r.lastSuccess === undefined || validMark(r.lastSuccess));
+}
+
+/** The records in `file`; a missing or damaged file has none (a damaged record is skipped). */
+export async function readRunsFile(file: string): Promise<{ readonly records: RunRecord[]; readonly bytes: number }> {
+  let text: string | undefined;
+  try {
+    text = await readIfExists(file);
+  } catch {
+    return { records: [], bytes: 0 };
+  }
+  if (text === undefined) return { records: [], bytes: 0 };
+  try {
+    const doc = JSON.parse(text) as Partial<RunsDoc>;
+    if (doc.v !== RUN_FORMAT || !Array.isArray(doc.runs)) return { records: [], bytes: text.length };
+    return { records: doc.runs.filter(validRun), bytes: Buffer.byteLength(text) };
+  } catch {
+    return { records: [], bytes: Buffer.byteLength(text) };
+  }
+}
+
+/** The newer of two records of one node (by the time of their last run). */
+function newer(a: RunRecord | undefined, b: RunRecord): RunRecord {
+  return a && a.last.at > b.last.at ? a : b;
+}
+
+/** The run records of one process: loaded once, changed in memory, saved once. */
+export class RunRecords {
+  private byNode: Map<NodeId, RunRecord> | undefined;
+  /** The most recently recorded node of each task (what a new param set is compared with). */
+  private latestOfTask: Map<string, RunRecord> | undefined;
+  /** Nodes whose record this process changed. */
+  private readonly touched = new Set<NodeId>();
+
+  constructor(readonly file: string) {}
+
+  /** Loads the file on first use (synchronous read: it is on the path of the first lookup). */
+  private async records(): Promise<Map<NodeId, RunRecord>> {
+    if (this.byNode) return this.byNode;
+    const { records } = await readRunsFile(this.file);
+    // Another call may have loaded it while this one read.
+    if (this.byNode) return this.byNode;
+    this.byNode = new Map(records.map((r) => [r.node, r]));
+    return this.byNode;
+  }
+
+  async get(node: NodeId): Promise<RunRecord | undefined> {
+    return (await this.records()).get(node);
+  }
+
+  async latestOf(task: string): Promise<RunRecord | undefined> {
+    if (!this.latestOfTask) {
+      const m = new Map<string, RunRecord>();
+      for (const r of (await this.records()).values()) m.set(r.task, newer(m.get(r.task), r));
+      this.latestOfTask ??= m;
+    }
+    return this.latestOfTask.get(task);
+  }
+
+  /** Replaces the node's record in memory (written by `save`). */
+  async set(record: RunRecord): Promise<void> {
+    (await this.records()).set(record.node, record);
+    this.latestOfTask?.set(record.task, record);
+    this.touched.add(record.node);
+  }
+
+  /** Whether `save` has anything to write. */
+  get dirty(): boolean {
+    return this.touched.size > 0;
+  }
+
+  /**
+   * Writes this process's records into the file, over what is on disk now (records of other nodes,
+   * and newer records of the same nodes, that another process wrote since this one loaded, are kept).
+   */
+  async save(): Promise<void> {
+    if (!this.byNode || this.touched.size === 0) return;
+    const { records } = await readRunsFile(this.file);
+    const merged = new Map(records.map((r) => [r.node, r]));
+    for (const node of this.touched) {
+      const mine = this.byNode.get(node)!;
+      merged.set(node, newer(merged.get(node), mine));
+    }
+    await writeAtomic(this.file, JSON.stringify({ v: RUN_FORMAT, runs: [...merged.values()] } satisfies RunsDoc));
+    this.touched.clear();
+  }
+
+  /** Forgets what was loaded (after the store was cleaned). */
+  reset(): void {
+    this.byNode = undefined;
+    this.latestOfTask = undefined;
+    this.touched.clear();
+  }
+}
