@@ -132,12 +132,20 @@ function byCodeUnit(a: string, b: string): number {
  * way is written by JSON.stringify exactly as canonicalJson writes it: canonicalJson rebuilds each
  * object from its sorted entries, and the engine orders array-index keys first in both cases.
  */
+/**
+ * A record without a prototype: a key named `__proto__` (an input file, a param, an env var) is then
+ * an ordinary entry of the fingerprint instead of silently setting the object's prototype.
+ */
+function emptyRecord<T>(): Record<string, T> {
+  return Object.create(null) as Record<string, T>;
+}
+
 function sortedRecord<T>(rec: Record<string, T>): Record<string, T> {
   const keys = Object.keys(rec);
   let sorted = true;
   for (let i = 1; i < keys.length && sorted; i++) sorted = keys[i - 1]! < keys[i]!;
   if (sorted) return rec;
-  const out: Record<string, T> = {};
+  const out = emptyRecord<T>();
   for (const k of keys.sort(byCodeUnit)) out[k] = rec[k]!;
   return out;
 }
@@ -149,7 +157,7 @@ function sortedRecord<T>(rec: Record<string, T>): Record<string, T> {
 function keyStep(step: ResolvedStep, secrets: readonly string[], d: SecretDigester): KeyStep {
   if (step.kind === 'function') return { kind: 'function', name: step.display, source: step.source };
   const cmd = typeof step.cmd === 'string' ? scrub(step.cmd, secrets, d) : step.cmd.map((a) => scrub(a, secrets, d));
-  const env: Record<string, string> = {};
+  const env = emptyRecord<string>();
   for (const [k, v] of Object.entries(step.env)) env[k] = scrub(v, secrets, d);
   return { cmd, env: sortedRecord(env), ignoreFailure: step.ignoreFailure, kind: 'command', okCodes: [...step.okCodes] };
 }
@@ -167,7 +175,7 @@ export async function hashInputs(
   if (rels.length === 0) return { inputs: {}, files: [] };
   const abs = rels.map((r) => resolve(node.cwd, r));
   const hashed = await ctx.statCache.hashFiles(abs, seen);
-  const inputs: Record<string, string> = {};
+  const inputs = emptyRecord<string>();
   let files: AbsFileDigest[] | undefined = [];
   for (let i = 0; i < rels.length; i++) {
     const h = hashed.get(abs[i]!);
@@ -180,7 +188,7 @@ export async function hashInputs(
 }
 
 export async function computeKey(node: Node, depFingerprints: ReadonlyMap<NodeId, string>, ctx: KeyContext): Promise<KeyResult> {
-  const deps: Record<NodeId, string> = {};
+  const deps = emptyRecord<string>();
   for (const id of node.deps) {
     const fp = depFingerprints.get(id);
     if (fp === undefined) return { ok: false, missingDependency: id };
@@ -193,9 +201,9 @@ export async function computeKey(node: Node, depFingerprints: ReadonlyMap<NodeId
   if (secrets.length > 0 || secretParams.length > 0 || secretEnv.length > 0) await ctx.digester.ready();
   const d = ctx.digester;
 
-  const params: Record<string, KeyValue> = {};
+  const params = emptyRecord<KeyValue>();
   for (const [name, v] of Object.entries(node.params)) params[name] = secretParams.includes(name) ? { secret: d.digest(v) } : v;
-  const env: Record<string, KeyValue> = {};
+  const env = emptyRecord<KeyValue>();
   for (const name of node.envNames) {
     const v = node.env[name];
     env[name] = v === undefined ? null : secretEnv.includes(name) ? { secret: d.digest(v) } : v;

@@ -305,4 +305,16 @@ task('slow', { effect: 'mutating', deps: ['gen'], run: ${JSON.stringify(`${node}
   assert.deepEqual(rerun.brief(['task-success']), ['task-success gen cached', 'task-success slow ran']);
 });
 
+rigTest('an input file named __proto__ is part of the fingerprint like any other', async (rig) => {
+  await setup(rig);
+  await writeFile(rig.path('src/__proto__'), 'one\n');
+  await run(rig, ['gen']);
+  assert.equal(brief(await run(rig, ['gen']))[0], 'task-success gen cached');
+  await writeFile(rig.path('src/__proto__'), 'two\n');
+  const r = await run(rig, ['gen']);
+  assert.deepEqual(brief(r), ['task-success gen ran']);
+  const miss = r.events.find((e) => e.type === 'cache' && e.node === 'gen');
+  assert.equal(miss?.type === 'cache' && miss.detail, 'input changed: src/__proto__');
+});
+
 test.run();
