@@ -7,13 +7,13 @@ import { fx, fxSh, gone, graphOf, pidsIn, run, until } from './scheduler-helpers
 rigTest('a timeout kills the whole group (also a child ignoring SIGTERM) and fails with reason timeout', async (rig) => {
   const pids = rig.path('pids');
   const g = graphOf(rig.dir, {
-    slow: { timeoutMs: 600, run: `${fxSh('hang.mjs', pids)} & ${fxSh('hang.mjs', pids, 'ignore-term')} & wait` },
+    slow: { timeoutMs: 2000, run: `${fxSh('hang.mjs', pids)} & ${fxSh('hang.mjs', pids, 'ignore-term')} & wait` },
   });
   const t0 = Date.now();
   const r = await run(g, { graceMs: 300 });
   const f = r.events.find((e) => e.type === 'task-failure');
-  assert.ok(f?.type === 'task-failure' && f.failure.reason === 'timeout' && f.failure.ms === 600, JSON.stringify(f));
-  assert.ok(Date.now() - t0 >= 600);
+  assert.ok(f?.type === 'task-failure' && f.failure.reason === 'timeout' && f.failure.ms === 2000, JSON.stringify(f));
+  assert.ok(Date.now() - t0 >= 2000);
   const all = [...pidsIn(pids), ...r.pids('slow')];
   assert.equal(all.length, 3);
   for (const pid of all) assert.ok(gone(pid), `pid ${pid} survived the timeout`);
@@ -44,7 +44,7 @@ rigTest('retries exhausted: the last failure is reported', async (rig) => {
 
 rigTest('a timed-out attempt is retried', async (rig) => {
   const counter = rig.path('counter');
-  const g = graphOf(rig.dir, { flaky: { retries: 1, timeoutMs: 500, retryDelayMs: 5, run: fx('flaky.mjs', counter, '1', 'hang') } });
+  const g = graphOf(rig.dir, { flaky: { retries: 1, timeoutMs: 2000, retryDelayMs: 5, run: fx('flaky.mjs', counter, '1', 'hang') } });
   const r = await run(g, { graceMs: 200 });
   assert.equal(r.outcome.ok, true, JSON.stringify(r.brief()));
   const retry = r.events.find((e) => e.type === 'task-retry');
