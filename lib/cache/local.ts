@@ -14,6 +14,7 @@ import { isAbsolute, join, posix, relative, resolve, sep } from 'node:path';
 import type { Node } from '../engine/graph.js';
 import type { NodeId } from '../engine/events.js';
 import type { AbsFileDigest, CachedLog, CacheLookup, CacheProvider, KnownDigests } from './types.js';
+import { canonicalKeyJson } from './canonical.js';
 import { computeKey, SecretDigester, type CacheKey, type KeyContext } from './fingerprint.js';
 import { diffKeys, summarizeChanges } from './diff.js';
 import { expandGlobs, isPlainPattern, unmatchedPatterns, type SeenStat } from './files.js';
@@ -324,7 +325,7 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
         return { result: 'miss', fingerprint: fp, detail: restored.detail };
       }
       await store.touchEntry(fp, read.usedAtMs);
-      if (read.entry.key) keysInEntries.add(fp);
+      if (read.entry.keyJson !== undefined) keysInEntries.add(fp);
       mutatingRuns.delete(node.id);
       await recordSuccess(node, p, 'cached');
       if (outputsCoverGlobs(node, read.entry)) digests.set(node.id, { inputs: kr.inputFiles, outputs: restored.outputs });
@@ -379,7 +380,7 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
           logRef = { sha256: createHash('sha256').update(logText).digest('hex'), size: Buffer.byteLength(logText), inline: logs };
         } else if (logText !== undefined) logRef = await store.putData(logText);
         // The key goes in the entry: no key file (close writes key files only for fingerprints without one).
-        await store.writeEntry({ v: STORE_FORMAT, fingerprint, node: node.id, task: node.task.name, created: now(), outputs, logs: logRef, key: p.key });
+        await store.writeEntry({ v: STORE_FORMAT, fingerprint, node: node.id, task: node.task.name, created: now(), outputs, logs: logRef, keyJson: canonicalKeyJson(p.key) });
         keysInEntries.add(fingerprint);
         if (files.length === rels.length) digests.set(node.id, { ...digests.get(node.id), outputs: files });
       });

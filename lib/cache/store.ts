@@ -4,8 +4,8 @@
  *   blobs/ab/<sha256>          file contents (large outputs, large replayed logs), addressed by their sha256
  *   entries/ab/<fp>.json       one successful run of a node: its outputs (path, mode, sha256, size; the
  *                              bytes themselves inline when small, else a blob), its logs (inline when
- *                              small, else a blob) and the key object whose canonical JSON hashes to
- *                              <fp>; the file's mtime is the entry's last-used time (to within
+ *                              small, else a blob) and the canonical JSON text of the key object (it
+ *                              hashes to <fp>; kept as a string, so a hit's JSON.parse only scans it); the file's mtime is the entry's last-used time (to within
  *                              TOUCH_AFTER_MS). Storing a cacheable node with small outputs creates this
  *                              one file and nothing else.
  *   keys/ab/<fp>.json          the key object of a recorded fingerprint that has no entry: a node that
@@ -69,8 +69,11 @@ export interface CacheEntry {
    * the entry (one read on a hit; the blob is then not stored).
    */
   readonly logs: { readonly sha256: string; readonly size: number; readonly inline?: readonly CachedLog[] } | null;
-  /** The key object whose canonical JSON hashes to the fingerprint (what `fabric explain` diffs with). */
-  readonly key?: CacheKey;
+  /**
+   * The canonical JSON text of the key object (it hashes to the fingerprint; what `fabric explain`
+   * diffs with). A string rather than an object: parsing an entry on a hit then only scans it.
+   */
+  readonly keyJson?: string;
 }
 
 /**
@@ -188,7 +191,7 @@ function validEntry(x: unknown, fp: string): x is CacheEntry {
       if (!i || typeof i !== 'object' || (i.encoding !== 'utf8' && i.encoding !== 'base64') || typeof i.data !== 'string') return false;
     }
   }
-  if (e.key !== undefined && (!e.key || typeof e.key !== 'object' || Array.isArray(e.key))) return false;
+  if (e.keyJson !== undefined && typeof e.keyJson !== 'string') return false;
   if (e.logs !== null) {
     const l = e.logs as Record<string, unknown> | undefined;
     if (!l || typeof l !== 'object' || typeof l.sha256 !== 'string' || !SHA.test(l.sha256) || typeof l.size !== 'number') return false;
@@ -476,7 +479,13 @@ export class Store {
       }
     }
     const entry = await this.readEntry(fp).catch(() => undefined);
-    return entry?.state === 'ok' ? verified(entry.entry.key) : undefined;
+    const json = entry?.state === 'ok' ? entry.entry.keyJson : undefined;
+    if (json === undefined || createHash('sha256').update(json).digest('hex') !== fp) return undefined;
+    try {
+      return JSON.parse(json) as CacheKey;
+    } catch {
+      return undefined;
+    }
   }
 
   /** The node's last recorded run (from `runs.json`, as loaded by this Store plus what it recorded since). */
@@ -620,9 +629,8 @@ export class Store {
       }
       inc(keyRefs, e.fp, -1);
       if (keyRefs.get(e.fp) === 0) total -= keySize.get(e.fp) ?? 0;
-      const key = e.entry!.key;
-      if (key && recorded.has(e.fp) && !keySize.has(e.fp)) {
-        const text = canonicalKeyJson(key);
+      const text = e.entry!.keyJson;
+      if (text !== undefined && recorded.has(e.fp) && !keySize.has(e.fp)) {
         keepKeys.set(e.fp, text);
         total += Buffer.byteLength(text);
       }
