@@ -5,7 +5,8 @@
  * never fails a task: it becomes a miss plus a warning.
  *
  * Per node, a lookup does no I/O beyond hashing its inputs (stat cache), reading its entry (with
- * inline logs) and checking its outputs; a not-cacheable node does none beyond its inputs.
+ * inline logs, small outputs and its key) and checking its outputs; a not-cacheable node does none
+ * beyond its inputs. Storing a cacheable node with small outputs creates one file: its entry.
  */
 import { createHash } from 'node:crypto';
 import { chmod } from 'node:fs/promises';
@@ -13,12 +14,14 @@ import { isAbsolute, join, posix, relative, resolve, sep } from 'node:path';
 import type { Node } from '../engine/graph.js';
 import type { NodeId } from '../engine/events.js';
 import type { AbsFileDigest, CachedLog, CacheLookup, CacheProvider, KnownDigests } from './types.js';
+import { canonicalKeyJson } from './canonical.js';
 import { computeKey, SecretDigester, type CacheKey, type KeyContext } from './fingerprint.js';
 import { diffKeys, summarizeChanges } from './diff.js';
 import { expandGlobs, isPlainPattern, unmatchedPatterns, type SeenStat } from './files.js';
 import { StatCache } from './stat-cache.js';
-import { INLINE_LOGS_MAX, STORE_FORMAT, Store, validLogs, type CacheEntry, type RunOutcome, type RunRecord, type StoredOutput } from './store.js';
-import { errorMessage } from './fsutil.js';
+import { INLINE_LOGS_MAX, INLINE_OUTPUT_MAX, INLINE_OUTPUTS_TOTAL, STORE_FORMAT, Store, inlineBytes, inlineOf, validLogs, type CacheEntry, type RunOutcome, type RunRecord, type StoredOutput } from './store.js';
+import { RUN_FORMAT } from './runs.js';
+import { errorMessage, readIfSmall } from './fsutil.js';
 
 export interface LocalCacheOptions {
   /** Absolute store directory (`<repo>/.fabric/cache` by default). */
@@ -128,6 +131,8 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
 
   /** Keys that the run records of this run name and that are not stored yet: written by `close`, before the records. */
   const keysToWrite = new Map<string, CacheKey>();
+  /** Fingerprints whose entry holds their key (written or read by this run): `close` writes no key file for them. */
+  const keysInEntries = new Set<string>();
   /** What `fileDigests` answers (this run only). */
   const digests = new Map<NodeId, { inputs?: readonly AbsFileDigest[] | undefined; outputs?: readonly AbsFileDigest[] | undefined }>();
 
@@ -138,7 +143,7 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
   const record = async (node: Node, p: Pending, last: RunRecord['last'], lastSuccess: RunRecord['lastSuccess']) => {
     const { prev, fingerprint } = p;
     if (prev?.last.fingerprint !== fingerprint && prev?.lastSuccess?.fingerprint !== fingerprint) keysToWrite.set(fingerprint, p.key);
-    const r: RunRecord = { v: STORE_FORMAT, node: node.id, task: node.task.name, last, lastSuccess };
+    const r: RunRecord = { v: RUN_FORMAT, node: node.id, task: node.task.name, last, lastSuccess };
     await store.runs.set(r);
     p.prev = r;
   };
@@ -166,7 +171,7 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
     bestEffort('record the run', async () => {
       if (keysToWrite.size === 0 && !store.runs.dirty) return;
       await store.ensureLayout();
-      const keys = [...keysToWrite];
+      const keys = [...keysToWrite].filter(([fp]) => !keysInEntries.has(fp));
       keysToWrite.clear();
       await eachLimited(keys, 8, ([fp, key]) => bestEffort('store a cache key', () => store.writeKey(fp, key)));
       await store.runs.save();
@@ -190,6 +195,7 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
 
   async function corrupt(fp: string, detail: string): Promise<void> {
     warnOnce(`corrupt:${fp}`, `cache: ${detail}; removed it (the task runs instead)`);
+    keysInEntries.delete(fp);
     await store.removeEntry(fp).catch(() => undefined);
   }
 
@@ -228,6 +234,17 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
       outputs.push({ path: target, sha256: o.sha256, size: o.size });
       if (cur && cur.sha256 === o.sha256) {
         if ((cur.stat.mode & 0o7777) !== (o.mode & 0o7777)) await chmod(target, o.mode & 0o7777);
+        continue;
+      }
+      if (o.inline) {
+        const bytes = inlineBytes(o);
+        if (!bytes) return { state: 'corrupt', detail: `the stored content of output ${o.path} (entry ${entry.fingerprint.slice(0, 12)}) does not match its hash` };
+        try {
+          await store.restoreBytes(bytes, target, o.mode);
+        } catch (e) {
+          return { state: 'missing', detail: `could not restore ${o.path}: ${errorMessage(e)}` };
+        }
+        restored.push(o.path);
         continue;
       }
       let r;
@@ -302,11 +319,13 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
         return { result: 'corrupt', fingerprint: fp, detail: restored.detail };
       }
       if (restored.state === 'missing') {
+        keysInEntries.delete(fp);
         await store.removeEntry(fp).catch(() => undefined);
         await recordStart(node, p);
         return { result: 'miss', fingerprint: fp, detail: restored.detail };
       }
       await store.touchEntry(fp, read.usedAtMs);
+      if (read.entry.keyJson !== undefined) keysInEntries.add(fp);
       mutatingRuns.delete(node.id);
       await recordSuccess(node, p, 'cached');
       if (outputsCoverGlobs(node, read.entry)) digests.set(node.id, { inputs: kr.inputFiles, outputs: restored.outputs });
@@ -333,13 +352,26 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
         const hashed = await statCache.hashFiles(abs, seen);
         const outputs: StoredOutput[] = [];
         const files: AbsFileDigest[] = [];
+        let inlineBudget = INLINE_OUTPUTS_TOTAL;
         for (let i = 0; i < rels.length; i++) {
           const h = hashed.get(abs[i]!);
           if (!h) continue;
+          const mode = h.stat.mode & 0o7777;
+          if (h.stat.size <= Math.min(INLINE_OUTPUT_MAX, inlineBudget)) {
+            // Kept in the entry (no blob file); the bytes read now and their own hash win, as for a copy.
+            const bytes = readIfSmall(abs[i]!, Math.min(INLINE_OUTPUT_MAX, inlineBudget));
+            if (bytes) {
+              const sha256 = createHash('sha256').update(bytes).digest('hex');
+              inlineBudget -= bytes.length;
+              outputs.push({ path: rels[i]!, mode, sha256, size: bytes.length, inline: inlineOf(bytes) });
+              files.push({ path: abs[i]!, sha256, size: bytes.length });
+              continue;
+            }
+          }
           let { sha256, size } = { sha256: h.sha256, size: h.stat.size };
           // Copy unless the blob is already there; the copy's own hash wins if the file changed meanwhile.
           if (!(await store.hasBlob(sha256))) ({ sha256, size } = await store.putFile(abs[i]!));
-          outputs.push({ path: rels[i]!, mode: h.stat.mode & 0o7777, sha256, size });
+          outputs.push({ path: rels[i]!, mode, sha256, size });
           files.push({ path: abs[i]!, sha256, size });
         }
         const logText = logs.length > 0 ? JSON.stringify(logs) : undefined;
@@ -347,8 +379,9 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
         if (logText !== undefined && Buffer.byteLength(logText) <= INLINE_LOGS_MAX) {
           logRef = { sha256: createHash('sha256').update(logText).digest('hex'), size: Buffer.byteLength(logText), inline: logs };
         } else if (logText !== undefined) logRef = await store.putData(logText);
-        // The key is written by close, with the run record that names this fingerprint.
-        await store.writeEntry({ v: STORE_FORMAT, fingerprint, node: node.id, task: node.task.name, created: now(), outputs, logs: logRef });
+        // The key goes in the entry: no key file (close writes key files only for fingerprints without one).
+        await store.writeEntry({ v: STORE_FORMAT, fingerprint, node: node.id, task: node.task.name, created: now(), outputs, logs: logRef, keyJson: canonicalKeyJson(p.key) });
+        keysInEntries.add(fingerprint);
         if (files.length === rels.length) digests.set(node.id, { ...digests.get(node.id), outputs: files });
       });
       await recordSuccess(node, p, 'succeeded');

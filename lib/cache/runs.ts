@@ -15,8 +15,8 @@
 import type { NodeId } from '../engine/events.js';
 import { readIfExists, writeAtomic } from './fsutil.js';
 
-/** Same as the cache entries' format (`store.ts`), which this module must not import (no cycle). */
-const RUN_FORMAT = 1;
+/** The format of `runs.json` and its records (independent of the entries' format, `STORE_FORMAT`). */
+export const RUN_FORMAT = 1;
 
 export type RunOutcome = 'started' | 'succeeded' | 'cached';
 

@@ -1,19 +1,28 @@
 /**
  * The local content-addressed store (`.fabric/cache` by default):
  *
- *   blobs/ab/<sha256>          file contents (outputs, replayed logs), addressed by their sha256
- *   entries/ab/<fp>.json       one successful run of a node: its outputs (path, mode, sha256, size)
- *                              and its logs (inline when small, else a blob); the file's mtime is
- *                              the entry's last-used time (to within TOUCH_AFTER_MS)
- *   keys/ab/<fp>.json          the full key object whose canonical JSON hashes to <fp>
+ *   blobs/ab/<sha256>          file contents (large outputs, large replayed logs), addressed by their sha256
+ *   entries/ab/<fp>.json       one successful run of a node: its outputs (path, mode, sha256, size; the
+ *                              bytes themselves inline when small, else a blob), its logs (inline when
+ *                              small, else a blob) and the canonical JSON text of the key object (it
+ *                              hashes to <fp>; kept as a string, so a hit's JSON.parse only scans it); the file's mtime is the entry's last-used time (to within
+ *                              TOUCH_AFTER_MS). Storing a cacheable node with small outputs creates this
+ *                              one file and nothing else.
+ *   keys/ab/<fp>.json          the key object of a recorded fingerprint that has no entry: a node that
+ *                              is not stored (not cacheable, failed), or whose entry prune removed while
+ *                              a run record still names it (prune moves the key out first)
  *   runs.json                  the last recorded run of every node (task + params), cacheable or
  *                              not, written once per run (see runs.ts)
  *   stat-cache.json            see stat-cache.ts
  *   hmac.key                   the random key for digests of secrets (mode 0600)
  *
+ * Format 2 (this one) moved small outputs and the key into the entry; an entry of another format is
+ * absent (a miss, replaced by the next successful run; prune removes it), never served.
+ *
  * Every write is a temp file plus a rename, so two fabric processes on the same repo can only ever
  * replace a complete file with another complete file. Anything that does not verify (bad JSON, a key
- * whose hash is not its name, a blob whose content does not match its name) is treated as absent.
+ * whose hash is not its name, a blob or inline output whose content does not match its sha256) is
+ * treated as absent; a damaged entry is reported as corrupt.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, createReadStream, createWriteStream, fstatSync, openSync, readSync, statSync, utimesSync } from 'node:fs';
@@ -30,7 +39,7 @@ import { readRunsFile, RunRecords, type RunRecord } from './runs.js';
 
 export type { RunMark, RunOutcome, RunRecord } from './runs.js';
 
-export const STORE_FORMAT = 1;
+export const STORE_FORMAT = 2;
 const SHA = /^[0-9a-f]{64}$/;
 
 export interface StoredOutput {
@@ -39,6 +48,11 @@ export interface StoredOutput {
   readonly mode: number;
   readonly sha256: string;
   readonly size: number;
+  /**
+   * The file's bytes, when small (`INLINE_OUTPUT_MAX`): as text when they are valid UTF-8, else base64.
+   * No blob is stored for it; the bytes are checked against `sha256` and `size` before a restore.
+   */
+  readonly inline?: { readonly encoding: 'utf8' | 'base64'; readonly data: string };
 }
 
 export interface CacheEntry {
@@ -55,6 +69,11 @@ export interface CacheEntry {
    * the entry (one read on a hit; the blob is then not stored).
    */
   readonly logs: { readonly sha256: string; readonly size: number; readonly inline?: readonly CachedLog[] } | null;
+  /**
+   * The canonical JSON text of the key object (it hashes to the fingerprint; what `fabric explain`
+   * diffs with). A string rather than an object: parsing an entry on a hit then only scans it.
+   */
+  readonly keyJson?: string;
 }
 
 /**
@@ -66,6 +85,10 @@ const SMALL_FILE = 1024 * 1024;
 
 /** Logs up to this size (JSON text) are kept in the entry itself. */
 export const INLINE_LOGS_MAX = 16 * 1024;
+/** Output files up to this size are kept in the entry itself (no blob)… */
+export const INLINE_OUTPUT_MAX = 16 * 1024;
+/** …as long as an entry's inline outputs stay within this many bytes in all (the rest are blobs). */
+export const INLINE_OUTPUTS_TOTAL = 64 * 1024;
 /** An entry's last-used time (its mtime) is advanced on a hit only when it is older than this. */
 export const TOUCH_AFTER_MS = 60_000;
 
@@ -132,6 +155,28 @@ export function validLogs(x: unknown): x is CachedLog[] {
   return Array.isArray(x) && x.every((l) => !!l && typeof l === 'object' && (l.stream === 'stdout' || l.stream === 'stderr') && typeof l.chunk === 'string');
 }
 
+/**
+ * The bytes an inline output holds, if they are what the entry says they are (size and sha256);
+ * undefined when they are not (a corrupt entry).
+ */
+export function inlineBytes(o: StoredOutput): Buffer | undefined {
+  if (!o.inline) return undefined;
+  const buf = Buffer.from(o.inline.data, o.inline.encoding);
+  if (buf.length !== o.size || createHash('sha256').update(buf).digest('hex') !== o.sha256) return undefined;
+  return buf;
+}
+
+/** How `bytes` are kept in an entry: as text when they round-trip through UTF-8 exactly, else base64. */
+export function inlineOf(bytes: Buffer): NonNullable<StoredOutput['inline']> {
+  const text = bytes.toString('utf8');
+  return Buffer.byteLength(text) === bytes.length && Buffer.from(text).equals(bytes) ? { encoding: 'utf8', data: text } : { encoding: 'base64', data: bytes.toString('base64') };
+}
+
+/** An entry of another format version (well-formed JSON, not one this fabric reads): absent, not corrupt. */
+function otherFormat(x: unknown): boolean {
+  return !!x && typeof x === 'object' && typeof (x as { v?: unknown }).v === 'number' && (x as { v: number }).v !== STORE_FORMAT;
+}
+
 function validEntry(x: unknown, fp: string): x is CacheEntry {
   if (!x || typeof x !== 'object') return false;
   const e = x as Record<string, unknown>;
@@ -141,7 +186,12 @@ function validEntry(x: unknown, fp: string): x is CacheEntry {
     if (!o || typeof o !== 'object') return false;
     const r = o as Record<string, unknown>;
     if (typeof r.path !== 'string' || r.path === '' || typeof r.mode !== 'number' || typeof r.size !== 'number' || typeof r.sha256 !== 'string' || !SHA.test(r.sha256)) return false;
+    if (r.inline !== undefined) {
+      const i = r.inline as Record<string, unknown> | null;
+      if (!i || typeof i !== 'object' || (i.encoding !== 'utf8' && i.encoding !== 'base64') || typeof i.data !== 'string') return false;
+    }
   }
+  if (e.keyJson !== undefined && typeof e.keyJson !== 'string') return false;
   if (e.logs !== null) {
     const l = e.logs as Record<string, unknown> | undefined;
     if (!l || typeof l !== 'object' || typeof l.sha256 !== 'string' || !SHA.test(l.sha256) || typeof l.size !== 'number') return false;
@@ -335,6 +385,19 @@ export class Store {
     }
   }
 
+  /** Writes `bytes` to `target` with `mode`, like `restoreBlob`: a temp file next to it, then a rename. */
+  async restoreBytes(bytes: Uint8Array, target: string, mode: number): Promise<void> {
+    const tmp = tempNameFor(target);
+    try {
+      await mkdir(dirname(target), { recursive: true });
+      await writeFile(tmp, bytes, { flag: 'wx', mode: 0o600 });
+      await chmod(tmp, mode & 0o7777);
+      await rename(tmp, target);
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
   /** The entry under `fp`, with its last-used time: one synchronous read on the hit path (open, fstat, read, close). */
   async readEntry(fp: string): Promise<EntryRead> {
     let file: { text: string; mtimeMs: number } | undefined;
@@ -351,6 +414,7 @@ export class Store {
     } catch (e) {
       return { state: 'corrupt', detail: `cache entry ${fp.slice(0, 12)} is not valid JSON (${errorMessage(e)})` };
     }
+    if (otherFormat(parsed)) return { state: 'absent' };
     if (!validEntry(parsed, fp)) return { state: 'corrupt', detail: `cache entry ${fp.slice(0, 12)} has an unexpected shape` };
     return { state: 'ok', entry: parsed, usedAtMs: file.mtimeMs };
   }
@@ -388,19 +452,37 @@ export class Store {
     await writeAtomic(p, canonicalKeyJson(key));
   }
 
-  /** The key object stored under `fp`, if present and intact (its canonical JSON must hash to `fp`). */
+  /**
+   * The key object of `fp`, if stored and intact (its canonical JSON must hash to `fp`): from its key
+   * file, else from the entry of `fp`.
+   */
   async readKey(fp: string): Promise<CacheKey | undefined> {
+    const verified = (key: unknown): CacheKey | undefined => {
+      try {
+        return !!key && typeof key === 'object' && createHash('sha256').update(canonicalKeyJson(key as CacheKey)).digest('hex') === fp ? (key as CacheKey) : undefined;
+      } catch {
+        return undefined;
+      }
+    };
     let text: string | undefined;
     try {
       text = await readIfExists(this.keyPath(fp));
     } catch {
-      return undefined;
+      text = undefined;
     }
-    if (text === undefined) return undefined;
+    if (text !== undefined) {
+      try {
+        const key = verified(JSON.parse(text));
+        if (key) return key;
+      } catch {
+        /* damaged: try the entry */
+      }
+    }
+    const entry = await this.readEntry(fp).catch(() => undefined);
+    const json = entry?.state === 'ok' ? entry.entry.keyJson : undefined;
+    if (json === undefined || createHash('sha256').update(json).digest('hex') !== fp) return undefined;
     try {
-      const key = JSON.parse(text) as CacheKey;
-      if (createHash('sha256').update(canonicalKeyJson(key)).digest('hex') !== fp) return undefined;
-      return key;
+      return JSON.parse(json) as CacheKey;
     } catch {
       return undefined;
     }
@@ -496,7 +578,8 @@ export class Store {
    * Removes entries last used before `now - olderThanMs`, then least-recently-used entries until the
    * store is at most `maxBytes`, then every blob and key no remaining entry or run record refers to,
    * corrupt entries, temp files left by killed processes, and the per-node run record files of fabric
-   * before `runs.json` (`runs/`). A run racing with prune can lose a blob
+   * before `runs.json` (`runs/`). The key of a removed entry that a run record names is written to
+   * `keys/` first, so `explain` can still diff with it. A run racing with prune can lose a blob
    * it just wrote: its entry then fails to restore and is a miss, never a wrong hit.
    */
   async prune(opts: { readonly maxBytes?: number | undefined; readonly olderThanMs?: number | undefined; readonly now?: number }): Promise<PruneResult> {
@@ -507,11 +590,19 @@ export class Store {
     const blobRefs = new Map<string, number>();
     const keyRefs = new Map<string, number>();
     const inc = (m: Map<string, number>, k: string, d: number) => m.set(k, (m.get(k) ?? 0) + d);
-    const blobsOf = (e: CacheEntry) => [...new Set([...e.outputs.map((o) => o.sha256), ...(e.logs ? [e.logs.sha256] : [])])];
+    const blobsOf = (e: CacheEntry) => [...new Set([...e.outputs.filter((o) => !o.inline).map((o) => o.sha256), ...(e.logs && !e.logs.inline ? [e.logs.sha256] : [])])];
+    /** Fingerprints a run record names: their keys must outlive their entries (explain diffs with them). */
+    const recorded = new Set<string>();
     for (const r of runs.records) {
       inc(keyRefs, r.last.fingerprint, 1);
-      if (r.lastSuccess) inc(keyRefs, r.lastSuccess.fingerprint, 1);
+      recorded.add(r.last.fingerprint);
+      if (r.lastSuccess) {
+        inc(keyRefs, r.lastSuccess.fingerprint, 1);
+        recorded.add(r.lastSuccess.fingerprint);
+      }
     }
+    /** Keys held only by an entry that goes, which a run record names: written to `keys/` before it goes. */
+    const keepKeys = new Map<string, string>();
     let corrupt = 0;
     const live: typeof entries = [];
     const remove: typeof entries = [];
@@ -538,6 +629,11 @@ export class Store {
       }
       inc(keyRefs, e.fp, -1);
       if (keyRefs.get(e.fp) === 0) total -= keySize.get(e.fp) ?? 0;
+      const text = e.entry!.keyJson;
+      if (text !== undefined && recorded.has(e.fp) && !keySize.has(e.fp)) {
+        keepKeys.set(e.fp, text);
+        total += Buffer.byteLength(text);
+      }
     };
     live.sort((a, b) => a.mtimeMs - b.mtimeMs);
     const kept: typeof entries = [];
@@ -547,6 +643,9 @@ export class Store {
     }
     if (opts.maxBytes !== undefined) {
       while (total > opts.maxBytes && kept.length > 0) drop(kept.shift()!);
+    }
+    for (const [fp, text] of keepKeys) {
+      if (createHash('sha256').update(text).digest('hex') === fp) await writeAtomic(this.keyPath(fp), text);
     }
     let freed = 0;
     for (const e of remove) {

@@ -14,7 +14,7 @@ import { createLocalCache } from '../../lib/cache/local.js';
 import type { Stats } from 'node:fs';
 import type { SeenStat } from '../../lib/cache/files.js';
 import { StatCache, rowIsUsable, RACY_WINDOW_MS, type StatRow, type FileStat } from '../../lib/cache/stat-cache.js';
-import { Store, TOUCH_AFTER_MS } from '../../lib/cache/store.js';
+import { inlineBytes, Store, TOUCH_AFTER_MS } from '../../lib/cache/store.js';
 import { parseDuration, parseSize, formatSize } from '../../lib/cache/units.js';
 import { ROOT, rigTest, timedTest, test, withTimeout, type Rig } from '../helpers/rig.js';
 
@@ -165,6 +165,34 @@ rigTest('prune --older-than and --max-size remove least-recently-used entries an
   assert.equal((await store.stats()).entries, 0);
 });
 
+rigTest('prune keeps what is referenced: blobs of kept entries, and the key of a removed entry a run record names (moved to keys/)', async (rig) => {
+  await rig.write({ 'src/x': 'x' });
+  const tasks = ['gone', 'kept'].map((n) => def(n, { effect: 'read-only', run: n, inputs: ['src/**'], outputs: [`out/${n}.small`, `out/${n}.big`] }));
+  const g = graphOf(rig, tasks, ['gone', 'kept']);
+  for (const n of ['gone', 'kept']) await runNode(rig, g, n, () => rig.write({ [`out/${n}.small`]: `small ${n}`, [`out/${n}.big`]: n.repeat(10_000) }));
+  const store = new Store(rig.path('.fabric', 'cache'));
+  const s1 = await store.stats();
+  assert.deepEqual([s1.entries, s1.blobs, s1.keys], [2, 2, 0], 'small outputs and keys are in the entries; the large outputs are blobs');
+  const fpOf = async (task: string) => (await store.readRun(task))!.lastSuccess!.fingerprint;
+  const [gone, kept] = [await fpOf('gone'), await fpOf('kept')];
+  const keyBefore = await store.readKey(gone);
+  assert.ok(keyBefore);
+  const old = new Date(Date.now() - 2 * 86_400_000);
+  await utimes(store.entryPath(gone), old, old);
+  const p = await store.prune({ olderThanMs: parseDuration('1d') });
+  assert.deepEqual([p.removedEntries, p.removedBlobs, p.removedKeys, p.corrupt], [1, 1, 0, 0]);
+  assert.equal((await store.readEntry(gone)).state, 'absent');
+  assert.deepEqual(await store.readKey(gone), keyBefore, 'explain can still diff with the removed run');
+  assert.ok(rig.exists(`.fabric/cache/keys/${gone.slice(0, 2)}/${gone}.json`));
+  const s2 = await store.stats();
+  assert.deepEqual([s2.entries, s2.blobs, s2.keys], [1, 1, 1]);
+  // A second prune removes nothing more: the key file is named by a run record, the blob by an entry.
+  const p2 = await store.prune({});
+  assert.deepEqual([p2.removedEntries, p2.removedBlobs, p2.removedKeys], [0, 0, 0]);
+  assert.ok(await store.readKey(kept));
+  assert.equal((await runNode(rig, g, 'kept', async () => assert.fail('kept must be a hit'))).result, 'hit');
+});
+
 rigTest('a hit advances the entry last-used time only when it is older than TOUCH_AFTER_MS', async (rig) => {
   await rig.write({ 'src/x': 'x' });
   const g = graphOf(rig, [def('t', { effect: 'read-only', run: 't', inputs: ['src/**'] })], ['t']);
@@ -228,8 +256,9 @@ for (let round = 0; round < 3; round++) {
     const l = await cache.lookup(node, new Map(), { force: round === 2 });
     if (l.result !== 'hit') {
       await mkdir(dir + '/out/' + id, { recursive: true });
-      // Same content from both processes (the same task produces the same bytes), several blobs each.
-      for (let k = 0; k < 3; k++) await writeFile(dir + '/out/' + id + '/f' + k, (id + ':' + k + '\\n').repeat(2000));
+      // Same content from both processes (the same task produces the same bytes): two small outputs
+      // (inline in the entry) and a large one (a blob).
+      for (let k = 0; k < 3; k++) await writeFile(dir + '/out/' + id + '/f' + k, (id + ':' + k + '\\n').repeat(k === 2 ? 20000 : 2000));
       await cache.save(node, l.fingerprint, [{ stream: 'stdout', chunk: who + ' ran ' + id + '\\n' }]);
     }
   }
@@ -264,7 +293,11 @@ rigTest('two processes writing the same store at once leave every entry, key and
     assert.equal(e.state, 'ok', `t${i}`);
     if (e.state !== 'ok') continue;
     assert.equal(e.entry.outputs.length, 3);
-    for (const o of e.entry.outputs) assert.equal(sha((await readFile(store.blobPath(o.sha256))).toString('latin1')), o.sha256);
+    assert.deepEqual(e.entry.outputs.map((o) => !!o.inline), [true, true, false], `t${i}: small outputs inline, the large one a blob`);
+    for (const o of e.entry.outputs) {
+      if (o.inline) assert.ok(inlineBytes(o), `inline output ${o.path} of t${i}`);
+      else assert.equal(sha((await readFile(store.blobPath(o.sha256))).toString('latin1')), o.sha256);
+    }
     const logs = e.entry.logs!;
     if (logs.inline) assert.equal(sha(JSON.stringify(logs.inline)), logs.sha256, `inline logs of t${i}`);
     else assert.ok(Buffer.isBuffer(await store.readBlob(logs.sha256)));

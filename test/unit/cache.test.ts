@@ -237,17 +237,19 @@ rigTest('a truncated entry is corrupt: one warning, removed, the node runs; the 
 rigTest('a stored output blob that is missing is a miss; one whose content is wrong is corrupt (never a hit)', async (rig) => {
   await rig.write({ 'src/a.txt': 'x' });
   const g = graphOf(rig, [build()], ['build']);
-  await simulate(cacheFor(rig), g, () => produceOutputs(rig, { 'out/o.txt': ['original output', 0o644] }));
+  // Larger than INLINE_OUTPUT_MAX: stored as a blob, not in the entry.
+  const original = 'original output\n'.repeat(2000);
+  await simulate(cacheFor(rig), g, () => produceOutputs(rig, { 'out/o.txt': [original, 0o644] }));
   const blobs = rig.path('.fabric', 'cache', 'blobs');
-  const sha = (await import('node:crypto')).createHash('sha256').update('original output').digest('hex');
+  const sha = (await import('node:crypto')).createHash('sha256').update(original).digest('hex');
   const blob = join(blobs, sha.slice(0, 2), sha);
-  await writeFile(blob, 'original outpuX');
+  await writeFile(blob, original.replace('original', 'originaX'));
   await rm(rig.path('out/o.txt'));
   const h = cacheFor(rig);
   let ran = 0;
   const r = await simulate(h, g, async () => {
     ran++;
-    await produceOutputs(rig, { 'out/o.txt': ['original output', 0o644] });
+    await produceOutputs(rig, { 'out/o.txt': [original, 0o644] });
   });
   assert.equal(r.result('build'), 'corrupt');
   assert.equal(ran, 1);
@@ -257,11 +259,107 @@ rigTest('a stored output blob that is missing is a miss; one whose content is wr
   await rm(blob);
   await rm(rig.path('out/o.txt'));
   const h2 = cacheFor(rig);
-  const r2 = await simulate(h2, g, () => produceOutputs(rig, { 'out/o.txt': ['original output', 0o644] }));
+  const r2 = await simulate(h2, g, () => produceOutputs(rig, { 'out/o.txt': [original, 0o644] }));
   const l2 = r2.lookup('build');
   assert.equal(l2.result, 'miss');
   assert.equal(l2.result === 'miss' && l2.detail, 'the stored content of output out/o.txt is missing from the cache');
-  assert.equal(await rig.read('out/o.txt'), 'original output');
+  assert.equal(await rig.read('out/o.txt'), original);
+});
+
+rigTest('small outputs are inline in the entry (no blob): restored byte-exact with their modes; a large one is a blob', async (rig) => {
+  await rig.write({ 'src/a.txt': 'x' });
+  const bin = Buffer.from([0, 255, 254, 0xc3, 0x28, 10, 13, 0xf0, 0x9f]); // not valid UTF-8: base64
+  const big = 'b'.repeat(20_000);
+  const g = graphOf(rig, [build()], ['build']);
+  const h1 = cacheFor(rig);
+  await simulate(h1, g, async () => {
+    await produceOutputs(rig, { 'out/run.sh': ['#!/bin/sh\necho hé\n', 0o755], 'out/big.txt': [big, 0o640], 'out/empty': ['', 0o600] });
+    await writeFile(rig.path('out/bin.dat'), bin);
+    await chmod(rig.path('out/bin.dat'), 0o604);
+  });
+  const store = h1.cache.store;
+  const fp = (await store.readRun('build'))!.lastSuccess!.fingerprint;
+  const read = await store.readEntry(fp);
+  assert.equal(read.state, 'ok');
+  if (read.state !== 'ok') return;
+  const enc = Object.fromEntries(read.entry.outputs.map((o) => [o.path, o.inline?.encoding ?? 'blob']));
+  assert.deepEqual(enc, { 'out/big.txt': 'blob', 'out/bin.dat': 'base64', 'out/empty': 'utf8', 'out/run.sh': 'utf8' });
+  const bigSha = read.entry.outputs.find((o) => o.path === 'out/big.txt')!.sha256;
+  const blobFiles = (await readdir(rig.path('.fabric', 'cache', 'blobs'), { recursive: true })).filter((n) => n.length > 2);
+  assert.deepEqual(blobFiles, [join(bigSha.slice(0, 2), bigSha)], 'the only blob is the large output');
+  assert.equal(rig.exists('.fabric/cache/keys'), false, 'the key is in the entry: no key file');
+  await rm(rig.path('out'), { recursive: true });
+  const h = cacheFor(rig);
+  const r = await simulate(h, g, async () => assert.fail('must not run'));
+  assert.equal(r.result('build'), 'hit');
+  assert.equal(await rig.read('out/run.sh'), '#!/bin/sh\necho hé\n');
+  assert.equal((await stat(rig.path('out/run.sh'))).mode & 0o777, 0o755);
+  assert.deepEqual(await readFile(rig.path('out/bin.dat')), bin);
+  assert.equal((await stat(rig.path('out/bin.dat'))).mode & 0o777, 0o604);
+  assert.equal(await rig.read('out/empty'), '');
+  assert.equal((await stat(rig.path('out/empty'))).mode & 0o777, 0o600);
+  assert.equal(await rig.read('out/big.txt'), big);
+  assert.equal((await stat(rig.path('out/big.txt'))).mode & 0o777, 0o640);
+  assert.deepEqual(h.warnings, []);
+});
+
+rigTest('a tampered inline output is a corrupt entry: one warning, removed, the node runs; the next run is a hit', async (rig) => {
+  await rig.write({ 'src/a.txt': 'x' });
+  const g = graphOf(rig, [build()], ['build']);
+  const first = await simulate(cacheFor(rig), g, () => produceOutputs(rig, { 'out/o.txt': ['inline output', 0o644] }));
+  const fp = first.fp('build')!;
+  const entry = rig.path('.fabric', 'cache', 'entries', fp.slice(0, 2), `${fp}.json`);
+  const text = await readFile(entry, 'utf8');
+  assert.ok(text.includes('"inline output"'));
+  await writeFile(entry, text.replace('"inline output"', '"inline outpuX"'));
+  await rm(rig.path('out/o.txt'));
+  const h = cacheFor(rig);
+  let ran = 0;
+  const second = await simulate(h, g, async () => {
+    ran++;
+    await produceOutputs(rig, { 'out/o.txt': ['inline output', 0o644] });
+  });
+  assert.equal(second.result('build'), 'corrupt');
+  assert.equal(ran, 1);
+  assert.equal(h.warnings.length, 1);
+  assert.match(h.warnings[0]!, /stored content of output out\/o.txt \(entry [0-9a-f]{12}\) does not match its hash.*removed it/);
+  assert.equal(await rig.read('out/o.txt'), 'inline output');
+  const h3 = cacheFor(rig);
+  assert.equal((await simulate(h3, g, async () => assert.fail('a hit'))).result('build'), 'hit');
+  assert.deepEqual(h3.warnings, []);
+});
+
+rigTest('the key is in the entry: a miss and explain diff with it; an entry of the previous format is a plain miss', async (rig) => {
+  await rig.write({ 'src/a.txt': 'one' });
+  const g = graphOf(rig, [build()], ['build']);
+  const first = await simulate(cacheFor(rig), g, () => produceOutputs(rig, { 'out/o.txt': ['o', 0o644] }));
+  const fp1 = first.fp('build')!;
+  assert.equal(rig.exists('.fabric/cache/keys'), false, 'no key file for a stored node');
+  const store = cacheFor(rig).cache.store;
+  assert.ok(await store.readKey(fp1), 'read from the entry');
+  await rig.write({ 'src/a.txt': 'two' });
+  const { explainGraph } = await import('../../lib/cache/explain.js');
+  const [ex] = await explainGraph(g, { dir: rig.path('.fabric', 'cache'), repoRoot: rig.dir, secretPatterns: ['TOKEN', 'SECRET', 'PASSWORD'] });
+  assert.equal(ex!.status, 'stale');
+  assert.equal(ex!.comparedWith?.fingerprint, fp1);
+  assert.deepEqual(ex!.changes, [{ kind: 'input-changed', path: 'src/a.txt' }]);
+  assert.deepEqual(ex!.notes, []);
+  const h = cacheFor(rig);
+  const second = await simulate(h, g, () => produceOutputs(rig, { 'out/o.txt': ['o2', 0o644] }));
+  const l = second.lookup('build');
+  assert.equal(l.result, 'miss');
+  assert.match(l.result === 'miss' ? (l.detail ?? '') : '', /src\/a\.txt/);
+  assert.deepEqual(h.warnings, []);
+  // A format-1 entry (the layout before keys and small outputs moved in) is absent: a miss, no warning.
+  const fp2 = second.fp('build')!;
+  const path = store.entryPath(fp2);
+  const e2 = JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
+  await writeFile(path, JSON.stringify({ ...e2, v: 1 }));
+  const h3 = cacheFor(rig);
+  const third = await simulate(h3, g, () => produceOutputs(rig, { 'out/o.txt': ['o2', 0o644] }));
+  assert.equal(third.result('build'), 'miss');
+  assert.deepEqual(h3.warnings, []);
+  assert.equal((await store.readEntry(fp2)).state, 'ok', 'replaced by the new run');
 });
 
 rigTest('missingOutputs: a literal path that does not exist, a glob with no match; a directory counts as present', async (rig) => {
