@@ -272,4 +272,27 @@ rigTest('SIGKILL mid-run leaves a verifiable partial packet: run.json says inter
   assert.match(show.stdout, /two: unfinished/);
 }, { ms: 90_000 });
 
+rigTest('evidence verify trusts the keyrings of the project config when no --keyring is given', async (rig) => {
+  const alice = await ed25519Key(rig.path('keys'), 'alice');
+  await ed25519Key(rig.path('other'), 'mallory');
+  await setup(rig, { '.fabricrc.json': JSON.stringify({ signing: { ed25519Key: 'keys/alice.pem' }, keyrings: { ed25519: 'keys/pub' } }) });
+  assert.equal((await rig.fabric(['run', 'gen'])).code, 0);
+  const dir = await lastPacket(rig);
+  const trusted = await rig.fabric(['evidence', 'verify', 'latest', '--json']);
+  assert.equal(trusted.code, 0, trusted.stdout + trusted.stderr);
+  const rep = JSON.parse(trusted.stdout) as { trustedKeyring: boolean; validSigners: number };
+  assert.equal(rep.trustedKeyring, true);
+  assert.equal(rep.validSigners, 1);
+  // The config now trusts only mallory: alice's signature no longer counts.
+  await rig.write({ '.fabricrc.json': JSON.stringify({ signing: { ed25519Key: 'keys/alice.pem' }, keyrings: { ed25519: 'other/pub' } }) });
+  const wrong = await rig.fabric(['evidence', 'verify', dir]);
+  assert.equal(wrong.code, 1, wrong.stdout);
+  assert.match(wrong.stdout, /✖ signatures\/alice\.sig: /);
+  // --keyring still wins over the config; outside any project there is no config to use.
+  assert.equal((await rig.fabric(['evidence', 'verify', dir, '--keyring', alice.pubDir])).code, 0);
+  const outside = await rig.fabric(['evidence', 'verify', dir, '--json'], { cwd: '/' });
+  assert.equal(outside.code, 0, outside.stdout);
+  assert.equal((JSON.parse(outside.stdout) as { trustedKeyring: boolean }).trustedKeyring, false);
+}, { ms: 60_000 });
+
 test.run();

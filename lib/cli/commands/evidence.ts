@@ -24,7 +24,7 @@ const SUB: Record<string, { usage: string; flags: readonly FlagSpec[]; text: str
   verify: {
     usage: 'fabric evidence verify <DIR|run> [--keyring DIR] [--gpg-home DIR] [--check-outputs] [--repo DIR] [--json]',
     flags: [
-      { name: 'keyring', type: 'string', value: 'DIR', description: 'trusted public keys: ed25519 *.pub/*.pem (PEM) and OpenPGP public keys' },
+      { name: 'keyring', type: 'string', value: 'DIR', description: 'trusted public keys: ed25519 *.pub/*.pem (PEM) and OpenPGP public keys (default: config keyrings.ed25519 and keyrings.gpgHome)' },
       { name: 'gpg-home', type: 'string', value: 'DIR', description: 'a GPG home whose public keys are trusted' },
       { name: 'check-outputs', type: 'boolean', description: "also check that each node's outputs on disk still match" },
       { name: 'repo', type: 'string', value: 'DIR', description: "where outputs are checked (default: the run's repoRoot)" },
@@ -109,6 +109,27 @@ async function evidenceRoot(ctx: CliContext, flags: Flags): Promise<string> {
   }
   const { loadConfig } = await import('../config.js');
   return (await loadConfig(repoRoot)).evidenceDir;
+}
+
+/**
+ * The trusted keyrings of the project the command runs in (config `keyrings`), or none outside a
+ * project. A config that cannot be read is said on stderr and not used.
+ */
+async function configKeyrings(ctx: CliContext): Promise<{ ed25519?: string | undefined; gpgHome?: string | undefined }> {
+  const { locateFabricfile } = await import('../project.js');
+  let repoRoot: string;
+  try {
+    repoRoot = dirname(locateFabricfile(ctx));
+  } catch {
+    return {};
+  }
+  try {
+    const { loadConfig } = await import('../config.js');
+    return (await loadConfig(repoRoot)).keyrings;
+  } catch (e) {
+    ctx.stderr.write(`fabric: the config's keyrings are not used: ${e instanceof Error ? e.message : String(e)}\n`);
+    return {};
+  }
 }
 
 /** A packet given as a directory (holding run.json or manifest.sha256), or a run id / prefix / `latest` in the evidence root. */
@@ -262,10 +283,12 @@ async function verify(ctx: CliContext, flags: Flags, positionals: string[]): Pro
   };
   const min = flags['min-signatures'] as number | undefined;
   if (min !== undefined && (!Number.isInteger(min) || min < 0)) throw new UsageError(`--min-signatures needs a whole number ≥ 0, got ${min}`);
+  // Without --keyring/--gpg-home, the keys the project's config trusts (keyrings.ed25519, keyrings.gpgHome).
+  const rings = opt('keyring') === undefined && opt('gpg-home') === undefined ? await configKeyrings(ctx) : {};
   const { verifyPacket } = await import('../../evidence/verify.js');
   const r = await verifyPacket(dir, {
-    keyringDir: opt('keyring'),
-    gpgHome: opt('gpg-home'),
+    keyringDir: opt('keyring') ?? rings.ed25519,
+    gpgHome: opt('gpg-home') ?? rings.gpgHome,
     checkOutputs: flags['check-outputs'] === true,
     repoRoot: opt('repo'),
     minSignatures: min,
