@@ -14,6 +14,15 @@ async function play(r: ListrRenderer, steps: readonly FabricEvent[][], pauseMs =
 }
 
 /** The final frame: what is on screen after the last redraw (text after the last erase sequence). */
+/** Waits (polling, up to 10 s: listr2 is imported lazily and a loaded machine draws late) until `cond` holds. */
+async function drawn(cond: () => boolean, what: string): Promise<void> {
+  const end = Date.now() + 10_000;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`no frame ${what} within 10 s`);
+    await sleep(20);
+  }
+}
+
 function lastFrame(raw: string): string {
   const i = raw.lastIndexOf('\x1b[G');
   return plainText(i === -1 ? raw : raw.slice(i));
@@ -59,7 +68,8 @@ timedTest('nodes stay hidden until they start', async () => {
   const r = new ListrRenderer(out, { color: false });
   const ev = new Events().start(['first', 'second']).begin('first');
   feed(r, ev.list);
-  await sleep(250);
+  await drawn(() => lastFrame(out.text).includes('first'), "showing 'first'");
+  await sleep(100);
   const frame = lastFrame(out.text);
   assert.ok(frame.includes('first'), frame);
   assert.ok(!out.text.includes('second'), 'a waiting node is not drawn');
@@ -102,7 +112,7 @@ timedTest('lines fit the terminal width from Out; a width of 0 (some pseudo-term
     const r = new ListrRenderer(out, { color: false });
     const ev = new Events().start(['build']).begin('build').out('build', 'x'.repeat(200) + '\n');
     feed(r, ev.list);
-    await sleep(200);
+    await drawn(() => out.text.includes('xxx'), 'with the output line');
     const m = ev.list.length;
     feed(r, ev.ok('build').end().list.slice(m));
     await r.close();
