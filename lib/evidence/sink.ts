@@ -232,6 +232,8 @@ class Writer implements EvidenceSink {
   private checkpointTimer: NodeJS.Timeout | undefined;
   /** Nodes completed since the last checkpoint. */
   private dirty = false;
+  /** A checkpoint is on the queue and has not started: later nodes wait for it. */
+  private checkpointQueued = false;
   /** Resolves once the packet directory exists (start's file work is done). */
   private startDone: Promise<void> = Promise.resolve();
   private ends = 0;
@@ -667,15 +669,20 @@ class Writer implements EvidenceSink {
    */
   private checkpointSoon(): void {
     const every = this.opts.checkpointMs ?? CHECKPOINT_MS;
+    if (this.checkpointQueued) return; // the queued one will see this node
     const wait = this.lastCheckpoint + every - Date.now();
     if (wait <= 0) {
+      this.checkpointQueued = true;
       this.enqueue('checkpoint', () => this.writeRun());
       return;
     }
     if (this.checkpointTimer) return;
     this.checkpointTimer = setTimeout(() => {
       this.checkpointTimer = undefined;
-      if (this.dirty && !this.closed) this.enqueue('checkpoint', () => this.writeRun());
+      if (this.dirty && !this.closed && !this.checkpointQueued) {
+        this.checkpointQueued = true;
+        this.enqueue('checkpoint', () => this.writeRun());
+      }
     }, wait);
     this.checkpointTimer.unref();
   }
@@ -768,6 +775,7 @@ class Writer implements EvidenceSink {
   private async writeRun(): Promise<void> {
     if (this.checkpointTimer) clearTimeout(this.checkpointTimer);
     this.checkpointTimer = undefined;
+    this.checkpointQueued = false;
     this.dirty = false;
     const text = json(this.runRecord());
     this.files.set(RUN_FILE, sha256Hex(text));
