@@ -37,8 +37,24 @@ export function formatDiagnostic(d: Diagnostic, opts: PrintOptions = {}): string
   return out;
 }
 
+/**
+ * Diagnostics in reading order: by file, then position in it (files in the order their first
+ * diagnostic was reported); those without a location last, in the order they were reported.
+ */
+export function sortDiagnostics(diags: readonly Diagnostic[]): Diagnostic[] {
+  const fileRank = new Map<string, number>();
+  for (const d of diags) if (d.location && !fileRank.has(d.location.file)) fileRank.set(d.location.file, fileRank.size);
+  const rank = (d: Diagnostic): [number, number] => (d.location ? [fileRank.get(d.location.file)!, d.location.offset] : [Infinity, 0]);
+  return diags
+    .map((d, i) => ({ d, i, r: rank(d) }))
+    .sort((a, b) => a.r[0] - b.r[0] || a.r[1] - b.r[1] || a.i - b.i)
+    .map((x) => x.d);
+}
+
 export function formatDiagnostics(diags: readonly Diagnostic[], opts: PrintOptions = {}): string {
   const errors = diags.filter((d) => d.severity === 'error').length;
-  const body = diags.map((d) => formatDiagnostic(d, opts)).join('\n');
+  const body = sortDiagnostics(diags)
+    .map((d) => formatDiagnostic(d, opts))
+    .join('\n');
   return errors > 1 ? `${body}\n${errors} errors\n` : body;
 }

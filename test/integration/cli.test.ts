@@ -24,6 +24,8 @@ task('lint', { description: 'dup' });`),
   assert.match(r.stderr, /tasks\/more\.ts:3:1 "lint" is first defined here\./);
   assert.match(r.stderr, /2 errors/);
   assert.doesNotMatch(r.stderr, /at .*\(.*:\d+:\d+\)/, 'no stack trace');
+  // In reading order, although the duplicate was found first.
+  assert.ok(r.stderr.indexOf('fabricfile.ts:3:42') < r.stderr.indexOf('fabricfile.ts:4:1'), r.stderr);
   // list maps the call sites it reports through the bundle's source map itself (Node's source maps
   // stay off); run turns Node's on before loading: both print the same locations.
   const e = await rig.fabric(['run', 'build']);
