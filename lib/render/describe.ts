@@ -1,7 +1,17 @@
 /** How a node's outcome is named and described in every text renderer (status lines, summary, listr). */
 import type { Failure, SuccessReason } from '../engine/events.js';
+import type { Location } from '../diagnostics/types.js';
+import { fileText, lineColOf } from '../diagnostics/location.js';
 import { unreachable } from '../util/unreachable.js';
 import { formatMs, oneLine } from './style.js';
+
+/** `file:line:col` of a diagnostic's location (just the file when it cannot be read). */
+function placeOf(loc: Location): string {
+  const text = fileText(loc.file);
+  if (text === null) return loc.file;
+  const { line, column } = lineColOf(text, loc.offset);
+  return `${loc.file}:${line}:${column}`;
+}
 
 /** The statuses the summary knows. `failed` is the only one that makes the run fail by itself. */
 export type NodeStatus = 'ok' | 'cached' | 'failed' | 'cancelled' | 'not started' | 'denied';
@@ -38,7 +48,7 @@ export function describeFailure(f: Failure): FailureText {
       return {
         status: 'failed',
         text: `invalid definition (${f.diagnostics.length} problem${f.diagnostics.length === 1 ? '' : 's'})`,
-        detail: f.diagnostics.map((d) => `${d.severity}${d.location ? ` in ${d.location.file}` : ''}: ${d.message}${d.hint ? ` (${d.hint})` : ''}`),
+        detail: f.diagnostics.map((d) => `${d.severity}${d.location ? ` at ${placeOf(d.location)}` : ''}: ${d.message}${d.hint ? ` (${d.hint})` : ''}`),
       };
     case 'internal-error':
       return { status: 'failed', text: `internal error: ${oneLine(f.message, 200)}`, detail: [] };
