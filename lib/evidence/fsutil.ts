@@ -32,20 +32,32 @@ export function hashFile(path: string): Promise<{ sha256: string; size: number }
 export async function writeFileAtomic(path: string, data: string | Uint8Array, tmpDir: string = dirname(path)): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   await mkdir(tmpDir, { recursive: true });
-  const tmp = join(tmpDir, `.${randomBytes(6).toString('hex')}.tmp`);
-  const fh = await open(tmp, 'w', 0o644);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
+  const tmp = await writeSyncedTemp(data, tmpDir);
   try {
     await rename(tmp, path);
   } catch (e) {
     await rm(tmp, { force: true });
     throw e;
   }
+}
+
+/**
+ * Writes `data` to a new temporary file in `tmpDir` (which must exist) and fsyncs it; returns its
+ * path, for the caller to rename into place (the temp file is removed if writing fails).
+ */
+export async function writeSyncedTemp(data: string | Uint8Array, tmpDir: string): Promise<string> {
+  const tmp = join(tmpDir, `.${randomBytes(6).toString('hex')}.tmp`);
+  const fh = await open(tmp, 'w', 0o644);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  await fh.close();
+  return tmp;
 }
 
 /** Every regular file under `dir`, as `/`-separated paths relative to it (symlinks are listed, not followed). */

@@ -18,7 +18,7 @@
  * streaming redactor per node and stream, and buffered; large output is appended to
  * .partial/<node>.<stream>.log as it comes.
  */
-import { appendFile, mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import type { EventSink, FabricEvent, Failure, NodeId } from '../engine/events.js';
 import type { Graph, Node } from '../engine/graph.js';
@@ -42,9 +42,8 @@ import {
   RUN_KIND,
 } from './constants.js';
 import { createEnvelope } from './dsse.js';
-import { randomBytes } from 'node:crypto';
 import type { KnownDigests } from '../cache/types.js';
-import { hashFile, safeNodeId, sha256Hex } from './fsutil.js';
+import { hashFile, safeNodeId, sha256Hex, writeSyncedTemp } from './fsutil.js';
 import { formatManifest } from './manifest.js';
 import { fabricStatement, provenanceStatement, type ProvenanceContext } from './provenance.js';
 import { redactArgv, redactByName, redactDeep, REDACTED } from './redact.js';
@@ -780,28 +779,14 @@ class Writer implements EvidenceSink {
     const text = json(this.runRecord());
     this.files.set(RUN_FILE, sha256Hex(text));
     const manifest = formatManifest([...this.files].map(([path, sha256]) => ({ path, sha256 })));
-    const runTmp = await this.writeSynced(text);
-    const manifestTmp = await this.writeSynced(manifest);
+    const runTmp = await writeSyncedTemp(text, this.partialDir);
+    const manifestTmp = await writeSyncedTemp(manifest, this.partialDir);
     await rename(runTmp, join(this.packetDir, RUN_FILE));
     await rename(manifestTmp, join(this.packetDir, MANIFEST_FILE));
     this.lastCheckpoint = Date.now();
   }
 
-  /** Writes `data` to a new temporary file in .partial/ and fsyncs it; returns its path. */
-  private async writeSynced(data: string): Promise<string> {
-    const tmp = join(this.partialDir, `.${randomBytes(6).toString('hex')}.tmp`);
-    const fh = await open(tmp, 'w', 0o644);
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } catch (e) {
-      await fh.close().catch(() => undefined);
-      await rm(tmp, { force: true });
-      throw e;
-    }
-    await fh.close();
-    return tmp;
-  }
+
 }
 
 function json(value: unknown): string {
