@@ -9,6 +9,7 @@
  * beyond its inputs. Storing a cacheable node with small outputs creates one file: its entry.
  */
 import { createHash } from 'node:crypto';
+import { statSync, type Stats } from 'node:fs';
 import { chmod } from 'node:fs/promises';
 import { isAbsolute, join, posix, relative, resolve, sep } from 'node:path';
 import type { Node } from '../engine/graph.js';
@@ -72,6 +73,11 @@ export function defaultIgnoreDirs(repoRoot: string, cacheDir: string, more: read
 }
 
 /** Why a node is not cacheable, in words (for the `disabled` detail). */
+/** Whether two stats are of the same, unchanged file (inode, size, modification and change times). */
+function sameFile(a: Stats | undefined, b: Stats | undefined): boolean {
+  return a !== undefined && b !== undefined && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs;
+}
+
 export function notCacheableReason(node: Node): string {
   if (node.task.spec.cache === false) return 'not cacheable: the task sets cache: false';
   if (node.effect === 'mutating') return 'not cacheable: a mutating task (set cache: true to cache it)';
@@ -133,6 +139,12 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
   const keysToWrite = new Map<string, CacheKey>();
   /** Fingerprints whose entry holds their key (written or read by this run): `close` writes no key file for them. */
   const keysInEntries = new Set<string>();
+  /**
+   * The declared outputs of a node to be stored, as they were right after it ran (absolute path →
+   * stat, taken by missingOutputs). save() stores nothing if any differs once it has read them: another
+   * process (a second run of the same task) wrote them in between, and the store would keep a mix.
+   */
+  const afterRun = new Map<NodeId, Map<string, Stats>>();
   /** What `fileDigests` answers (this run only). */
   const digests = new Map<NodeId, { inputs?: readonly AbsFileDigest[] | undefined; outputs?: readonly AbsFileDigest[] | undefined }>();
 
@@ -178,6 +190,19 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
     });
 
   /** Why a lookup missed: the changes since the node's last successful run (or its task's, for new params). */
+  /** The node's declared output files now: absolute path → stat. */
+  async function outputStats(node: Node): Promise<Map<string, Stats>> {
+    const seen = new Map<string, SeenStat>();
+    const rels = await expandGlobs(node.outputs, node.cwd, [opts.dir], seen);
+    const out = new Map<string, Stats>();
+    for (const rel of rels) {
+      const abs = resolve(node.cwd, rel);
+      const st = seen.get(abs)?.stats ?? statSync(abs, { throwIfNoEntry: false });
+      if (st) out.set(abs, st);
+    }
+    return out;
+  }
+
   async function missDetail(node: Node, p: Pending): Promise<string> {
     let record = p.prev;
     let prefix = '';
@@ -374,6 +399,16 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
           outputs.push({ path: rels[i]!, mode, sha256, size });
           files.push({ path: abs[i]!, sha256, size });
         }
+        const before = afterRun.get(node.id);
+        afterRun.delete(node.id);
+        if (before) {
+          const now = await outputStats(node);
+          const changed = [...new Set([...before.keys(), ...now.keys()])].find((f) => !sameFile(before.get(f), now.get(f)));
+          if (changed !== undefined) {
+            opts.warn(`cache: output ${relative(node.cwd, changed) || changed} of ${node.id} changed after the task ended (is another process writing it?): not stored`);
+            return;
+          }
+        }
         const logText = logs.length > 0 ? JSON.stringify(logs) : undefined;
         let logRef: CacheEntry['logs'] = null;
         if (logText !== undefined && Buffer.byteLength(logText) <= INLINE_LOGS_MAX) {
@@ -388,7 +423,9 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
     },
 
     async missingOutputs(node): Promise<string[]> {
-      return unmatchedPatterns(node.outputs, node.cwd);
+      const missing = await unmatchedPatterns(node.outputs, node.cwd);
+      if (enabled && missing.length === 0 && pending.get(node.id)?.store) afterRun.set(node.id, await outputStats(node));
+      return missing;
     },
 
     fileDigests(node): KnownDigests | undefined {

@@ -148,28 +148,36 @@ rigTest('two concurrent runs on one repo leave a valid store', async (rig) => {
   const [a, b] = await Promise.all([run(rig, ['all', '-j4']), run(rig, ['all', '-j4'])]);
   assert.equal(a.code, 0, a.stderr);
   assert.equal(b.code, 0, b.stderr);
-  assert.deepEqual([...a.events, ...b.events].filter((e) => e.type === 'warning'), []);
+  // Both runs execute every task and write the same outputs: an output the other run rewrote before
+  // this one stored it is not stored (that warning, and no other).
+  for (const w of [...a.events, ...b.events]) {
+    if (w.type === 'warning') assert.match(w.message, /^cache: output out\/t\d+\/f\d of t\d+ changed after the task ended \(is another process writing it\?\): not stored$/);
+  }
   const store = new Store(rig.path('.fabric', 'cache'));
+  let stored = 0;
   for (let i = 0; i < N; i++) {
     const rec = await store.readRun(`t${i}`);
     assert.ok(rec?.lastSuccess, `t${i} recorded`);
     const e = await store.readEntry(rec.lastSuccess.fingerprint);
-    assert.equal(e.state, 'ok', `t${i} entry`);
-    if (e.state !== 'ok') continue;
+    assert.notEqual(e.state, 'corrupt', `t${i} entry`);
+    if (e.state !== 'ok') continue; // both runs saw the other rewrite an output: neither stored it
+    stored++;
     assert.equal(e.entry.outputs.length, 3);
-    // Each is a blob (about 22 kB), or inline in the entry when a run stored it while the other run was
-    // rewriting it (a shorter file): either way it must verify.
-    for (const o of e.entry.outputs) assert.ok(o.inline ? inlineBytes(o) : Buffer.isBuffer(await store.readBlob(o.sha256)), `stored content of t${i}/${o.path} verifies`);
+    // Stored content verifies. (That it is a whole output of one run, never a mix, is what the check
+    // above is for; it narrows the race to a rewrite that straddles the whole store, which is not
+    // asserted here: the unit test of the check is deterministic.)
+    for (const o of e.entry.outputs) {
+      const bytes = o.inline ? inlineBytes(o) : await store.readBlob(o.sha256);
+      assert.ok(Buffer.isBuffer(bytes), `stored content of t${i}/${o.path} verifies`);
+    }
   }
   assert.deepEqual((await listFiles(rig.path('.fabric'))).filter((f) => f.endsWith('.tmp')), []);
-  // And it serves a third run entirely from the cache.
-  const before = (await counts(rig)).length;
+  // A third run is served from the cache where an entry was stored, and reruns the rest.
   await rm(rig.path('out'), { recursive: true });
   const c = await run(rig, ['all']);
   assert.equal(c.code, 0, c.stderr);
-  assert.equal(c.brief(['task-success']).filter((l) => l.endsWith(' cached')).length, N);
-  assert.equal((await counts(rig)).length, before);
-  assert.equal(await rig.read('out/t3/f2'), Array.from({ length: 2000 }, (_, k) => `t3-2 ${k + 1}\n`).join(''));
+  assert.equal(c.brief(['task-success']).filter((l) => l.endsWith(' cached')).length, stored);
+  assert.equal(c.brief(['task-success']).length, N + 1);
 }, { ms: 90_000 });
 
 rigTest('explain: fresh after a run; then names the changed file, env var, param and dependency', async (rig) => {

@@ -569,4 +569,32 @@ rigTest('fileDigests: inputs as hashed for the fingerprint, outputs as stored or
   assert.equal(off.cache.fileDigests!(node('build')), undefined);
 });
 
+rigTest('an output rewritten between the end of the task and the store is not stored: one warning, the run is recorded, the next lookup is a miss', async (rig) => {
+  await rig.write({ 'src/a.txt': 'x' });
+  const g = graphOf(rig, [build()], ['build']);
+  const node = g.nodes.get(g.order[0]!)!;
+  const h = cacheFor(rig);
+  const l = await h.cache.lookup(node, new Map(), { force: false });
+  assert.equal(l.result, 'miss');
+  await produceOutputs(rig, { 'out/o.txt': ['mine\n', 0o644], 'out/keep.txt': ['kept\n', 0o644] });
+  assert.deepEqual(await h.cache.missingOutputs(node), []);
+  // A second run of the same task (another fabric process) rewrites an output before this one stored it.
+  await writeFile(rig.path('out/o.txt'), 'theirs, half writ');
+  await h.cache.save(node, l.fingerprint!, [{ stream: 'stdout', chunk: 'ran\n' }]);
+  await h.cache.close();
+  assert.deepEqual(h.warnings, ['cache: output out/o.txt of build changed after the task ended (is another process writing it?): not stored']);
+  const next = cacheFor(rig);
+  const again = await next.cache.lookup(node, new Map(), { force: false });
+  assert.equal(again.result, 'miss');
+  await next.cache.close();
+  // Unchanged outputs are stored as always.
+  const h2 = cacheFor(rig);
+  const l2 = await h2.cache.lookup(node, new Map(), { force: false });
+  assert.deepEqual(await h2.cache.missingOutputs(node), []);
+  await h2.cache.save(node, l2.fingerprint!, []);
+  await h2.cache.close();
+  assert.deepEqual(h2.warnings, []);
+  assert.equal((await cacheFor(rig).cache.lookup(node, new Map(), { force: false })).result, 'hit');
+});
+
 test.run();
