@@ -189,7 +189,6 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
       await store.runs.save();
     });
 
-  /** Why a lookup missed: the changes since the node's last successful run (or its task's, for new params). */
   /** The node's declared output files now: absolute path → stat. */
   async function outputStats(node: Node): Promise<Map<string, Stats>> {
     const seen = new Map<string, SeenStat>();
@@ -203,6 +202,7 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
     return out;
   }
 
+  /** Why a lookup missed: the changes since the node's last successful run (or its task's, for new params). */
   async function missDetail(node: Node, p: Pending): Promise<string> {
     let record = p.prev;
     let prefix = '';
