@@ -9,14 +9,52 @@
  * cache entries, written as each node succeeded, are still used). A run that fails or is interrupted
  * does end, and its nodes that did not succeed are recorded as `started`.
  *
- * Two runs that end at the same moment can still lose each other's records (read, merge, rename is not
- * one atomic step); a record only ever explains, it never decides a hit.
+ * Two runs that end at the same moment take turns: the read, merge and rename happen under a lock file
+ * (`runs.json.lock`, created exclusively). A lock older than LOCK_STALE_MS is left over from a killed
+ * process and is taken over; a run that cannot get the lock within LOCK_WAIT_MS writes anyway (a
+ * record only ever explains, it never decides a hit, so losing one is better than losing the run's).
  */
+import { open, rm, stat } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { NodeId } from '../engine/events.js';
 import { readIfExists, writeAtomic } from './fsutil.js';
 
 /** The format of `runs.json` and its records (independent of the entries' format, `STORE_FORMAT`). */
 export const RUN_FORMAT = 1;
+
+const LOCK_STALE_MS = 10_000;
+const LOCK_WAIT_MS = 2_000;
+
+/**
+ * Runs `fn` holding `<file>.lock`. The lock is a file created exclusively and removed afterwards; one
+ * older than LOCK_STALE_MS is taken over. Without the lock after LOCK_WAIT_MS, `fn` runs anyway.
+ */
+async function withLock<T>(file: string, fn: () => Promise<T>): Promise<T> {
+  const lock = `${file}.lock`;
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  let held = false;
+  while (!held) {
+    try {
+      const fh = await open(lock, 'wx');
+      await fh.writeFile(`${process.pid}\n`).finally(() => fh.close());
+      held = true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') break; // no lock possible here (e.g. read-only store): go on
+      const st = await stat(lock).catch(() => undefined);
+      if (st && Date.now() - st.mtimeMs > LOCK_STALE_MS) {
+        await rm(lock, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline) break;
+      await sleep(5 + Math.floor(Math.random() * 15));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    if (held) await rm(lock, { force: true });
+  }
+}
 
 export type RunOutcome = 'started' | 'succeeded' | 'cached';
 
@@ -124,14 +162,14 @@ export class RunRecords {
    * and newer records of the same nodes, that another process wrote since this one loaded, are kept).
    */
   async save(): Promise<void> {
-    if (!this.byNode || this.touched.size === 0) return;
-    const { records } = await readRunsFile(this.file);
-    const merged = new Map(records.map((r) => [r.node, r]));
-    for (const node of this.touched) {
-      const mine = this.byNode.get(node)!;
-      merged.set(node, newer(merged.get(node), mine));
-    }
-    await writeAtomic(this.file, JSON.stringify({ v: RUN_FORMAT, runs: [...merged.values()] } satisfies RunsDoc));
+    const mine = this.byNode;
+    if (!mine || this.touched.size === 0) return;
+    await withLock(this.file, async () => {
+      const { records } = await readRunsFile(this.file);
+      const merged = new Map(records.map((r) => [r.node, r]));
+      for (const node of this.touched) merged.set(node, newer(merged.get(node), mine.get(node)!));
+      await writeAtomic(this.file, JSON.stringify({ v: RUN_FORMAT, runs: [...merged.values()] } satisfies RunsDoc));
+    });
     this.touched.clear();
   }
 
