@@ -72,12 +72,12 @@ export function defaultIgnoreDirs(repoRoot: string, cacheDir: string, more: read
   return [...new Set([cacheDir, join(repoRoot, '.fabric'), ...more])];
 }
 
-/** Why a node is not cacheable, in words (for the `disabled` detail). */
 /** Whether two stats are of the same, unchanged file (inode, size, modification and change times). */
 function sameFile(a: Stats | undefined, b: Stats | undefined): boolean {
   return a !== undefined && b !== undefined && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs;
 }
 
+/** Why a node is not cacheable, in words (for the `disabled` detail). */
 export function notCacheableReason(node: Node): string {
   if (node.task.spec.cache === false) return 'not cacheable: the task sets cache: false';
   if (node.effect === 'mutating') return 'not cacheable: a mutating task (set cache: true to cache it)';
@@ -402,8 +402,8 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
         const before = afterRun.get(node.id);
         afterRun.delete(node.id);
         if (before) {
-          const now = await outputStats(node);
-          const changed = [...new Set([...before.keys(), ...now.keys()])].find((f) => !sameFile(before.get(f), now.get(f)));
+          const current = await outputStats(node);
+          const changed = [...new Set([...before.keys(), ...current.keys()])].find((f) => !sameFile(before.get(f), current.get(f)));
           if (changed !== undefined) {
             opts.warn(`cache: output ${relative(node.cwd, changed) || changed} of ${node.id} changed after the task ended (is another process writing it?): not stored`);
             return;

@@ -100,7 +100,7 @@ export async function readRunsFile(file: string): Promise<{ readonly records: Ru
   if (text === undefined) return { records: [], bytes: 0 };
   try {
     const doc = JSON.parse(text) as Partial<RunsDoc>;
-    if (doc.v !== RUN_FORMAT || !Array.isArray(doc.runs)) return { records: [], bytes: text.length };
+    if (doc.v !== RUN_FORMAT || !Array.isArray(doc.runs)) return { records: [], bytes: Buffer.byteLength(text) };
     return { records: doc.runs.filter(validRun), bytes: Buffer.byteLength(text) };
   } catch {
     return { records: [], bytes: Buffer.byteLength(text) };

@@ -354,8 +354,7 @@ class Writer implements EvidenceSink {
           this.finish(s, e.at);
         }
         this.ended = true;
-        if (this.checkpointTimer) clearTimeout(this.checkpointTimer);
-        this.checkpointTimer = undefined;
+        this.cancelCheckpointTimer();
         this.enqueue('finish run', async () => {
           await this.writesIdle();
           await this.writeRun();
@@ -370,7 +369,7 @@ class Writer implements EvidenceSink {
   async drain(opts: { readonly checkpoint?: boolean } = {}): Promise<void> {
     await this.settle();
     if (opts.checkpoint !== false && this.dirty && !this.closed) {
-      this.enqueue('checkpoint', () => this.writeRun());
+      this.queueCheckpoint();
       await this.queue;
     }
   }
@@ -379,8 +378,7 @@ class Writer implements EvidenceSink {
     if (this.closed) return;
     this.closed = true;
     if (!this.started) this.start();
-    if (this.checkpointTimer) clearTimeout(this.checkpointTimer);
-    this.checkpointTimer = undefined;
+    this.cancelCheckpointTimer();
     await this.settle();
     // Closed without a run-end (the run was cut short): one last checkpoint with every node written.
     if (this.dirty) await this.writeRun().catch((e: unknown) => this.errors.push(`checkpoint: ${e instanceof Error ? e.message : String(e)}`));
@@ -670,20 +668,25 @@ class Writer implements EvidenceSink {
     const every = this.opts.checkpointMs ?? CHECKPOINT_MS;
     if (this.checkpointQueued) return; // the queued one will see this node
     const wait = this.lastCheckpoint + every - Date.now();
-    if (wait <= 0) {
-      this.checkpointQueued = true;
-      this.enqueue('checkpoint', () => this.writeRun());
-      return;
-    }
+    if (wait <= 0) return this.queueCheckpoint();
     if (this.checkpointTimer) return;
     this.checkpointTimer = setTimeout(() => {
       this.checkpointTimer = undefined;
-      if (this.dirty && !this.closed && !this.checkpointQueued) {
-        this.checkpointQueued = true;
-        this.enqueue('checkpoint', () => this.writeRun());
-      }
+      if (this.dirty && !this.closed) this.queueCheckpoint();
     }, wait);
     this.checkpointTimer.unref();
+  }
+
+  /** Puts one checkpoint on the queue (none if one is already waiting there). */
+  private queueCheckpoint(): void {
+    if (this.checkpointQueued) return;
+    this.checkpointQueued = true;
+    this.enqueue('checkpoint', () => this.writeRun());
+  }
+
+  private cancelCheckpointTimer(): void {
+    if (this.checkpointTimer) clearTimeout(this.checkpointTimer);
+    this.checkpointTimer = undefined;
   }
 
   /** `{path, sha256, size}` of every file the node's globs match under its cwd, paths relative to the repo root. */
@@ -772,8 +775,7 @@ class Writer implements EvidenceSink {
    * and fsynced under temporary names in .partial/, then renamed into place one right after the other.
    */
   private async writeRun(): Promise<void> {
-    if (this.checkpointTimer) clearTimeout(this.checkpointTimer);
-    this.checkpointTimer = undefined;
+    this.cancelCheckpointTimer();
     this.checkpointQueued = false;
     this.dirty = false;
     const text = json(this.runRecord());

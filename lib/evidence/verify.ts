@@ -30,7 +30,7 @@ import {
   UNCOVERED,
 } from './constants.js';
 import { verifyEnvelope } from './dsse.js';
-import { logFilesOf } from './provenance.js';
+import { subjectsOf } from './provenance.js';
 import { hashFile, walkFiles } from './fsutil.js';
 import { parseManifest } from './manifest.js';
 import { loadSchemas, type SchemaName } from './schemas.js';
@@ -176,11 +176,11 @@ export async function verifyPacket(packetDir: string, opts: VerifyOptions = {}):
   // none of their files is in the manifest and run.json (itself intact) does not list them as
   // completed. They are not evidence; they are reported, not failed. Anything else unlisted is a problem.
   const late = new Set<string>();
+  const dirOf = (p: string): string | undefined => (p.startsWith(`${NODES_DIR}/`) ? p.split('/')[1] : undefined);
   const runIntact = listed.has(RUN_FILE) && actual.get(RUN_FILE) === listed.get(RUN_FILE);
   if (run?.status === 'interrupted' && runIntact) {
     const done = new Set(run.completed);
     const notDone = new Set(run.nodes.filter((n) => !done.has(n.id)).map((n) => n.safeId));
-    const dirOf = (p: string): string | undefined => (p.startsWith(`${NODES_DIR}/`) ? p.split('/')[1] : undefined);
     const candidates = new Set(onDisk.map(dirOf).filter((d): d is string => d !== undefined && notDone.has(d)));
     for (const path of onDisk) {
       const d = dirOf(path);
@@ -194,7 +194,7 @@ export async function verifyPacket(packetDir: string, opts: VerifyOptions = {}):
       );
     }
   }
-  const isLate = (p: string): boolean => late.size > 0 && p.startsWith(`${NODES_DIR}/`) && late.has(p.split('/')[1]!);
+  const isLate = (p: string): boolean => late.size > 0 && late.has(dirOf(p) ?? '');
   for (const path of onDisk) if (!listed.has(path) && !isLate(path)) problem(path, 'not listed in manifest.sha256 (added after the packet was written?)');
 
   if (run?.status === 'interrupted') {
@@ -325,15 +325,11 @@ export async function verifyPacket(packetDir: string, opts: VerifyOptions = {}):
     const lines = text.split('\n');
     if (lines[lines.length - 1] === '') lines.pop();
     const types = new Map<string, number>();
-    // Subjects must be the node's outputs, or its log files when it has none, or its manifest.json when it has neither.
-    const logs = logFilesOf(m);
+    // Subjects must be what the writer names (provenance.ts): the node's outputs, else its log files,
+    // else its manifest.json, each with the digest recorded (or, for manifest.json, found) here.
     const manifestFile = `${NODES_DIR}/${m.safeId}/${NODE_MANIFEST_FILE}`;
-    const want =
-      m.outputs.length > 0
-        ? m.outputs.map((o) => `${o.path} ${o.sha256}`)
-        : logs.length > 0
-          ? logs.map((l) => `${l.name} ${l.sha256}`)
-          : [`${manifestFile} ${actual.get(manifestFile) ?? (present.has(manifestFile) ? (await hashFile(join(dir, manifestFile))).sha256 : '')}`];
+    const manifestSha = actual.get(manifestFile) ?? (present.has(manifestFile) ? (await hashFile(join(dir, manifestFile))).sha256 : '');
+    const want = subjectsOf(m, manifestSha).map((x) => `${x.name ?? ''} ${x.digest['sha256'] ?? ''}`);
     for (const [i, line] of lines.entries()) {
       let statement: unknown;
       try {
