@@ -1,17 +1,20 @@
 /**
- * A fork server: one small Perl process that starts the scheduler's commands on its behalf.
+ * A fork server: one small process that starts the scheduler's commands on its behalf: the native
+ * server (forkserver.c, built with the package when a C compiler is present) or, failing that, the
+ * Perl server below. Both speak the same protocol and start commands the same way.
  *
  * Why: `child_process.spawn` forks the whole Node process, and the main thread blocks until the child
  * has exec'd. The cost grows with the parent's size (page tables) and with CPU contention; with a
- * large graph it dominates the run (bench/RESULTS.md). Forking a 5 MB Perl interpreter is a fraction
- * of that, and the main thread only writes a request and reads replies.
+ * large graph it dominates the run (bench/RESULTS.md). Starting a command from a small process is a
+ * fraction of that (the native server vforks: ~0.6 ms per /bin/true here, against ~1.3 ms for Perl's
+ * fork), and the main thread only writes a request and reads replies.
  *
  * What the server does per command is what libuv does for `spawn(file, args, { detached: true,
  * stdio: ['ignore', 'pipe', 'pipe'], cwd, env, argv0 })`: two socketpairs for stdout/stderr (libuv's
  * stdio pipes are socketpairs too), fork, then in the child setsid() (a new session and process
  * group), stdin from /dev/null, the socketpairs on fds 1 and 2, chdir, the exact environment, default
- * signal dispositions, execvp; an exec failure is reported through a close-on-exec pipe with its errno
- * (as libuv does). The server reports the pid, output, the wait status and end-of-output. It never
+ * signal dispositions, execvp; an exec failure is reported with its errno (Perl: through a
+ * close-on-exec pipe, as libuv does; native: the vfork'd child leaves it in memory before it exits). The server reports the pid, output, the wait status and end-of-output. It never
  * blocks on one command: exec status, exits (SIGCHLD through a self-pipe), output and requests all go
  * through one select loop, and the replies of one loop iteration go out in one write.
  *
@@ -27,8 +30,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { constants as osConstants } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const PERL_CANDIDATES = ['/usr/bin/perl', '/bin/perl'];
+/** The native server (forkserver.c), compiled by scripts/build.mjs into dist/ when a C compiler is present. */
+export const NATIVE_SERVER_NAME = 'fabric-forkserver';
 
 const SERVER = String.raw`
 use strict; use warnings;
@@ -228,17 +235,36 @@ export function launchable(l: Launch): boolean {
   return true;
 }
 
+function executable(p: string): boolean {
+  try {
+    accessSync(p, fsConstants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function findPerl(): string | undefined {
-  for (const p of PERL_CANDIDATES) {
-    try {
-      accessSync(p, fsConstants.X_OK);
-      return p;
-    } catch {
-      /* next */
-    }
+  return PERL_CANDIDATES.find(executable);
+}
+
+/**
+ * The native server beside this module's bundle: dist/ holds it, and this module runs from dist/ or
+ * dist/chunks/ (the CLI), or from build/lib/engine/ (the compiled tests, beside dist/ in the package).
+ */
+function findNative(): string | undefined {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++) {
+    for (const p of [join(dir, NATIVE_SERVER_NAME), join(dir, 'dist', NATIVE_SERVER_NAME)]) if (executable(p)) return p;
+    const up = dirname(dir);
+    if (up === dir) break;
+    dir = up;
   }
   return undefined;
 }
+
+/** Which server runs the commands: the native one when it was built, else Perl's. */
+export type ForkServerKind = 'native' | 'perl';
 
 export class ForkServer {
   private readonly child: ChildProcess;
@@ -253,21 +279,29 @@ export class ForkServer {
   private readonly exitSeen = new Set<number>();
   private readonly closedSeen = new Set<number>();
 
-  /** Starts a server, or returns undefined when there is no Perl to run it. */
-  static start(): ForkServer | undefined {
-    const perl = findPerl();
-    if (!perl) return undefined;
+  /**
+   * Starts a server: `kind` when given, else the native one when it was built, else Perl's. Returns
+   * undefined when there is none to run.
+   */
+  static start(kind?: ForkServerKind): ForkServer | undefined {
+    const native = kind === 'perl' ? undefined : findNative();
+    const perl = native || kind === 'native' ? undefined : findPerl();
+    if (!native && !perl) return undefined;
     try {
-      return new ForkServer(perl);
+      return native ? new ForkServer('native', native, []) : new ForkServer('perl', perl!, ['-e', SERVER]);
     } catch {
       return undefined;
     }
   }
 
-  private constructor(perl: string) {
+  private constructor(
+    readonly kind: ForkServerKind,
+    file: string,
+    args: string[],
+  ) {
     // Its own session (terminal signals are fabric's to handle), no inherited environment (PERL5OPT,
     // PERL5LIB), cwd '/' so that it pins no directory. It exits when fabric closes its stdin.
-    this.child = spawn(perl, ['-e', SERVER], { stdio: ['pipe', 'pipe', 'pipe'], detached: true, env: {}, cwd: '/' });
+    this.child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true, env: {}, cwd: '/' });
     this.child.on('error', (e) => this.lose(`the fork server could not start: ${e.message}`));
     this.child.on('exit', (code, signal) => this.lose(`the fork server exited (${signal ?? `code ${code}`})${this.stderrTail ? `: ${this.stderrTail.trim()}` : ''}`));
     this.child.stdin!.on('error', () => undefined);

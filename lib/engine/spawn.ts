@@ -15,7 +15,7 @@ import { constants as osConstants } from 'node:os';
 import { StringDecoder } from 'node:string_decoder';
 import type { Command } from '../api/types.js';
 import { directExec } from './sched-direct.js';
-import { ForkServer, launchable, type Launch, type RemoteCommand } from './sched-forkserver.js';
+import { ForkServer, launchable, type ForkServerKind, type Launch, type RemoteCommand } from './sched-forkserver.js';
 
 export type StreamName = 'stdout' | 'stderr';
 
@@ -396,11 +396,11 @@ export const nodeSpawner: Spawner = {
 };
 
 /**
- * A spawner on its own fork server, once the server is ready (undefined without Perl). For tests and
- * benchmarks; `close()` ends the server.
+ * A spawner on its own fork server (`kind`, else the default choice), once the server is ready
+ * (undefined when there is none). For tests and benchmarks; `close()` ends the server.
  */
-export async function startForkServerSpawner(): Promise<(Spawner & { readonly server: ForkServer; close(): void }) | undefined> {
-  const own = ForkServer.start();
+export async function startForkServerSpawner(kind?: ForkServerKind): Promise<(Spawner & { readonly server: ForkServer; close(): void }) | undefined> {
+  const own = ForkServer.start(kind);
   if (!own) return undefined;
   for (let i = 0; i < 500 && !own.ready && own.lost === undefined; i++) await new Promise((r) => setTimeout(r, 10));
   if (!own.ready) {
