@@ -18,7 +18,8 @@
  * streaming redactor per node and stream, and buffered; large output is appended to
  * .partial/<node>.<stream>.log as it comes.
  */
-import { appendFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFile, mkdir, rename, rm } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import type { EventSink, FabricEvent, Failure, NodeId } from '../engine/events.js';
 import type { Graph, Node } from '../engine/graph.js';
@@ -562,11 +563,16 @@ class Writer implements EvidenceSink {
 
   private async writeNode(s: NodeState): Promise<void> {
     // The staging directory is moved into nodes/ by one rename: its files need no atomic write of their own.
+    // The small files of a record are written synchronously: on a local disk each call is a few
+    // microseconds of kernel time, while an fs/promises call costs a round trip through libuv's thread
+    // pool (a wake-up and two context switches): ~0.1-0.3 ms each on a 2-CPU VM, 5-10x the write itself
+    // (bench/RESULTS.md). Large logs (spilled to .partial/ as they came) are still moved and hashed
+    // asynchronously.
     const stage = join(this.partialDir, `stage-${s.safeId}`);
-    await mkdir(stage, { recursive: true });
+    mkdirSync(stage, { recursive: true });
     const staged = new Map<string, string>();
-    const put = async (name: string, data: string | Uint8Array): Promise<void> => {
-      await writeFile(join(stage, name), data);
+    const put = (name: string, data: string | Uint8Array): void => {
+      writeFileSync(join(stage, name), data);
       staged.set(name, sha256Hex(data));
     };
     // Logs: what was appended to .partial/ plus what is still buffered; no file for a stream with no output.
@@ -587,7 +593,7 @@ class Writer implements EvidenceSink {
           logs[stream] = { path: null, sha256: EMPTY_SHA256, size: 0 };
           continue;
         }
-        await put(name, data);
+        put(name, data);
         logs[stream] = { path: name, sha256: staged.get(name)!, size: data.length };
       }
     }
@@ -644,16 +650,16 @@ class Writer implements EvidenceSink {
       attestations: [signed ? ATTESTATION_BUNDLE_FILE : STATEMENTS_FILE],
     };
     const clean = redactDeep(manifest, this.secrets);
-    await put(NODE_MANIFEST_FILE, json(clean));
+    put(NODE_MANIFEST_FILE, json(clean));
     const manifestSha = staged.get(NODE_MANIFEST_FILE)!;
     const lines: string[] = [];
     for (const st of [provenanceStatement(clean, this.provenance, manifestSha), fabricStatement(clean, manifestSha)]) {
       const body = JSON.stringify(redactDeep(st, this.secrets));
       lines.push(signed ? JSON.stringify(await createEnvelope(Buffer.from(body, 'utf8'), this.signers)) : body);
     }
-    await put(clean.attestations[0]!, lines.join('\n') + '\n');
+    put(clean.attestations[0]!, lines.join('\n') + '\n');
     const final = join(this.packetDir, NODES_DIR, s.safeId);
-    await rename(stage, final);
+    renameSync(stage, final);
     for (const [name, h] of staged) this.files.set(`${NODES_DIR}/${s.safeId}/${name}`, h);
     this.completed.push(s.id);
     this.dirty = true;
@@ -778,6 +784,9 @@ class Writer implements EvidenceSink {
     this.cancelCheckpointTimer();
     this.checkpointQueued = false;
     this.dirty = false;
+    // The interval counts from the start of a checkpoint: nodes that end while it is written wait for
+    // the next one instead of queueing another at once.
+    this.lastCheckpoint = Date.now();
     const text = json(this.runRecord());
     this.files.set(RUN_FILE, sha256Hex(text));
     const manifest = formatManifest([...this.files].map(([path, sha256]) => ({ path, sha256 })));
@@ -785,7 +794,6 @@ class Writer implements EvidenceSink {
     const manifestTmp = await writeSyncedTemp(manifest, this.partialDir);
     await rename(runTmp, join(this.packetDir, RUN_FILE));
     await rename(manifestTmp, join(this.packetDir, MANIFEST_FILE));
-    this.lastCheckpoint = Date.now();
   }
 
 
