@@ -3,8 +3,7 @@
  * rename, so a reader sees the old content or the new one, never a torn file) and tolerant reads.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join, basename } from 'node:path';
 
 /** Unique per process (pid and a random tag), then per call (a counter): no random bytes per name. */
@@ -38,30 +37,41 @@ export function readIfSmall(file: string, max: number): Buffer | undefined {
 /**
  * Writes `data` to `file` atomically: temp file, optional fsync-free flush, rename over the target.
  * Creates the parent directory if needed. Concurrent writers each rename their own complete file.
+ *
+ * Synchronous on purpose (the data is already in memory, and the files are entries, keys and
+ * records of the cache): each fs/promises call is a round trip through libuv's thread pool, several
+ * times the cost of the system call itself on a small machine (bench/RESULTS.md). The promise is kept
+ * so that callers need not change if a large write ever wants the thread pool again.
  */
 export async function writeAtomic(file: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+  writeAtomicSync(file, data, mode);
+}
+
+export function writeAtomicSync(file: string, data: string | Uint8Array, mode = 0o644): void {
   const tmp = tempNameFor(file);
   try {
-    await writeNew(tmp, data, mode);
+    writeNew(tmp, data, mode);
   } catch (e) {
     if (!isCode(e, 'ENOENT')) throw e;
-    await mkdir(dirname(file), { recursive: true });
-    await writeNew(tmp, data, mode);
+    mkdirSync(dirname(file), { recursive: true });
+    writeNew(tmp, data, mode);
   }
   try {
-    await rename(tmp, file);
+    renameSync(tmp, file);
   } catch (e) {
-    await rm(tmp, { force: true });
+    rmSync(tmp, { force: true });
     throw e;
   }
 }
 
-async function writeNew(file: string, data: string | Uint8Array, mode: number): Promise<void> {
-  const fh = await open(file, 'wx', mode);
+function writeNew(file: string, data: string | Uint8Array, mode: number): void {
+  const fd = openSync(file, 'wx', mode);
   try {
-    await fh.writeFile(data);
+    const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    let off = 0;
+    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
 }
 

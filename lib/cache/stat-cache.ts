@@ -12,7 +12,7 @@
  * only files whose stat changed are read, asynchronously, a few at a time.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, statSync, type Stats } from 'node:fs';
+import { createReadStream, readFileSync, statSync, type Stats } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { SeenStat } from './files.js';
@@ -25,6 +25,13 @@ const WIDTH = 7;
 const STAT_BATCH = 512;
 const HASH_CONCURRENCY = 8;
 const STREAM_ABOVE = 8 * 1024 * 1024;
+/**
+ * Files up to this size are read synchronously: one readFileSync costs microseconds, an fs/promises
+ * readFile four round trips through libuv's thread pool (open, fstat, read, close), each a wake-up and
+ * two context switches (0.1-0.3 ms apiece on a 2-CPU VM; bench/RESULTS.md). A 1 MiB read and hash
+ * holds the event loop for about 2 ms.
+ */
+const SYNC_UP_TO = 1024 * 1024;
 
 /** `[size, mtimeMs, ctimeMs, ino, sha256, recordedAtMs]`: compact, since there may be 10^5 of them. */
 export type StatRow = [number, number, number, number, string, number];
@@ -52,6 +59,7 @@ export function toFileStat(s: Stats): FileStat {
 }
 
 export async function sha256File(path: string, size?: number): Promise<string> {
+  if (size !== undefined && size <= SYNC_UP_TO) return createHash('sha256').update(readFileSync(path)).digest('hex');
   if (size !== undefined && size <= STREAM_ABOVE) return createHash('sha256').update(await readFile(path)).digest('hex');
   const h = createHash('sha256');
   for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
