@@ -25,7 +25,7 @@
  * treated as absent; a damaged entry is reported as corrupt.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, createReadStream, createWriteStream, fstatSync, openSync, readSync, statSync, utimesSync } from 'node:fs';
+import { chmodSync, closeSync, createReadStream, createWriteStream, fstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { chmod, link, mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -356,6 +356,23 @@ export class Store {
    * is removed from the store.
    */
   async restoreBlob(sha: string, target: string, mode: number): Promise<BlobResult> {
+    // A small blob is read, verified and written synchronously (thread-pool round trips cost more
+    // than the I/O here; see fsutil.writeAtomic).
+    let small: Buffer | undefined;
+    try {
+      small = readIfSmall(this.blobPath(sha), SMALL_FILE);
+    } catch (e) {
+      if (isCode(e, 'ENOENT')) return 'missing';
+      throw e;
+    }
+    if (small) {
+      if (createHash('sha256').update(small).digest('hex') !== sha) {
+        rmSync(this.blobPath(sha), { force: true });
+        return 'corrupt';
+      }
+      restoreBytesSync(small, target, mode);
+      return 'ok';
+    }
     const tmp = tempNameFor(target);
     const h = hasher();
     try {
@@ -387,15 +404,7 @@ export class Store {
 
   /** Writes `bytes` to `target` with `mode`, like `restoreBlob`: a temp file next to it, then a rename. */
   async restoreBytes(bytes: Uint8Array, target: string, mode: number): Promise<void> {
-    const tmp = tempNameFor(target);
-    try {
-      await mkdir(dirname(target), { recursive: true });
-      await writeFile(tmp, bytes, { flag: 'wx', mode: 0o600 });
-      await chmod(tmp, mode & 0o7777);
-      await rename(tmp, target);
-    } finally {
-      await rm(tmp, { force: true });
-    }
+    restoreBytesSync(bytes, target, mode);
   }
 
   /** The entry under `fp`, with its last-used time: one synchronous read on the hit path (open, fstat, read, close). */
@@ -712,5 +721,18 @@ export class Store {
     await rm(trash, { recursive: true, force: true });
     this.laidOut = undefined;
     this.runs.reset();
+  }
+}
+
+/** `restoreBytes`, synchronously: a temp file next to `target` (mode 0600 until complete), then a rename. */
+function restoreBytesSync(bytes: Uint8Array, target: string, mode: number): void {
+  const tmp = tempNameFor(target);
+  try {
+    mkdirSync(dirname(target), { recursive: true });
+    writeFileSync(tmp, bytes, { flag: 'wx', mode: 0o600 });
+    chmodSync(tmp, mode & 0o7777);
+    renameSync(tmp, target);
+  } finally {
+    rmSync(tmp, { force: true });
   }
 }
