@@ -170,10 +170,9 @@ static void child(const struct launch *l) {
   struct sigaction dfl;
   memset(&dfl, 0, sizeof dfl);
   dfl.sa_handler = SIG_DFL;
-  for (int s = 1; s < NSIG; s++) {
-    if (s == SIGKILL || s == SIGSTOP) continue;
-    sigaction(s, &dfl, NULL);
-  }
+  /* The only dispositions that are not the default: main() reset all the others at start-up. */
+  sigaction(SIGPIPE, &dfl, NULL);
+  sigaction(SIGCHLD, &dfl, NULL);
   if (setsid() < 0) goto fail;
   int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (nul < 0) goto fail;
@@ -359,6 +358,17 @@ int main(void) {
   if (pipe2(sp, O_CLOEXEC | O_NONBLOCK) < 0) die("pipe");
   sigpipe_r = sp[0];
   sigpipe_w = sp[1];
+  /* Every signal to its default disposition and an empty mask (as whoever started us should have
+     left them), so that a command inherits only what child() resets: SIGPIPE and SIGCHLD. */
+  {
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int s = 1; s < NSIG; s++) if (s != SIGKILL && s != SIGSTOP) sigaction(s, &dfl, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+  }
   signal(SIGPIPE, SIG_IGN);
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
