@@ -4,8 +4,8 @@
  * TypeScript source). A manifest records the content hash of every input; a warm start re-hashes those
  * files and imports the cached bundle without loading esbuild at all.
  */
-import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync, renameSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve, isAbsolute } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -49,23 +49,55 @@ export interface LoadOptions {
 }
 
 interface BuildManifest {
-  /** 3: source maps in files beside the bundle (2 had them inline). */
-  readonly version: 3;
+  /** 4: input stats beside their hashes (3 had hashes only; 2 had inline source maps). */
+  readonly version: 4;
   readonly fabricfile: string;
   readonly apiModule: string;
   readonly bundle: string;
   /** Absolute path → sha256 of content. */
   readonly inputs: Readonly<Record<string, string>>;
+  /** Absolute path → [size, mtimeMs, ctimeMs, ino] when its hash was taken, and when that was (ms). */
+  readonly stats: Readonly<Record<string, InputStat>>;
+  readonly statsAt: number;
 }
+
+type InputStat = readonly [size: number, mtimeMs: number, ctimeMs: number, ino: number];
 
 const PENDING = 'pending';
+/**
+ * A file modified within this window before its stat was recorded may change again within the same
+ * timestamp tick: its stat proves nothing and its content is hashed (the stat cache's racy rule).
+ */
+const RACY_WINDOW_MS = 2000;
 
-const sha256 = (data: string | Uint8Array): string => createHash('sha256').update(data).digest('hex');
+// node:crypto is loaded only when a hash is needed: a warm start whose inputs' stats are unchanged
+// (the common case: `fabric list`) never needs it.
+const requireBuiltin = createRequire(import.meta.url);
+const crypto = (): typeof import('node:crypto') => requireBuiltin('node:crypto') as typeof import('node:crypto');
+const sha256 = (data: string | Uint8Array): string => crypto().createHash('sha256').update(data).digest('hex');
 
-function manifestPath(opts: LoadOptions): string {
-  return join(opts.buildDir, `${sha256(opts.fabricfile).slice(0, 16)}.json`);
+function statOf(file: string): InputStat | undefined {
+  const s = statSync(file, { throwIfNoEntry: false });
+  return s ? [s.size, s.mtimeMs, s.ctimeMs, s.ino] : undefined;
 }
 
+/** FNV-1a (64 bit) of the fabricfile's path, to name its manifest; the manifest itself records the path. */
+function pathTag(path: string): string {
+  let h = 0xcbf29ce484222325n;
+  for (let i = 0; i < path.length; i++) h = ((h ^ BigInt(path.charCodeAt(i))) * 0x100000001b3n) & 0xffffffffffffffffn;
+  return h.toString(16).padStart(16, '0');
+}
+
+function manifestPath(opts: LoadOptions): string {
+  return join(opts.buildDir, `${pathTag(opts.fabricfile)}.json`);
+}
+
+/**
+ * The cached bundle if every input is as it was bundled. An input whose size, mtime, ctime and inode
+ * are those recorded (and not racy) is taken as unchanged without reading it; any other is hashed and
+ * compared. When only stats had changed (a touched file, a checkout that rewrote it unchanged), the
+ * manifest gets the new stats so that the next start reads nothing again.
+ */
 function warmBundle(opts: LoadOptions): string | undefined {
   let m: BuildManifest;
   try {
@@ -73,8 +105,17 @@ function warmBundle(opts: LoadOptions): string | undefined {
   } catch {
     return undefined;
   }
-  if (m.version !== 3 || m.fabricfile !== opts.fabricfile || m.apiModule !== opts.apiModule || !existsSync(m.bundle)) return undefined;
+  if (m.version !== 4 || m.fabricfile !== opts.fabricfile || m.apiModule !== opts.apiModule || !existsSync(m.bundle)) return undefined;
+  const fresh: Record<string, InputStat> = {};
+  let restat = false;
   for (const [file, hash] of Object.entries(m.inputs)) {
+    const now = statOf(file);
+    if (!now) return undefined;
+    const was = m.stats?.[file];
+    if (was && was[0] === now[0] && was[1] === now[1] && was[2] === now[2] && was[3] === now[3] && now[1] + RACY_WINDOW_MS <= m.statsAt) {
+      fresh[file] = was;
+      continue;
+    }
     let text: Buffer;
     try {
       text = readFileSync(file);
@@ -82,8 +123,23 @@ function warmBundle(opts: LoadOptions): string | undefined {
       return undefined;
     }
     if (sha256(text) !== hash) return undefined;
+    fresh[file] = now;
+    restat = true;
   }
+  if (restat) writeManifest(opts, { ...m, stats: fresh, statsAt: Date.now() });
   return m.bundle;
+}
+
+/** Writes the manifest atomically (temp file, rename); best effort when it only refreshes stats. */
+function writeManifest(opts: LoadOptions, m: BuildManifest, mustSucceed = false): void {
+  const mp = manifestPath(opts);
+  const tmp = `${mp}.${process.pid}.tmp`;
+  try {
+    writeFileSync(tmp, JSON.stringify(m));
+    renameSync(tmp, mp);
+  } catch (e) {
+    if (mustSucceed) throw e;
+  }
 }
 
 interface EsbuildMessage {
@@ -144,15 +200,21 @@ async function coldBundle(opts: LoadOptions): Promise<string> {
     );
   }
   const inputs: Record<string, string> = {};
+  const stats: Record<string, InputStat> = {};
+  // Stat before reading: a write between the two leaves a stat older than the content, which the
+  // next start then hashes again (never the other way round).
+  const statsAt = Date.now();
   for (const rel of Object.keys(result.metafile!.inputs)) {
     const abs = resolve(root, rel);
+    const st = statOf(abs);
+    if (st) stats[abs] = st;
     inputs[abs] = sha256(readFileSync(abs));
   }
   // The bundle and its chunks go into a directory named by their content, at the same depth as the
   // outdir esbuild computed relative paths (source maps, chunk imports) for.
   const pending = join(opts.buildDir, PENDING);
   const files = [...result.outputFiles!].sort((a, b) => (a.path < b.path ? -1 : 1));
-  const h = createHash('sha256');
+  const h = crypto().createHash('sha256');
   for (const f of files) h.update(relative(pending, f.path)).update('\0').update(f.contents);
   const dir = join(opts.buildDir, h.digest('hex').slice(0, 16));
   if (!existsSync(dir)) {
@@ -171,10 +233,7 @@ async function coldBundle(opts: LoadOptions): Promise<string> {
     }
   }
   const bundle = join(dir, 'fabricfile.mjs');
-  const manifest: BuildManifest = { version: 3, fabricfile: opts.fabricfile, apiModule: opts.apiModule, bundle, inputs };
-  const mp = manifestPath(opts);
-  await writeFile(`${mp}.${process.pid}.tmp`, JSON.stringify(manifest));
-  await rename(`${mp}.${process.pid}.tmp`, mp);
+  writeManifest(opts, { version: 4, fabricfile: opts.fabricfile, apiModule: opts.apiModule, bundle, inputs, stats, statsAt }, true);
   await pruneBundles(opts.buildDir);
   return bundle;
 }

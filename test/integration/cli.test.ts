@@ -2,7 +2,8 @@
 // config, fabricfile discovery and the warm-start bundle cache.
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, chmodSync, utimesSync } from 'node:fs';
+import { readdirSync, chmodSync, utimesSync, readFileSync, statSync } from 'node:fs';
+import { relative } from 'node:path';
 import { rigTest, test } from '../helpers/rig.js';
 
 const FF = (body: string) => `import { task } from 'fabric';\n${body}\n`;
@@ -182,6 +183,31 @@ rigTest('a warm start reuses the bundle; a change in an imported module rebuilds
   const run = await rig.fabric(['run', 'a', '--output=json', '--no-evidence']);
   assert.equal(run.code, 0, run.stderr);
   assert.ok(rig.exists('heavy-loaded'));
+});
+
+rigTest('a warm start trusts unchanged stats of settled inputs, and a content change behind a restored mtime still rebuilds', async (rig) => {
+  await rig.write({
+    'fabricfile.ts': FF(`import { DESC } from './tasks/desc.js';\ntask('a', { description: DESC });`),
+    'tasks/desc.ts': `export const DESC = 'one';\n`,
+  });
+  // Settled inputs: modified well before the bundle's stats are recorded (outside the racy window).
+  const old = new Date(Date.now() - 60_000);
+  for (const f of ['fabricfile.ts', 'tasks/desc.ts']) utimesSync(rig.path(f), old, old);
+  assert.equal((await rig.fabric(['list', '--json'])).code, 0);
+  const manifest = readdirSync(rig.path('.fabric', 'build')).find((n) => n.endsWith('.json'))!;
+  const m = JSON.parse(readFileSync(rig.path('.fabric', 'build', manifest), 'utf8')) as { version: number; stats: Record<string, number[]>; statsAt: number };
+  assert.equal(m.version, 4);
+  assert.deepEqual(Object.keys(m.stats).map((p) => relative(rig.dir, p)).sort(), ['fabricfile.ts', 'tasks/desc.ts']);
+  const written = statSync(rig.path('.fabric', 'build', manifest)).mtimeMs;
+  // Warm, with nothing to re-hash: the manifest is not rewritten.
+  const warm = await rig.fabric(['list', '--json']);
+  assert.equal((JSON.parse(warm.stdout) as { description: string }[])[0]!.description, 'one');
+  assert.equal(statSync(rig.path('.fabric', 'build', manifest)).mtimeMs, written);
+  // Same size, mtime put back: the ctime still differs, so the file is hashed and the change is seen.
+  await rig.write({ 'tasks/desc.ts': `export const DESC = 'two';\n` });
+  utimesSync(rig.path('tasks/desc.ts'), old, old);
+  const changed = await rig.fabric(['list', '--json']);
+  assert.equal((JSON.parse(changed.stdout) as { description: string }[])[0]!.description, 'two');
 });
 
 rigTest('config: values and their sources; a bad config file is a located error', async (rig) => {
