@@ -5,7 +5,7 @@
  * files and imports the cached bundle without loading esbuild at all.
  */
 import { existsSync, readFileSync, statSync, writeFileSync, renameSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { createRequire, isBuiltin } from 'node:module';
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve, isAbsolute } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -59,6 +59,12 @@ interface BuildManifest {
   /** Absolute path → [size, mtimeMs, ctimeMs, ino] when its hash was taken, and when that was (ms). */
   readonly stats: Readonly<Record<string, InputStat>>;
   readonly statsAt: number;
+  /**
+   * The same sources as one classic script (CommonJS), for the commands that only read declarations
+   * (list, graph, plan, explain, dry runs): loaded through `vm.Script` with a V8 code cache beside it.
+   * Null when the sources need ES module semantics (top-level await, a package only `import` can load).
+   */
+  readonly compiled: string | null;
 }
 
 type InputStat = readonly [size: number, mtimeMs: number, ctimeMs: number, ino: number];
@@ -98,7 +104,7 @@ function manifestPath(opts: LoadOptions): string {
  * compared. When only stats had changed (a touched file, a checkout that rewrote it unchanged), the
  * manifest gets the new stats so that the next start reads nothing again.
  */
-function warmBundle(opts: LoadOptions): string | undefined {
+function warmBundle(opts: LoadOptions): BuildManifest | undefined {
   let m: BuildManifest;
   try {
     m = JSON.parse(readFileSync(manifestPath(opts), 'utf8')) as BuildManifest;
@@ -106,6 +112,7 @@ function warmBundle(opts: LoadOptions): string | undefined {
     return undefined;
   }
   if (m.version !== 4 || m.fabricfile !== opts.fabricfile || m.apiModule !== opts.apiModule || !existsSync(m.bundle)) return undefined;
+  if (m.compiled !== null && !existsSync(m.compiled)) return undefined;
   const fresh: Record<string, InputStat> = {};
   let restat = false;
   for (const [file, hash] of Object.entries(m.inputs)) {
@@ -127,7 +134,7 @@ function warmBundle(opts: LoadOptions): string | undefined {
     restat = true;
   }
   if (restat) writeManifest(opts, { ...m, stats: fresh, statsAt: Date.now() });
-  return m.bundle;
+  return m;
 }
 
 /** Writes the manifest atomically (temp file, rename); best effort when it only refreshes stats. */
@@ -148,7 +155,87 @@ interface EsbuildMessage {
   notes?: { text: string; location: { file: string; line: number; column: number; length: number } | null }[];
 }
 
-async function coldBundle(opts: LoadOptions): Promise<string> {
+/** esbuild's resolution of `fabric` (fabric's API module) and of packages (external: node_modules at run time). */
+function fabricResolvePlugin(apiModule: string): import('esbuild').Plugin {
+  return {
+    name: 'fabric-api',
+    setup(build) {
+      build.onResolve({ filter: /^fabric$/ }, () => ({ path: apiModule, external: true }));
+      // Packages stay external: they resolve from the repo's node_modules at run time.
+      build.onResolve({ filter: /^[^./]/ }, (args) => (isAbsolute(args.path) ? undefined : { path: args.path, external: true }));
+    },
+  };
+}
+
+/** The names the compiled build gives `import.meta` properties; loadCompiled passes their values. */
+const META = { 'import.meta.url': '__fabric_meta_url', 'import.meta.filename': '__fabric_meta_filename', 'import.meta.dirname': '__fabric_meta_dirname' } as const;
+const COMPILED_PARAMS = ['exports', 'require', 'module', '__filename', '__dirname', ...Object.values(META)];
+
+/**
+ * Whether `require(spec)` from the fabricfile's directory loads (a CommonJS file: `.cjs`, or `.js`
+ * in a package that is not `"type": "module"`). Node 20 cannot require an ES module.
+ */
+function requireable(spec: string, from: string): boolean {
+  let file: string;
+  try {
+    file = createRequire(from).resolve(spec);
+  } catch {
+    return false;
+  }
+  if (file.endsWith('.cjs')) return true;
+  if (!file.endsWith('.js')) return false;
+  for (let dir = dirname(file); ; dir = dirname(dir)) {
+    const pj = join(dir, 'package.json');
+    if (existsSync(pj)) {
+      try {
+        return (JSON.parse(readFileSync(pj, 'utf8')) as { type?: unknown }).type !== 'module';
+      } catch {
+        return false;
+      }
+    }
+    if (dirname(dir) === dir) return true;
+  }
+}
+
+/**
+ * The classic-script build of the same sources (see BuildManifest.compiled), or undefined when the
+ * sources need ES module semantics: esbuild refuses or warns (top-level await, an `import.meta`
+ * property other than url/filename/dirname), or a package they import statically cannot be required.
+ * Dynamic `import()` of a package stays a real import() (vm's main-context loader).
+ */
+async function compiledBuild(esbuild: typeof import('esbuild'), opts: LoadOptions, pending: string): Promise<import('esbuild').OutputFile[] | undefined> {
+  let result;
+  try {
+    result = await esbuild.build({
+      absWorkingDir: dirname(opts.fabricfile),
+      entryPoints: [opts.fabricfile],
+      bundle: true,
+      write: false,
+      format: 'cjs',
+      platform: 'node',
+      target: 'node20',
+      sourcemap: 'linked',
+      sourcesContent: false,
+      metafile: true,
+      logLevel: 'silent',
+      outfile: join(pending, 'fabricfile.cjs'),
+      define: META,
+      plugins: [fabricResolvePlugin(opts.apiModule)],
+    });
+  } catch {
+    return undefined;
+  }
+  if (result.warnings.length > 0) return undefined;
+  for (const out of Object.values(result.metafile.outputs)) {
+    for (const imp of out.imports) {
+      if (!imp.external || imp.kind !== 'require-call' || imp.path === opts.apiModule || isBuiltin(imp.path)) continue;
+      if (!requireable(imp.path, opts.fabricfile)) return undefined;
+    }
+  }
+  return result.outputFiles;
+}
+
+async function coldBundle(opts: LoadOptions): Promise<BuildManifest> {
   const esbuild = await import('esbuild');
   const root = dirname(opts.fabricfile);
   const apiModule = opts.apiModule;
@@ -175,16 +262,7 @@ async function coldBundle(opts: LoadOptions): Promise<string> {
       entryNames: 'fabricfile',
       chunkNames: 'chunk-[hash]',
       outExtension: { '.js': '.mjs' },
-      plugins: [
-        {
-          name: 'fabric-api',
-          setup(build) {
-            build.onResolve({ filter: /^fabric$/ }, () => ({ path: apiModule, external: true }));
-            // Packages stay external: they resolve from the repo's node_modules at run time.
-            build.onResolve({ filter: /^[^./]/ }, (args) => (isAbsolute(args.path) ? undefined : { path: args.path, external: true }));
-          },
-        },
-      ],
+      plugins: [fabricResolvePlugin(apiModule)],
     });
   } catch (e) {
     const errors = ((e as { errors?: EsbuildMessage[] }).errors ?? []) as EsbuildMessage[];
@@ -213,7 +291,8 @@ async function coldBundle(opts: LoadOptions): Promise<string> {
   // The bundle and its chunks go into a directory named by their content, at the same depth as the
   // outdir esbuild computed relative paths (source maps, chunk imports) for.
   const pending = join(opts.buildDir, PENDING);
-  const files = [...result.outputFiles!].sort((a, b) => (a.path < b.path ? -1 : 1));
+  const compiled = await compiledBuild(esbuild, opts, pending);
+  const files = [...result.outputFiles!, ...(compiled ?? [])].sort((a, b) => (a.path < b.path ? -1 : 1));
   const h = crypto().createHash('sha256');
   for (const f of files) h.update(relative(pending, f.path)).update('\0').update(f.contents);
   const dir = join(opts.buildDir, h.digest('hex').slice(0, 16));
@@ -233,9 +312,49 @@ async function coldBundle(opts: LoadOptions): Promise<string> {
     }
   }
   const bundle = join(dir, 'fabricfile.mjs');
-  writeManifest(opts, { version: 4, fabricfile: opts.fabricfile, apiModule: opts.apiModule, bundle, inputs, stats, statsAt }, true);
+  const manifest: BuildManifest = { version: 4, fabricfile: opts.fabricfile, apiModule: opts.apiModule, bundle, inputs, stats, statsAt, compiled: compiled ? join(dir, 'fabricfile.cjs') : null };
+  writeManifest(opts, manifest, true);
   await pruneBundles(opts.buildDir);
-  return bundle;
+  return manifest;
+}
+
+/**
+ * Runs the compiled build (a classic script) with a V8 code cache beside it: V8 then deserializes the
+ * compiled code (functions that ran included) instead of parsing the sources again, which is most of
+ * loading a large fabricfile. A missing or stale cache (another Node version) is rewritten after the
+ * run; a build directory that cannot be written only costs the cache.
+ */
+function loadCompiled(file: string, api: unknown, apiModule: string, esmBundle: string): void {
+  const vm = requireBuiltin('node:vm') as typeof import('node:vm');
+  const cacheFile = `${file}.v8cache`;
+  let cachedData: Buffer | undefined;
+  try {
+    cachedData = readFileSync(cacheFile);
+  } catch {
+    cachedData = undefined;
+  }
+  // The wrapper stays on the first line, so line numbers (and source-map lookups) are the file's own.
+  const script = new vm.Script(`(function (${COMPILED_PARAMS.join(', ')}) {${readFileSync(file, 'utf8')}\n})`, {
+    filename: file,
+    ...(cachedData ? { cachedData } : {}),
+    importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+  });
+  const fn = script.runInThisContext() as (...args: unknown[]) => void;
+  const req = createRequire(file);
+  // `import ... from 'fabric'` became require(<the API module's path>): the module already loaded.
+  const requireShim = Object.assign((id: string) => (id === apiModule ? api : req(id)), req);
+  const module = { exports: {} };
+  // import.meta is the ES module bundle's (beside this file), so declarations that use it come out as
+  // they do under `run` (a plan digest must not depend on which build computed it).
+  fn(module.exports, requireShim, module, file, dirname(file), pathToFileURL(esmBundle).href, esmBundle, dirname(esmBundle));
+  if (!cachedData || script.cachedDataRejected) {
+    try {
+      writeFileSync(`${cacheFile}.${process.pid}.tmp`, script.createCachedData());
+      renameSync(`${cacheFile}.${process.pid}.tmp`, cacheFile);
+    } catch {
+      /* a read-only build directory: no cache */
+    }
+  }
 }
 
 /**
@@ -266,6 +385,11 @@ async function pruneBundles(buildDir: string): Promise<void> {
   }
 }
 
+/** vm's main-context loader for import() in a script (Node 20.12+); without it the ES module bundle is used. */
+function vmLoaderAvailable(): boolean {
+  return (requireBuiltin('node:vm') as typeof import('node:vm')).constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER !== undefined;
+}
+
 /** Loads the fabricfile and returns the tasks it declared (in declaration order). Throws DiagnosticsError. */
 export async function loadFabricfile(opts: LoadOptions): Promise<readonly TaskDef[]> {
   try {
@@ -273,22 +397,27 @@ export async function loadFabricfile(opts: LoadOptions): Promise<readonly TaskDe
   } catch {
     throw new DiagnosticsError([{ severity: 'error', code: 'no-fabricfile', message: `cannot read fabricfile ${opts.fabricfile}` }]);
   }
-  const bundle = warmBundle(opts) ?? (await coldBundle(opts));
+  const built = warmBundle(opts) ?? (await coldBundle(opts));
   // fabric's API module (what the bundle's `import 'fabric'` resolves to) is loaded first, while
   // source maps are still off: Node would otherwise read and parse the source maps of fabric's own
   // dist files, which no user-facing location needs (registry.ts skips fabric's frames anyway).
-  await import(pathToFileURL(opts.apiModule).href).catch(() => undefined);
+  const api = await import(pathToFileURL(opts.apiModule).href).catch(() => undefined);
+  // Commands that run no task code load the compiled build (same sources, with a code cache); `run`
+  // loads the ES module bundle, so task code runs with exactly the semantics it was written for.
+  const compiled = opts.sourceMaps !== 'eager' && built.compiled !== null && api !== undefined && vmLoaderAvailable() ? built.compiled : undefined;
+  const bundle = built.bundle;
   // Stack traces and call sites of tasks map back to the TypeScript sources: all of them (eager), or
   // only the call sites a diagnostic asks for (lazy).
   resetRegistry();
   if (opts.sourceMaps === 'eager') process.setSourceMapsEnabled(true);
   else registry().mapSite = bundleSiteMapper(dirname(bundle));
   try {
-    await import(pathToFileURL(bundle).href);
+    if (compiled) loadCompiled(compiled, api, opts.apiModule, bundle);
+    else await import(pathToFileURL(bundle).href);
   } catch (e) {
     const err = e instanceof Error ? e : new Error(String(e));
     const site = userCallSite(err.stack);
-    const inUser = site && !site.file.includes('/node_modules/') && existsSync(site.file) && !site.file.endsWith('.mjs');
+    const inUser = site && !site.file.includes('/node_modules/') && existsSync(site.file) && !site.file.endsWith('.mjs') && !site.file.endsWith('.cjs');
     throw new DiagnosticsError([
       {
         severity: 'error',

@@ -2,7 +2,7 @@
 // config, fabricfile discovery and the warm-start bundle cache.
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, chmodSync, utimesSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, chmodSync, utimesSync, readFileSync, statSync, existsSync, writeFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { rigTest, test } from '../helpers/rig.js';
 
@@ -208,6 +208,77 @@ rigTest('a warm start trusts unchanged stats of settled inputs, and a content ch
   utimesSync(rig.path('tasks/desc.ts'), old, old);
   const changed = await rig.fabric(['list', '--json']);
   assert.equal((JSON.parse(changed.stdout) as { description: string }[])[0]!.description, 'two');
+});
+
+/** The bundle manifest of the rig's fabricfile (.fabric/build/<tag>.json). */
+function buildManifest(rig: { path(...p: string[]): string }): { compiled: string | null; bundle: string } {
+  const name = readdirSync(rig.path('.fabric', 'build')).find((n) => n.endsWith('.json'))!;
+  return JSON.parse(readFileSync(rig.path('.fabric', 'build', name), 'utf8')) as { compiled: string | null; bundle: string };
+}
+
+rigTest('declarations load from the compiled build with a V8 code cache; run loads the ES module bundle', async (rig) => {
+  await rig.write({
+    'fabricfile.ts': FF(
+      [
+        `import { DESC } from './tasks/desc.js';`,
+        `import { basename } from 'node:path';`,
+        `const here = basename(new URL(import.meta.url).pathname);`,
+        `task('a', { description: \`\${DESC} from \${here}\`, run: (ctx) => ctx.log('ran in ' + basename(new URL(import.meta.url).pathname)) });`,
+        `task('b', { deps: ['a'], run: async (ctx) => { const { heavy } = await import('./tasks/heavy.js'); ctx.log(heavy()); } });`,
+      ].join('\n'),
+    ),
+    'tasks/desc.ts': `export const DESC = 'declared';\n`,
+    'tasks/heavy.ts': `import { writeFileSync } from 'node:fs';\nwriteFileSync('heavy-loaded', '');\nexport const heavy = () => 'heavy ran';\n`,
+  });
+  const first = await rig.fabric(['list', '--json']);
+  assert.equal(first.code, 0, first.stderr);
+  const m = buildManifest(rig);
+  assert.ok(m.compiled?.endsWith('fabricfile.cjs'), `compiled: ${m.compiled}`);
+  assert.ok(existsSync(`${m.compiled}.v8cache`), 'no code cache after the first load');
+  const described = (r: { stdout: string }) => (JSON.parse(r.stdout) as { name: string; description: string }[]).find((t) => t.name === 'a')!.description;
+  // import.meta is the ES module bundle's, as under run.
+  assert.equal(described(first), 'declared from fabricfile.mjs');
+  // A damaged cache is rejected by V8, the sources are compiled again and the cache rewritten.
+  writeFileSync(`${m.compiled}.v8cache`, 'garbage');
+  const again = await rig.fabric(['list', '--json']);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(described(again), 'declared from fabricfile.mjs');
+  assert.notEqual(readFileSync(`${m.compiled}.v8cache`, 'utf8'), 'garbage');
+  assert.ok(!rig.exists('heavy-loaded'), 'list ran a dynamically imported task module');
+  // run executes task code from the ES module bundle.
+  const run = await rig.fabric(['run', 'b', '--output=json', '--no-evidence']);
+  assert.equal(run.code, 0, run.stderr);
+  const logs = run.events.filter((e) => e.type === 'task-output').map((e) => (e as { chunk: string }).chunk).join('');
+  assert.match(logs, /ran in fabricfile\.mjs/);
+  assert.match(logs, /heavy ran/);
+});
+
+rigTest('sources that need ES module semantics get no compiled build, and still load', async (rig) => {
+  await rig.write({
+    'fabricfile.ts': FF(`const n = await Promise.resolve(2);\ntask('tla', { description: 'n=' + n });`),
+  });
+  const tla = await rig.fabric(['list', '--json']);
+  assert.equal(tla.code, 0, tla.stderr);
+  assert.equal(buildManifest(rig).compiled, null);
+  assert.equal((JSON.parse(tla.stdout) as { description: string }[])[0]!.description, 'n=2');
+  // A package only import can load (Node 20 cannot require an ES module).
+  await rig.write({
+    'node_modules/esm-only/package.json': JSON.stringify({ name: 'esm-only', type: 'module', exports: './index.js' }),
+    'node_modules/esm-only/index.js': `export const word = 'esm';\n`,
+    'node_modules/dual/package.json': JSON.stringify({ name: 'dual', main: './index.js' }),
+    'node_modules/dual/index.js': `exports.word = 'cjs';\n`,
+    'fabricfile.ts': FF(`import { word } from 'esm-only';\ntask('e', { description: word });`),
+  });
+  const esm = await rig.fabric(['list', '--json']);
+  assert.equal(esm.code, 0, esm.stderr);
+  assert.equal(buildManifest(rig).compiled, null);
+  assert.equal((JSON.parse(esm.stdout) as { description: string }[])[0]!.description, 'esm');
+  // A CommonJS package is fine.
+  await rig.write({ 'fabricfile.ts': FF(`import { word } from 'dual';\ntask('d', { description: word });`) });
+  const cjs = await rig.fabric(['list', '--json']);
+  assert.equal(cjs.code, 0, cjs.stderr);
+  assert.ok(buildManifest(rig).compiled);
+  assert.equal((JSON.parse(cjs.stdout) as { description: string }[])[0]!.description, 'cjs');
 });
 
 rigTest('config: values and their sources; a bad config file is a located error', async (rig) => {
