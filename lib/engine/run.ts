@@ -92,6 +92,9 @@ export async function runGraph(opts: RunGraphOptions): Promise<RunOutcome> {
     for (const id of graph.order) statuses.set(id, 'not-run');
     return end(true, false, false);
   }
+  // Guards passed: the spawner may start its helper (the fork server) now, so that it is ready for the
+  // first command instead of booting while the first commands take the slow path.
+  if (graph.order.some((id) => graph.nodes.get(id)?.steps.some((st) => st.kind === 'command'))) (opts.spawner ?? groupSpawner).prepare?.();
   const sched = new Scheduler(opts, statuses);
   const interrupted = await sched.run();
   const ok = !interrupted && graph.order.every((id) => statuses.get(id) === 'ok' || statuses.get(id) === 'cached');

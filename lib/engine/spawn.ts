@@ -55,6 +55,8 @@ export interface ProcessHandle {
 
 export interface Spawner {
   spawn(spec: SpawnSpec): ProcessHandle;
+  /** Called once the run's guards have passed, before the first command: start helpers now. */
+  prepare?(): void;
 }
 
 /** `bash -euo pipefail -c <cmd>` for strings (as the Samakia Makefile's SHELL), the argv itself otherwise. */
@@ -423,6 +425,7 @@ export async function startForkServerSpawner(kind?: ForkServerKind): Promise<(Sp
  * `child_process.spawn`), else by `child_process.spawn`.
  */
 export const groupSpawner: Spawner = {
+  prepare: () => void forkServer(),
   spawn: (spec) => {
     const plan = launchPlan(spec);
     const s = forkServer();

@@ -239,6 +239,7 @@ class Writer implements EvidenceSink {
   private ends = 0;
   private readonly toWrite: NodeState[] = [];
   private writing = 0;
+  private pumpScheduled: NodeJS.Immediate | undefined;
   private idleWaiters: (() => void)[] = [];
 
   constructor(private readonly opts: EvidenceOptions) {
@@ -558,7 +559,20 @@ class Writer implements EvidenceSink {
     if (!this.started) this.start();
     s.seq = ++this.ends;
     this.toWrite.push(s);
-    this.pumpWrites();
+    this.schedulePump();
+  }
+
+  /**
+   * Node records are started from a setImmediate, not from the event itself: the engine's reaction to
+   * a node's end (starting its dependents) comes first, and the (synchronous) record writes of the
+   * nodes that ended in one turn of the event loop happen after it, off the critical path.
+   */
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = setImmediate(() => {
+      this.pumpScheduled = undefined;
+      this.pumpWrites();
+    });
   }
 
   private async writeNode(s: NodeState): Promise<void> {

@@ -5,6 +5,7 @@ import { rigTest, test } from '../helpers/rig.js';
 import type { Guard } from '../../lib/guards/types.js';
 import { backoffMs, normaliseJobs, seededRandom, shuffleInPlace } from '../../lib/engine/sched-util.js';
 import { fx, fxSh, graphOf, run, stamps } from './scheduler-helpers.js';
+import { nodeSpawner, type Spawner } from '../../lib/engine/spawn.js';
 
 rigTest('a diamond runs its shared dependency once, dependencies first', async (rig) => {
   const count = rig.path('count');
@@ -153,6 +154,21 @@ rigTest('a guard denial: run-denied and nothing starts (not even nodes without g
   assert.ok(denied?.type === 'run-denied');
   assert.deepEqual(denied.denials.map((d) => [d.node, d.path]), [['top', ['top']]]);
   assert.deepEqual(Object.fromEntries(r.outcome.statuses), { dep: 'not-run', top: 'denied' });
+});
+
+rigTest('the spawner is prepared (the fork server started) only after the guards passed, and only when a command will run', async (rig) => {
+  const prepared: string[] = [];
+  const spawner: Spawner = { spawn: (spec) => nodeSpawner.spawn(spec), prepare: () => void prepared.push('prepare') };
+  const cmd = `touch '${rig.path('x')}'`;
+  await run(graphOf(rig.dir, { top: { guards: [denyAll], effect: 'mutating', run: cmd } }), { spawner });
+  assert.deepEqual(prepared, [], 'prepared for a denied run');
+  await run(graphOf(rig.dir, { top: { run: cmd } }), { spawner, dryRun: true });
+  assert.deepEqual(prepared, [], 'prepared for a dry run');
+  await run(graphOf(rig.dir, { top: { run: () => undefined } }), { spawner });
+  assert.deepEqual(prepared, [], 'prepared for a run without commands');
+  const r = await run(graphOf(rig.dir, { top: { guards: [allowAll], run: cmd } }), { spawner });
+  assert.equal(r.outcome.ok, true);
+  assert.deepEqual(prepared, ['prepare']);
 });
 
 rigTest('guards that allow: decisions are emitted, then the run proceeds', async (rig) => {
