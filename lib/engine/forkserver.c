@@ -15,7 +15,8 @@
  * In: 'S' start (body: NUL-separated file, argv0, cwd, argc, args..., then key, value pairs of the
  * env), 'C' stop reading a command's output. Out: 'R' ready (body: u32le pid of the server), 'P'
  * started (u32le pid), 'F' failed (i32le errno), 'O'/'E' output bytes, 'X' exited (i32le code, -1 when
- * signalled; i32le signal), 'D' both outputs closed. It exits when its stdin ends.
+ * signalled; i32le signal; i32le 1 if its process group still had members when it was reaped, else 0),
+ * 'D' both outputs closed. It exits when its stdin ends.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -343,12 +344,15 @@ static void reap(void) {
        (bounded: a process left in its group may keep writing). */
     read_stream(k, 0, 16);
     read_stream(k, 1, 16);
-    char b[8];
+    char b[12];
     int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     put32(b, (uint32_t)(sig ? -1 : WEXITSTATUS(status)));
     put32(b + 4, (uint32_t)sig);
+    /* Whether anything (a zombie included) is left in the leader's group; an empty group stays empty,
+       so fabric need not look for leftovers. */
+    put32(b + 8, (uint32_t)(kill(-pid, 0) == 0 || errno == EPERM));
     k->pid = 0;
-    out('X', k->id, b, 8);
+    out('X', k->id, b, 12);
     if (k->fd[0] < 0 && k->fd[1] < 0) k->used = 0;
   }
 }

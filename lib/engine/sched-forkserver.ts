@@ -24,8 +24,9 @@
  * Protocol: frames of `u32le length` + payload, both directions. To the server: `S id` + NUL-separated
  * fields (file, argv0, cwd, argc, args..., then key/value pairs of the env) to start a command, `C id`
  * to stop reading its output. From the server: `R 0 pid` ready, `P id pid` started, `F id errno` could
- * not start, `O id bytes` / `E id bytes` output, `X id code signal` exited (code -1 when signalled),
- * `D id` output closed.
+ * not start, `O id bytes` / `E id bytes` output, `X id code signal members` exited (code -1 when
+ * signalled; members: whether its process group still had members when it was reaped), `D id` output
+ * closed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants } from 'node:fs';
@@ -157,7 +158,8 @@ sub reap {
     next if $kid{$id} && $kid{$id}{xr} && !exec_status($id, 1);
     drain($id);
     my $sig = $status & 127;
-    out('X', $id, pack('l< l<', $sig ? -1 : ($status >> 8) & 255, $sig));
+    my $members = (kill(0, -$pid) || $!{EPERM}) ? 1 : 0;
+    out('X', $id, pack('l< l< l<', $sig ? -1 : ($status >> 8) & 255, $sig, $members));
   }
 }
 out('R', 0, pack('V', $$));
@@ -212,8 +214,11 @@ export interface LaunchEvents {
   /** It could not be started (setsid/chdir/exec failed, or no fork); `errno` as the OS gave it. */
   failed(errno: number): void;
   data(stream: 'stdout' | 'stderr', chunk: Buffer): void;
-  /** The leader was reaped: its exit code, or the signal that ended it. */
-  exit(code: number | null, signal: NodeJS.Signals | null): void;
+  /**
+   * The leader was reaped: its exit code, or the signal that ended it, and whether its process group
+   * still had members then (false: it was empty, and an empty group stays empty).
+   */
+  exit(code: number | null, signal: NodeJS.Signals | null, groupMembers: boolean): void;
   /** Both output streams ended (or, after `stopReading`, the output read so far was delivered). */
   closed(): void;
   /** The server itself went away; no more events come for this command. */
@@ -397,8 +402,9 @@ export class ForkServer {
       case 'X': {
         const code = body.readInt32LE(0);
         const sig = body.readInt32LE(4);
+        const members = body.length >= 12 ? body.readInt32LE(8) !== 0 : true;
         this.exitSeen.add(id);
-        ev.exit(sig ? null : code, sig ? (SIGNAL_NAMES.get(sig) ?? (`SIG${sig}` as NodeJS.Signals)) : null);
+        ev.exit(sig ? null : code, sig ? (SIGNAL_NAMES.get(sig) ?? (`SIG${sig}` as NodeJS.Signals)) : null, members);
         if (this.closedSeen.has(id)) this.done(id);
         return;
       }

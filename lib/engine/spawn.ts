@@ -237,11 +237,12 @@ abstract class GroupHandle implements ProcessHandle {
   }
 
   /** The leader exited: kill what is left of its group, drain output (bounded), then resolve. */
-  protected leaderExited(code: number | null, signal: NodeJS.Signals | null, error?: string): void {
+  protected leaderExited(code: number | null, signal: NodeJS.Signals | null, error?: string, groupMembers = true): void {
     void (async () => {
       let leftovers = false;
       const pid = this.pid;
-      if (pid !== undefined && groupAlive(pid)) {
+      // groupMembers false: the fork server found the group empty when it reaped the leader.
+      if (pid !== undefined && groupMembers && groupAlive(pid)) {
         leftovers = this.killing === undefined;
         await this.terminate(this.spec.graceMs);
       }
@@ -345,7 +346,7 @@ class ServerProcess extends GroupHandle {
         const text = this.decoders[stream].write(chunk);
         if (text !== '') this.spec.onOutput(stream, text);
       },
-      exit: (code, signal) => this.leaderExited(code, signal),
+      exit: (code, signal, members) => this.leaderExited(code, signal, undefined, members),
       closed: () => {
         // End of output: the decoders' last bytes are flushed, as a Node stream does at its end (not
         // after a destroy, which drops them).

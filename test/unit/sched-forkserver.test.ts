@@ -183,6 +183,29 @@ for (const kind of ['native', 'perl'] as ForkServerKind[]) {
     }
   });
 
+  timedTest(`${kind}: the exit report says whether the leader's process group still had members`, async () => {
+    const server = ForkServer.start(kind);
+    if (!server) return;
+    try {
+      for (let i = 0; i < 200 && !server.ready; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(server.ready);
+      const members = (script: string) =>
+        new Promise<{ members: boolean; pid: number }>((resolve, reject) => {
+          let pid = 0;
+          server.launch(
+            { file: '/bin/sh', argv0: '/bin/sh', args: ['-c', script], cwd: '/', env: { PATH: ENV['PATH']! } },
+            { started: (p) => (pid = p), failed: (e) => reject(new Error(`failed ${e}`)), data: () => undefined, exit: (_c, _s, m) => resolve({ members: m, pid }), closed: () => undefined, lost: (r) => reject(new Error(r)) },
+          );
+        });
+      assert.equal((await members('exit 0')).members, false);
+      const left = await members('sleep 30 >/dev/null 2>&1 & exit 0');
+      assert.equal(left.members, true);
+      process.kill(-left.pid, 'SIGKILL');
+    } finally {
+      server.close();
+    }
+  });
+
   rigTest(`${kind}: through the fork server: leftovers in the group are killed and reported; terminate kills the group`, async (rig) => {
     const server = await startForkServerSpawner(kind);
     if (!server) return;
