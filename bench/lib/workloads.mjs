@@ -91,7 +91,11 @@ const runCase = (label, dirs, extra = {}) => ({
   label,
   // Also timed with --no-evidence (a separate column), since the evidence packet dominates today.
   noEvidence: true,
-  fabric: { cwd: dirs.fdir, args: ['run', 'all', '-j', '2'], clean: ['evidence'] },
+  // Evidence packets accumulate between runs, as they do in a repository (fabric never reads old
+  // packets). Deleting the previous packets before each run (what this bench did before) made creating
+  // the next packet's files several times slower on ext4 (W5 no-op: 3.3 s against 0.55 s with the
+  // packets kept; bench/RESULTS.md): that measured the file system digesting the bench's deletions.
+  fabric: { cwd: dirs.fdir, args: ['run', 'all', '-j', '2'] },
   make: { cwd: dirs.mdir, args: ['-r', '-j2', 'all'] },
   ...extra,
 });
