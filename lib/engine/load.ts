@@ -49,8 +49,8 @@ export interface LoadOptions {
 }
 
 interface BuildManifest {
-  /** 4: input stats beside their hashes (3 had hashes only; 2 had inline source maps). */
-  readonly version: 4;
+  /** 5: the compiled build's import() rewritten (4: input stats beside hashes; 3: hashes only; 2: inline maps). */
+  readonly version: 5;
   readonly fabricfile: string;
   readonly apiModule: string;
   readonly bundle: string;
@@ -111,7 +111,7 @@ function warmBundle(opts: LoadOptions): BuildManifest | undefined {
   } catch {
     return undefined;
   }
-  if (m.version !== 4 || m.fabricfile !== opts.fabricfile || m.apiModule !== opts.apiModule || !existsSync(m.bundle)) return undefined;
+  if (m.version !== 5 || m.fabricfile !== opts.fabricfile || m.apiModule !== opts.apiModule || !existsSync(m.bundle)) return undefined;
   if (m.compiled !== null && !existsSync(m.compiled)) return undefined;
   const fresh: Record<string, InputStat> = {};
   let restat = false;
@@ -169,7 +169,17 @@ function fabricResolvePlugin(apiModule: string): import('esbuild').Plugin {
 
 /** The names the compiled build gives `import.meta` properties; loadCompiled passes their values. */
 const META = { 'import.meta.url': '__fabric_meta_url', 'import.meta.filename': '__fabric_meta_filename', 'import.meta.dirname': '__fabric_meta_dirname' } as const;
-const COMPILED_PARAMS = ['exports', 'require', 'module', '__filename', '__dirname', ...Object.values(META)];
+/**
+ * In the compiled build, `import("pkg")` (a package or built-in the sources import dynamically) is
+ * rewritten to `__fimp("pkg")`, an identifier of the same length (the source map stays exact), which
+ * loadCompiled provides: an import() made from an ES module beside the bundle, so it resolves as the
+ * ES module bundle's own would. A classic script compiled by vm has no working import() of its own on
+ * Node 20 (vm's main-context loader is experimental, warns, and is lost when the script comes from a
+ * code cache).
+ */
+const COMPILED_IMPORT = '__fimp';
+const IMPORT_HELPER = 'fabric-import.mjs';
+const COMPILED_PARAMS = ['exports', 'require', 'module', '__filename', '__dirname', ...Object.values(META), COMPILED_IMPORT];
 
 /**
  * Whether `require(spec)` from the fabricfile's directory loads (a CommonJS file: `.cjs`, or `.js`
@@ -201,9 +211,9 @@ function requireable(spec: string, from: string): boolean {
  * The classic-script build of the same sources (see BuildManifest.compiled), or undefined when the
  * sources need ES module semantics: esbuild refuses or warns (top-level await, an `import.meta`
  * property other than url/filename/dirname), or a package they import statically cannot be required.
- * Dynamic `import()` of a package stays a real import() (vm's main-context loader).
+ * Dynamic `import()` of a package becomes `__fimp()` (COMPILED_IMPORT).
  */
-async function compiledBuild(esbuild: typeof import('esbuild'), opts: LoadOptions, pending: string): Promise<import('esbuild').OutputFile[] | undefined> {
+async function compiledBuild(esbuild: typeof import('esbuild'), opts: LoadOptions, pending: string): Promise<{ path: string; contents: Uint8Array }[] | undefined> {
   let result;
   try {
     result = await esbuild.build({
@@ -226,13 +236,28 @@ async function compiledBuild(esbuild: typeof import('esbuild'), opts: LoadOption
     return undefined;
   }
   if (result.warnings.length > 0) return undefined;
+  const dynamic = new Set<string>();
   for (const out of Object.values(result.metafile.outputs)) {
     for (const imp of out.imports) {
+      if (imp.external && imp.kind === 'dynamic-import') dynamic.add(imp.path);
       if (!imp.external || imp.kind !== 'require-call' || imp.path === opts.apiModule || isBuiltin(imp.path)) continue;
       if (!requireable(imp.path, opts.fabricfile)) return undefined;
     }
   }
-  return result.outputFiles;
+  const files: { path: string; contents: Uint8Array }[] = [];
+  for (const f of result.outputFiles) {
+    if (!f.path.endsWith('.cjs')) {
+      files.push(f);
+      continue;
+    }
+    let text = f.text;
+    for (const spec of dynamic) text = text.split(`import(${JSON.stringify(spec)})`).join(`${COMPILED_IMPORT}(${JSON.stringify(spec)})`);
+    // Any import( left (a computed specifier; or the word in a string, to be safe): ES module bundle only.
+    if (/\bimport\s*\(/.test(text)) return undefined;
+    files.push({ path: f.path, contents: Buffer.from(text, 'utf8') });
+  }
+  files.push({ path: join(pending, IMPORT_HELPER), contents: Buffer.from('export default (specifier) => import(specifier);\n', 'utf8') });
+  return files;
 }
 
 async function coldBundle(opts: LoadOptions): Promise<BuildManifest> {
@@ -312,7 +337,7 @@ async function coldBundle(opts: LoadOptions): Promise<BuildManifest> {
     }
   }
   const bundle = join(dir, 'fabricfile.mjs');
-  const manifest: BuildManifest = { version: 4, fabricfile: opts.fabricfile, apiModule: opts.apiModule, bundle, inputs, stats, statsAt, compiled: compiled ? join(dir, 'fabricfile.cjs') : null };
+  const manifest: BuildManifest = { version: 5, fabricfile: opts.fabricfile, apiModule: opts.apiModule, bundle, inputs, stats, statsAt, compiled: compiled ? join(dir, 'fabricfile.cjs') : null };
   writeManifest(opts, manifest, true);
   await pruneBundles(opts.buildDir);
   return manifest;
@@ -337,7 +362,6 @@ function loadCompiled(file: string, api: unknown, apiModule: string, esmBundle: 
   const script = new vm.Script(`(function (${COMPILED_PARAMS.join(', ')}) {${readFileSync(file, 'utf8')}\n})`, {
     filename: file,
     ...(cachedData ? { cachedData } : {}),
-    importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
   });
   const fn = script.runInThisContext() as (...args: unknown[]) => void;
   const req = createRequire(file);
@@ -346,7 +370,9 @@ function loadCompiled(file: string, api: unknown, apiModule: string, esmBundle: 
   const module = { exports: {} };
   // import.meta is the ES module bundle's (beside this file), so declarations that use it come out as
   // they do under `run` (a plan digest must not depend on which build computed it).
-  fn(module.exports, requireShim, module, file, dirname(file), pathToFileURL(esmBundle).href, esmBundle, dirname(esmBundle));
+  const helper = pathToFileURL(join(dirname(file), IMPORT_HELPER)).href;
+  const dynamicImport = (spec: string): Promise<unknown> => import(helper).then((m: { default: (s: string) => Promise<unknown> }) => m.default(spec));
+  fn(module.exports, requireShim, module, file, dirname(file), pathToFileURL(esmBundle).href, esmBundle, dirname(esmBundle), dynamicImport);
   if (!cachedData || script.cachedDataRejected) {
     try {
       writeFileSync(`${cacheFile}.${process.pid}.tmp`, script.createCachedData());
@@ -385,11 +411,6 @@ async function pruneBundles(buildDir: string): Promise<void> {
   }
 }
 
-/** vm's main-context loader for import() in a script (Node 20.12+); without it the ES module bundle is used. */
-function vmLoaderAvailable(): boolean {
-  return (requireBuiltin('node:vm') as typeof import('node:vm')).constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER !== undefined;
-}
-
 /** Loads the fabricfile and returns the tasks it declared (in declaration order). Throws DiagnosticsError. */
 export async function loadFabricfile(opts: LoadOptions): Promise<readonly TaskDef[]> {
   try {
@@ -404,7 +425,7 @@ export async function loadFabricfile(opts: LoadOptions): Promise<readonly TaskDe
   const api = await import(pathToFileURL(opts.apiModule).href).catch(() => undefined);
   // Commands that run no task code load the compiled build (same sources, with a code cache); `run`
   // loads the ES module bundle, so task code runs with exactly the semantics it was written for.
-  const compiled = opts.sourceMaps !== 'eager' && built.compiled !== null && api !== undefined && vmLoaderAvailable() ? built.compiled : undefined;
+  const compiled = opts.sourceMaps !== 'eager' && built.compiled !== null && api !== undefined ? built.compiled : undefined;
   const bundle = built.bundle;
   // Stack traces and call sites of tasks map back to the TypeScript sources: all of them (eager), or
   // only the call sites a diagnostic asks for (lazy).

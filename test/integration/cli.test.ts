@@ -2,7 +2,7 @@
 // config, fabricfile discovery and the warm-start bundle cache.
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, chmodSync, utimesSync, readFileSync, statSync, existsSync, writeFileSync } from 'node:fs';
+import { readdirSync, chmodSync, utimesSync, readFileSync, statSync, existsSync, writeFileSync, rmSync } from 'node:fs';
 import { relative } from 'node:path';
 import { rigTest, test } from '../helpers/rig.js';
 
@@ -196,7 +196,7 @@ rigTest('a warm start trusts unchanged stats of settled inputs, and a content ch
   assert.equal((await rig.fabric(['list', '--json'])).code, 0);
   const manifest = readdirSync(rig.path('.fabric', 'build')).find((n) => n.endsWith('.json'))!;
   const m = JSON.parse(readFileSync(rig.path('.fabric', 'build', manifest), 'utf8')) as { version: number; stats: Record<string, number[]>; statsAt: number };
-  assert.equal(m.version, 4);
+  assert.equal(m.version, 5);
   assert.deepEqual(Object.keys(m.stats).map((p) => relative(rig.dir, p)).sort(), ['fabricfile.ts', 'tasks/desc.ts']);
   const written = statSync(rig.path('.fabric', 'build', manifest)).mtimeMs;
   // Warm, with nothing to re-hash: the manifest is not rewritten.
@@ -223,6 +223,7 @@ rigTest('declarations load from the compiled build with a V8 code cache; run loa
         `import { DESC } from './tasks/desc.js';`,
         `import { basename } from 'node:path';`,
         `const here = basename(new URL(import.meta.url).pathname);`,
+        `void import('node:fs').then((fs) => fs.writeFileSync('dyn-imported', here));`,
         `task('a', { description: \`\${DESC} from \${here}\`, run: (ctx) => ctx.log('ran in ' + basename(new URL(import.meta.url).pathname)) });`,
         `task('b', { deps: ['a'], run: async (ctx) => { const { heavy } = await import('./tasks/heavy.js'); ctx.log(heavy()); } });`,
       ].join('\n'),
@@ -238,11 +239,19 @@ rigTest('declarations load from the compiled build with a V8 code cache; run loa
   const described = (r: { stdout: string }) => (JSON.parse(r.stdout) as { name: string; description: string }[]).find((t) => t.name === 'a')!.description;
   // import.meta is the ES module bundle's, as under run.
   assert.equal(described(first), 'declared from fabricfile.mjs');
+  // import() in declarations works in the compiled build, and prints nothing (no experimental warning).
+  assert.equal(readFileSync(rig.path('dyn-imported'), 'utf8'), 'fabricfile.mjs');
+  assert.equal(first.stderr, '');
   // A damaged cache is rejected by V8, the sources are compiled again and the cache rewritten.
   writeFileSync(`${m.compiled}.v8cache`, 'garbage');
   const again = await rig.fabric(['list', '--json']);
   assert.equal(again.code, 0, again.stderr);
   assert.equal(described(again), 'declared from fabricfile.mjs');
+  rmSync(rig.path('dyn-imported'));
+  const cached = await rig.fabric(['list', '--json']);
+  assert.equal(cached.code, 0, cached.stderr);
+  assert.equal(cached.stderr, '');
+  assert.equal(readFileSync(rig.path('dyn-imported'), 'utf8'), 'fabricfile.mjs', 'import() from a script loaded from the code cache');
   assert.notEqual(readFileSync(`${m.compiled}.v8cache`, 'utf8'), 'garbage');
   assert.ok(!rig.exists('heavy-loaded'), 'list ran a dynamically imported task module');
   // run executes task code from the ES module bundle.
