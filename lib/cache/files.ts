@@ -4,7 +4,7 @@
  * under it. Dotfiles match; `.git` and the cache directory itself are never inputs.
  */
 import type FastGlobModule from 'fast-glob';
-import { statSync, type Stats } from 'node:fs';
+import { readdirSync, statSync, type Stats } from 'node:fs';
 import { isAbsolute, posix, relative, resolve, sep } from 'node:path';
 
 const ALWAYS_IGNORED = ['**/.git/**'];
@@ -75,7 +75,8 @@ function literal(p: string, isDynamic: (p: string) => boolean): string | undefin
 }
 
 function isIgnored(rel: string, abs: string, ignoreDirs: readonly string[]): boolean {
-  if (rel === '.git' || rel.startsWith('.git/') || rel.includes('/.git/')) return true;
+  // Anything named .git, or under it: what fast-glob's `**/.git/**` ignores (a `.git` file included).
+  if (rel === '.git' || rel.startsWith('.git/') || rel.includes('/.git/') || rel.endsWith('/.git')) return true;
   return ignoreDirs.some((d) => abs === d || abs.startsWith(d + sep));
 }
 
@@ -112,6 +113,78 @@ function expandLiterals(
   return [...new Set(out)].sort(byCodeUnit);
 }
 
+/** `prefix/**` with a plain, normalized, relative prefix: everything under one directory. */
+const TREE = /^([^*?[\](){}!\\]+)\/\*\*$/;
+
+function treeRoot(p: string): string | undefined {
+  const m = TREE.exec(p);
+  const prefix = m?.[1];
+  if (prefix === undefined || isAbsolute(prefix) || posix.normalize(prefix) !== prefix || prefix.split('/').some((s) => s === '..' || s === '.' || s === '')) return undefined;
+  return prefix;
+}
+
+/**
+ * The other common case, without fast-glob: every pattern is `dir/**` or a literal naming a file or a
+ * directory (which means `dir/**`). The directories are walked synchronously with what fast-glob's
+ * options below ask for: dotfiles included, `.git` and `ignoreDirs` skipped, unreadable directories
+ * skipped (suppressErrors). A symbolic link anywhere in a walked tree, or anything else, hands over to
+ * fast-glob (undefined), which follows links.
+ */
+function expandTrees(patterns: readonly string[], cwd: string, ignoreDirs: readonly string[]): string[] | undefined {
+  const out = new Set<string>();
+  const walk = (rel: string): boolean => {
+    const abs = resolve(cwd, rel);
+    if (isIgnored(rel, abs, ignoreDirs)) return true;
+    let entries;
+    try {
+      entries = readdirSync(abs, { withFileTypes: true });
+    } catch {
+      return true;
+    }
+    for (const e of entries) {
+      const child = `${rel}/${e.name}`;
+      if (e.isSymbolicLink()) return false;
+      if (e.name === '.git') continue;
+      if (e.isDirectory()) {
+        if (!walk(child)) return false;
+      } else if (e.isFile()) {
+        if (!isIgnored(child, resolve(cwd, child), ignoreDirs)) out.add(child);
+      }
+    }
+    return true;
+  };
+  for (const p of patterns) {
+    let root = treeRoot(p);
+    if (root === undefined) {
+      const rel = literal(p, notDynamic);
+      if (rel === undefined || !isPlainPattern(p)) return undefined;
+      let st;
+      try {
+        st = statSync(resolve(cwd, rel), { throwIfNoEntry: false });
+      } catch {
+        return undefined;
+      }
+      if (!st) continue;
+      if (st.isFile()) {
+        if (!isIgnored(rel, resolve(cwd, rel), ignoreDirs)) out.add(rel);
+        continue;
+      }
+      if (!st.isDirectory()) continue;
+      root = rel;
+    }
+    let st;
+    try {
+      st = statSync(resolve(cwd, root), { throwIfNoEntry: false });
+    } catch {
+      st = undefined;
+    }
+    if (!st?.isDirectory()) continue;
+    // A link on the way to the root (fast-glob resolves it) is fine; inside the tree it is not.
+    if (!walk(root)) return undefined;
+  }
+  return [...out].sort(byCodeUnit);
+}
+
 /**
  * Files matched by `patterns` under `cwd`: relative paths with `/`, sorted, without duplicates. With
  * `seen`, the stats taken on the way (literal paths) are added to it.
@@ -125,6 +198,8 @@ export async function expandGlobs(patterns: readonly string[], cwd: string, igno
     const direct = expandLiterals(patterns, cwd, ignoreDirs, notDynamic, seen);
     if (direct) return direct;
   }
+  const trees = expandTrees(patterns, cwd, ignoreDirs);
+  if (trees) return trees;
   const fg = await fastGlob();
   if (!plain) {
     const direct = expandLiterals(patterns, cwd, ignoreDirs, (p) => fg.isDynamicPattern(p), seen);

@@ -26,11 +26,45 @@ rigTest('literal input and output paths never load fast-glob; globs do, with the
   assert.deepEqual(lit, { loaded: false, result: ['in/a.txt', 'in/b.txt'] });
   const out = probe(rig.dir, `m.unmatchedPatterns(['out/x.txt', 'out/none.txt'], ${d})`);
   assert.deepEqual(out, { loaded: false, result: ['out/none.txt'] });
-  // A directory, a glob, a negation, parentheses: fast-glob decides.
-  assert.deepEqual(probe(rig.dir, `m.expandGlobs(['in'], ${d})`), { loaded: true, result: ['in/a.txt', 'in/b.txt', 'in/sub/c.txt'] });
+  // A directory and `dir/**` are walked without fast-glob.
+  assert.deepEqual(probe(rig.dir, `m.expandGlobs(['in'], ${d})`), { loaded: false, result: ['in/a.txt', 'in/b.txt', 'in/sub/c.txt'] });
+  assert.deepEqual(probe(rig.dir, `m.expandGlobs(['in/**', 'out/x.txt'], ${d})`), { loaded: false, result: ['in/a.txt', 'in/b.txt', 'in/sub/c.txt', 'out/x.txt'] });
+  // A glob, a negation, parentheses: fast-glob decides.
   assert.deepEqual(probe(rig.dir, `m.expandGlobs(['in/*.txt', '!in/b.txt'], ${d})`), { loaded: true, result: ['in/a.txt'] });
   assert.deepEqual(probe(rig.dir, `m.expandGlobs(['odd (1).txt'], ${d})`), { loaded: true, result: ['odd (1).txt'] });
   assert.deepEqual(probe(rig.dir, `m.unmatchedPatterns(['out/*.md'], ${d})`), { loaded: true, result: ['out/*.md'] });
+});
+
+rigTest('walking dir/** without fast-glob finds exactly what fast-glob finds', async (rig) => {
+  const { default: fg } = await import('fast-glob');
+  const { expandGlobs } = await import('../../lib/cache/files.js');
+  const { symlinkSync, chmodSync, mkdirSync } = await import('node:fs');
+  await rig.write({
+    'tree/a.txt': 'a', 'tree/.hidden': 'h', 'tree/.dotdir/x': 'x', 'tree/sub/deep/z.bin': 'z', 'tree/sub/.git/HEAD': 'ref',
+    'tree/sub/gitfile/.git': 'gitdir: elsewhere', 'tree/cache/entry': 'e', 'tree/odd name (1).txt': 'o', 'tree/é€.txt': 'u',
+    'other/b.txt': 'b', 'file.txt': 'f',
+  });
+  mkdirSync(rig.path('tree', 'empty'));
+  mkdirSync(rig.path('tree', 'locked'));
+  await rig.write({ 'tree/locked/secret': 's' });
+  chmodSync(rig.path('tree', 'locked'), 0o000);
+  const ignoreDirs = [rig.path('tree', 'cache')];
+  // What expandGlobs asks fast-glob for (lib/cache/files.ts).
+  const viaFastGlob = async (patterns: string[]) =>
+    (await fg(patterns, { cwd: rig.dir, dot: true, onlyFiles: true, followSymbolicLinks: true, unique: true, suppressErrors: true, ignore: ['**/.git/**', 'tree/cache/**'] })).sort();
+  try {
+    for (const patterns of [['tree/**'], ['tree/**', 'other/**'], ['tree/**', 'file.txt'], ['tree/sub/**', 'tree/**'], ['missing/**'], ['file.txt/**']]) {
+      assert.deepEqual(await expandGlobs(patterns, rig.dir, ignoreDirs), await viaFastGlob(patterns), JSON.stringify(patterns));
+    }
+    // A directory literal means dir/**.
+    assert.deepEqual(await expandGlobs(['tree'], rig.dir, ignoreDirs), await viaFastGlob(['tree/**']));
+    // A symbolic link inside the tree: fast-glob (which follows it) decides, with the same result.
+    symlinkSync(rig.path('other'), rig.path('tree', 'link'));
+    assert.deepEqual(await expandGlobs(['tree/**'], rig.dir, ignoreDirs), await viaFastGlob(['tree/**']));
+    assert.ok((await expandGlobs(['tree/**'], rig.dir, ignoreDirs)).includes('tree/link/b.txt'));
+  } finally {
+    chmodSync(rig.path('tree', 'locked'), 0o755);
+  }
 });
 
 test('a pattern without glob characters is never dynamic for fast-glob (the test files.ts relies on)', async () => {
