@@ -9,7 +9,8 @@
  *
  * Hot path: the file is loaded lazily once and saved once per run (`save`); stats are taken in
  * batches of synchronous calls (much cheaper than one promise per file) with a yield between batches;
- * only files whose stat changed are read, asynchronously, a few at a time.
+ * only files whose stat changed are read: synchronously up to SYNC_UP_TO, above that asynchronously, a
+ * few at a time.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, readFileSync, statSync, type Stats } from 'node:fs';

@@ -1,8 +1,9 @@
 /**
  * Finding and loading the fabricfile. The fabricfile and every local module it imports are bundled by
  * esbuild into `<root>/.fabric/build/` (source maps beside the bundle, so stacks and diagnostics point at the
- * TypeScript source). A manifest records the content hash of every input; a warm start re-hashes those
- * files and imports the cached bundle without loading esbuild at all.
+ * TypeScript source). A manifest records the content hash and the stat of every input; a warm start
+ * hashes only the inputs whose stat changed (or is racy) and imports the cached bundle without loading
+ * esbuild at all.
  */
 import { existsSync, readFileSync, statSync, writeFileSync, renameSync } from 'node:fs';
 import { createRequire, isBuiltin } from 'node:module';
@@ -113,6 +114,9 @@ function warmBundle(opts: LoadOptions): BuildManifest | undefined {
   }
   if (m.version !== 5 || m.fabricfile !== opts.fabricfile || m.apiModule !== opts.apiModule || !existsSync(m.bundle)) return undefined;
   if (m.compiled !== null && !existsSync(m.compiled)) return undefined;
+  // Taken before any stat: the new stats are recorded as of this moment (never later than they were
+  // taken), as the cold build does.
+  const checkedAt = Date.now();
   const fresh: Record<string, InputStat> = {};
   let restat = false;
   for (const [file, hash] of Object.entries(m.inputs)) {
@@ -133,7 +137,7 @@ function warmBundle(opts: LoadOptions): BuildManifest | undefined {
     fresh[file] = now;
     restat = true;
   }
-  if (restat) writeManifest(opts, { ...m, stats: fresh, statsAt: Date.now() });
+  if (restat) writeManifest(opts, { ...m, stats: fresh, statsAt: checkedAt });
   return m;
 }
 
@@ -250,7 +254,9 @@ async function compiledBuild(esbuild: typeof import('esbuild'), opts: LoadOption
       files.push(f);
       continue;
     }
-    let text = f.text;
+    // A hashbang (kept by esbuild from the fabricfile) cannot stand inside loadCompiled's function
+    // wrapper: it becomes a comment of the same length.
+    let text = f.text.startsWith('#!') ? `//${f.text.slice(2)}` : f.text;
     for (const spec of dynamic) text = text.split(`import(${JSON.stringify(spec)})`).join(`${COMPILED_IMPORT}(${JSON.stringify(spec)})`);
     // Any import( left (a computed specifier; or the word in a string, to be safe): ES module bundle only.
     if (/\bimport\s*\(/.test(text)) return undefined;

@@ -288,6 +288,12 @@ rigTest('sources that need ES module semantics get no compiled build, and still 
   assert.equal(cjs.code, 0, cjs.stderr);
   assert.ok(buildManifest(rig).compiled);
   assert.equal((JSON.parse(cjs.stdout) as { description: string }[])[0]!.description, 'cjs');
+  // A hashbang line (esbuild keeps it) does not break the compiled build.
+  await rig.write({ 'fabricfile.ts': `#!/usr/bin/env fabric\n${FF(`task('h', { description: 'hashbang' });`)}` });
+  const hb = await rig.fabric(['list', '--json']);
+  assert.equal(hb.code, 0, hb.stderr);
+  assert.ok(buildManifest(rig).compiled);
+  assert.equal((JSON.parse(hb.stdout) as { description: string }[])[0]!.description, 'hashbang');
 });
 
 rigTest('config: values and their sources; a bad config file is a located error', async (rig) => {
