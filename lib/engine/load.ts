@@ -171,6 +171,25 @@ function fabricResolvePlugin(apiModule: string): import('esbuild').Plugin {
   };
 }
 
+/** What both builds of the fabricfile (ES module bundle, compiled build) share. */
+function bundleOptions(opts: LoadOptions) {
+  return {
+    absWorkingDir: dirname(opts.fabricfile),
+    entryPoints: [opts.fabricfile],
+    bundle: true,
+    write: false,
+    platform: 'node',
+    target: 'node20',
+    // Maps in their own files: the module text V8 compiles at every start stays small (an inline map
+    // was two thirds of the Samakia bundle), and they are read only when something maps a frame.
+    sourcemap: 'linked',
+    sourcesContent: false,
+    metafile: true,
+    logLevel: 'silent',
+    plugins: [fabricResolvePlugin(opts.apiModule)],
+  } as const satisfies import('esbuild').BuildOptions;
+}
+
 /** The names the compiled build gives `import.meta` properties; loadCompiled passes their values. */
 const META = { 'import.meta.url': '__fabric_meta_url', 'import.meta.filename': '__fabric_meta_filename', 'import.meta.dirname': '__fabric_meta_dirname' } as const;
 /**
@@ -220,22 +239,7 @@ function requireable(spec: string, from: string): boolean {
 async function compiledBuild(esbuild: typeof import('esbuild'), opts: LoadOptions, pending: string): Promise<{ path: string; contents: Uint8Array }[] | undefined> {
   let result;
   try {
-    result = await esbuild.build({
-      absWorkingDir: dirname(opts.fabricfile),
-      entryPoints: [opts.fabricfile],
-      bundle: true,
-      write: false,
-      format: 'cjs',
-      platform: 'node',
-      target: 'node20',
-      sourcemap: 'linked',
-      sourcesContent: false,
-      metafile: true,
-      logLevel: 'silent',
-      outfile: join(pending, 'fabricfile.cjs'),
-      define: META,
-      plugins: [fabricResolvePlugin(opts.apiModule)],
-    });
+    result = await esbuild.build({ ...bundleOptions(opts), format: 'cjs', outfile: join(pending, 'fabricfile.cjs'), define: META });
   } catch {
     return undefined;
   }
@@ -269,23 +273,11 @@ async function compiledBuild(esbuild: typeof import('esbuild'), opts: LoadOption
 async function coldBundle(opts: LoadOptions): Promise<BuildManifest> {
   const esbuild = await import('esbuild');
   const root = dirname(opts.fabricfile);
-  const apiModule = opts.apiModule;
   let result;
   try {
     result = await esbuild.build({
-      absWorkingDir: root,
-      entryPoints: [opts.fabricfile],
-      bundle: true,
-      write: false,
+      ...bundleOptions(opts),
       format: 'esm',
-      platform: 'node',
-      target: 'node20',
-      // Maps in their own files: the module text V8 compiles at every start stays small (an inline
-      // map was two thirds of the Samakia bundle), and they are read only when something maps a frame.
-      sourcemap: 'linked',
-      sourcesContent: false,
-      metafile: true,
-      logLevel: 'silent',
       // Splitting keeps a task module's dynamic import() (e.g. of a YAML parser) a separate chunk that
       // loads only when the task runs, so `fabric list` imports no more than the declarations.
       splitting: true,
@@ -293,7 +285,6 @@ async function coldBundle(opts: LoadOptions): Promise<BuildManifest> {
       entryNames: 'fabricfile',
       chunkNames: 'chunk-[hash]',
       outExtension: { '.js': '.mjs' },
-      plugins: [fabricResolvePlugin(apiModule)],
     });
   } catch (e) {
     const errors = ((e as { errors?: EsbuildMessage[] }).errors ?? []) as EsbuildMessage[];
