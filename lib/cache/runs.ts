@@ -173,6 +173,23 @@ export class RunRecords {
     this.touched.clear();
   }
 
+  /**
+   * Removes from the file the records of nodes last run before `cutoff` (an ISO time), under the
+   * lock, and forgets what was loaded. Returns the records that remain and how many went.
+   */
+  async dropOlderThan(cutoff: string): Promise<{ readonly records: RunRecord[]; readonly bytes: number; readonly removed: number }> {
+    const result = await withLock(this.file, async () => {
+      const { records, bytes } = await readRunsFile(this.file);
+      const kept = records.filter((r) => r.last.at >= cutoff);
+      if (kept.length === records.length) return { records, bytes, removed: 0 };
+      const text = JSON.stringify({ v: RUN_FORMAT, runs: kept } satisfies RunsDoc);
+      await writeAtomic(this.file, text);
+      return { records: kept, bytes: Buffer.byteLength(text), removed: records.length - kept.length };
+    });
+    this.reset();
+    return result;
+  }
+
   /** Forgets what was loaded (after the store was cleaned). */
   reset(): void {
     this.byNode = undefined;

@@ -117,6 +117,8 @@ export interface PruneResult {
   readonly removedEntries: number;
   readonly removedBlobs: number;
   readonly removedKeys: number;
+  /** Run records of nodes last run before `--older-than` (their keys go with them unless still used). */
+  readonly removedRuns: number;
   readonly freedBytes: number;
   readonly remainingBytes: number;
   readonly corrupt: number;
@@ -584,7 +586,8 @@ export class Store {
   }
 
   /**
-   * Removes entries last used before `now - olderThanMs`, then least-recently-used entries until the
+   * Removes entries last used before `now - olderThanMs` (and the run records of nodes last run before
+   * then), then least-recently-used entries until the
    * store is at most `maxBytes`, then every blob and key no remaining entry or run record refers to,
    * corrupt entries, temp files left by killed processes, and the per-node run record files of fabric
    * before `runs.json` (`runs/`). The key of a removed entry that a run record names is written to
@@ -593,7 +596,13 @@ export class Store {
    */
   async prune(opts: { readonly maxBytes?: number | undefined; readonly olderThanMs?: number | undefined; readonly now?: number }): Promise<PruneResult> {
     const now = opts.now ?? Date.now();
-    const [entries, blobs, keys, runs] = await Promise.all([this.loadEntries(), this.listShards(this.blobsDir, ''), this.listShards(this.keysDir, '.json'), this.listRuns()]);
+    const cutoff = opts.olderThanMs !== undefined ? new Date(now - opts.olderThanMs).toISOString() : undefined;
+    const [entries, blobs, keys, runs] = await Promise.all([
+      this.loadEntries(),
+      this.listShards(this.blobsDir, ''),
+      this.listShards(this.keysDir, '.json'),
+      cutoff !== undefined ? this.runs.dropOlderThan(cutoff) : this.listRuns().then((r) => ({ ...r, removed: 0 })),
+    ]);
     const blobSize = new Map(blobs.map((b) => [b.name, b.size]));
     const keySize = new Map(keys.map((k) => [k.name, k.size]));
     const blobRefs = new Map<string, number>();
@@ -677,7 +686,7 @@ export class Store {
     }
     await this.removeStaleTemps(now);
     await rm(this.legacyRunsDir, { recursive: true, force: true });
-    return { removedEntries: remove.length, removedBlobs, removedKeys, freedBytes: freed, remainingBytes: Math.max(0, total), corrupt };
+    return { removedEntries: remove.length, removedBlobs, removedKeys, removedRuns: runs.removed, freedBytes: freed, remainingBytes: Math.max(0, total), corrupt };
   }
 
   /** Temp files older than an hour were left by a killed process. */

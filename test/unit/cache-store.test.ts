@@ -193,6 +193,32 @@ rigTest('prune keeps what is referenced: blobs of kept entries, and the key of a
   assert.equal((await runNode(rig, g, 'kept', async () => assert.fail('kept must be a hit'))).result, 'hit');
 });
 
+rigTest('prune --older-than also drops the run records of nodes not run since, and then their keys', async (rig) => {
+  await rig.write({ 'src/x': 'x' });
+  const tasks = ['stale', 'fresh'].map((n) => def(n, { effect: 'read-only', run: n, inputs: ['src/**'], outputs: [`out/${n}.txt`] }));
+  const g = graphOf(rig, tasks, ['stale', 'fresh']);
+  for (const n of ['stale', 'fresh']) await runNode(rig, g, n, () => rig.write({ [`out/${n}.txt`]: n }));
+  const store = new Store(rig.path('.fabric', 'cache'));
+  const stale = (await store.readRun('stale'))!.last.fingerprint;
+  // 'stale' last ran (and its entry was last used) three days ago.
+  const runsFile = rig.path('.fabric', 'cache', 'runs.json');
+  const doc = JSON.parse(await rig.read('.fabric/cache/runs.json')) as { runs: { node: string; last: { at: string }; lastSuccess?: { at: string } }[] };
+  const longAgo = new Date(Date.now() - 3 * 86_400_000);
+  for (const r of doc.runs) if (r.node === 'stale') r.last.at = r.lastSuccess!.at = longAgo.toISOString();
+  await writeFile(runsFile, JSON.stringify(doc));
+  await utimes(store.entryPath(stale), longAgo, longAgo);
+  const p = await store.prune({ olderThanMs: parseDuration('1d') });
+  assert.deepEqual([p.removedEntries, p.removedRuns], [1, 1]);
+  const fresh = new Store(rig.path('.fabric', 'cache'));
+  assert.equal(await fresh.readRun('stale'), undefined);
+  assert.ok(await fresh.readRun('fresh'));
+  assert.equal(await fresh.readKey(stale), undefined, 'no record names it any more: its key is not kept');
+  assert.equal((await fresh.stats()).keys, 0);
+  // Without --older-than, records stay.
+  assert.equal((await fresh.prune({ maxBytes: 1 })).removedRuns, 0);
+  assert.ok(await new Store(rig.path('.fabric', 'cache')).readRun('fresh'));
+});
+
 rigTest('a hit advances the entry last-used time only when it is older than TOUCH_AFTER_MS', async (rig) => {
   await rig.write({ 'src/x': 'x' });
   const g = graphOf(rig, [def('t', { effect: 'read-only', run: 't', inputs: ['src/**'] })], ['t']);

@@ -75,7 +75,7 @@ ${flagHelp(FLAGS)}
     if (sub === 'prune') {
       const r = await store.prune({ maxBytes, olderThanMs });
       if (json) out(JSON.stringify(r, null, 2) + '\n');
-      else out(`pruned ${r.removedEntries} entr${r.removedEntries === 1 ? 'y' : 'ies'}${r.corrupt ? ` (${r.corrupt} corrupt)` : ''}, ${r.removedBlobs} stored file${r.removedBlobs === 1 ? '' : 's'}, ${r.removedKeys} key${r.removedKeys === 1 ? '' : 's'}: freed ${formatSize(r.freedBytes)}, ${formatSize(r.remainingBytes)} left\n`);
+      else out(`pruned ${r.removedEntries} entr${r.removedEntries === 1 ? 'y' : 'ies'}${r.corrupt ? ` (${r.corrupt} corrupt)` : ''}, ${r.removedBlobs} stored file${r.removedBlobs === 1 ? '' : 's'}, ${r.removedKeys} key${r.removedKeys === 1 ? '' : 's'}${r.removedRuns ? `, ${r.removedRuns} run record${r.removedRuns === 1 ? '' : 's'}` : ''}: freed ${formatSize(r.freedBytes)}, ${formatSize(r.remainingBytes)} left\n`);
       return EXIT.ok;
     }
     await store.clean();
