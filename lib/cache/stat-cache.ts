@@ -33,6 +33,25 @@ const STREAM_ABOVE = 8 * 1024 * 1024;
  * holds the event loop for about 2 ms.
  */
 const SYNC_UP_TO = 1024 * 1024;
+/**
+ * At most this many bytes are read synchronously in one turn of the event loop; past it, files take
+ * the asynchronous path until the next turn, so hashing a large tree never holds the loop (output of
+ * running commands, signals) for long.
+ */
+const SYNC_BYTES_PER_TURN = 16 * 1024 * 1024;
+let syncBytes = 0;
+let syncReset: NodeJS.Immediate | undefined;
+
+/** Whether `size` more bytes may be read synchronously in this turn (and counts them if so). */
+function takeSyncBudget(size: number): boolean {
+  if (size > SYNC_UP_TO || syncBytes + size > SYNC_BYTES_PER_TURN) return false;
+  syncBytes += size;
+  syncReset ??= setImmediate(() => {
+    syncBytes = 0;
+    syncReset = undefined;
+  });
+  return true;
+}
 
 /** `[size, mtimeMs, ctimeMs, ino, sha256, recordedAtMs]`: compact, since there may be 10^5 of them. */
 export type StatRow = [number, number, number, number, string, number];
@@ -60,7 +79,7 @@ export function toFileStat(s: Stats): FileStat {
 }
 
 export async function sha256File(path: string, size?: number): Promise<string> {
-  if (size !== undefined && size <= SYNC_UP_TO) return createHash('sha256').update(readFileSync(path)).digest('hex');
+  if (size !== undefined && takeSyncBudget(size)) return createHash('sha256').update(readFileSync(path)).digest('hex');
   if (size !== undefined && size <= STREAM_ABOVE) return createHash('sha256').update(await readFile(path)).digest('hex');
   const h = createHash('sha256');
   for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);

@@ -65,6 +65,29 @@ rigTest('stat cache: settled files are not re-read (a recorded hash is trusted),
   assert.equal(fourth.counters.hashed, 1, 'the just-written file is racy and re-hashed');
 });
 
+rigTest('stat cache: hashing a large tree gives the event loop turns (synchronous reads are bounded per turn)', async (rig) => {
+  const mib = Buffer.alloc(1024 * 1024, 'x');
+  const paths: string[] = [];
+  for (let i = 0; i < 48; i++) {
+    await writeFile(rig.path(`f${i}.bin`), mib);
+    paths.push(rig.path(`f${i}.bin`));
+  }
+  let turns = 0;
+  let ticking = true;
+  const tick = () => {
+    if (!ticking) return;
+    turns++;
+    setImmediate(tick);
+  };
+  setImmediate(tick);
+  const hashed = await new StatCache(undefined).hashFiles(paths);
+  ticking = false;
+  assert.equal(hashed.size, 48);
+  assert.equal(hashed.get(paths[0]!)!.sha256, createHash('sha256').update(mib).digest('hex'));
+  // 48 MiB at most 16 MiB per turn: the loop ran in between (all of it synchronous would give 0 turns).
+  assert.ok(turns >= 2, `${turns} event-loop turns while hashing 48 MiB`);
+});
+
 rigTest('stat cache: vanished files are absent; a damaged cache file is ignored and rewritten', async (rig) => {
   await rig.write({ 'a.txt': 'a', 'stat-cache.json': '{"v":1,"rows":{"/x":[1,2' });
   const c = new StatCache(rig.path('stat-cache.json'));
