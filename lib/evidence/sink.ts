@@ -495,7 +495,8 @@ class Writer implements EvidenceSink {
       this.writing++;
       void this.nodeIo(s, `node ${s.id}`, () => this.writeNode(s)).then(() => {
         this.writing--;
-        this.pumpWrites();
+        // The next records in a later turn: a thousand nodes ending at once never hold the loop.
+        this.schedulePump();
         if (this.writing === 0 && this.toWrite.length === 0) for (const w of this.idleWaiters.splice(0)) w();
       });
     }
