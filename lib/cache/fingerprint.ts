@@ -92,6 +92,8 @@ export type KeyResult =
       readonly ok: true;
       readonly key: CacheKey;
       readonly fingerprint: string;
+      /** The key's canonical JSON text, which hashes to `fingerprint` (what the store keeps). */
+      readonly keyJson: string;
       /** The input files as hashed for the key (absolute paths), or undefined if one vanished while being hashed. */
       readonly inputFiles: readonly AbsFileDigest[] | undefined;
     }
@@ -128,11 +130,6 @@ function byCodeUnit(a: string, b: string): number {
 }
 
 /**
- * `rec` with its keys inserted in code-unit order (itself when they already are). An object built that
- * way is written by JSON.stringify exactly as canonicalJson writes it: canonicalJson rebuilds each
- * object from its sorted entries, and the engine orders array-index keys first in both cases.
- */
-/**
  * A record without a prototype: a key named `__proto__` (an input file, a param, an env var) is then
  * an ordinary entry of the fingerprint instead of silently setting the object's prototype.
  */
@@ -140,6 +137,11 @@ function emptyRecord<T>(): Record<string, T> {
   return Object.create(null) as Record<string, T>;
 }
 
+/**
+ * `rec` with its keys inserted in code-unit order (itself when they already are). An object built that
+ * way is written by JSON.stringify exactly as canonicalJson writes it: canonicalJson rebuilds each
+ * object from its sorted entries, and the engine orders array-index keys first in both cases.
+ */
 function sortedRecord<T>(rec: Record<string, T>): Record<string, T> {
   const keys = Object.keys(rec);
   let sorted = true;
@@ -225,5 +227,6 @@ export async function computeKey(node: Node, depFingerprints: ReadonlyMap<NodeId
     variant: node.variant ?? null,
     version: CACHE_FORMAT_VERSION,
   };
-  return { ok: true, key, fingerprint: createHash('sha256').update(JSON.stringify(key)).digest('hex'), inputFiles: files };
+  const keyJson = JSON.stringify(key);
+  return { ok: true, key, keyJson, fingerprint: createHash('sha256').update(keyJson).digest('hex'), inputFiles: files };
 }

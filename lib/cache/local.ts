@@ -15,11 +15,10 @@ import { isAbsolute, join, posix, relative, resolve, sep } from 'node:path';
 import type { Node } from '../engine/graph.js';
 import type { NodeId } from '../engine/events.js';
 import type { AbsFileDigest, CachedLog, CacheLookup, CacheProvider, KnownDigests } from './types.js';
-import { canonicalKeyJson } from './canonical.js';
 import { computeKey, SecretDigester, type CacheKey, type KeyContext } from './fingerprint.js';
 import { diffKeys, summarizeChanges } from './diff.js';
 import { expandGlobs, isPlainPattern, unmatchedPatterns, type SeenStat } from './files.js';
-import { StatCache } from './stat-cache.js';
+import { StatCache, toFileStat } from './stat-cache.js';
 import { INLINE_LOGS_MAX, INLINE_OUTPUT_MAX, INLINE_OUTPUTS_TOTAL, STORE_FORMAT, Store, inlineBytes, inlineOf, validLogs, type CacheEntry, type RunOutcome, type RunRecord, type StoredOutput } from './store.js';
 import { RUN_FORMAT } from './runs.js';
 import { errorMessage, readIfSmall } from './fsutil.js';
@@ -47,6 +46,8 @@ export interface LocalCache extends CacheProvider {
 interface Pending {
   readonly fingerprint: string;
   readonly key: CacheKey;
+  /** The key's canonical JSON text (what the entry or the key file keeps). */
+  readonly keyJson: string;
   /** Whether a successful run is stored (false: only recorded). */
   readonly store: boolean;
   /** The node's run record as it is on disk. */
@@ -100,15 +101,6 @@ function outputsCoverGlobs(node: Node, entry: CacheEntry): boolean {
   return node.outputs.every((p) => isPlainPattern(p) && held.has(posix.normalize(p)));
 }
 
-/** Runs `fn` over `items`, at most `limit` at a time. */
-async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
-
 export function createLocalCache(opts: LocalCacheOptions): LocalCache {
   const enabled = opts.enabled ?? true;
   const store = new Store(opts.dir);
@@ -136,7 +128,7 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
   const now = () => new Date().toISOString();
 
   /** Keys that the run records of this run name and that are not stored yet: written by `close`, before the records. */
-  const keysToWrite = new Map<string, CacheKey>();
+  const keysToWrite = new Map<string, string>();
   /** Fingerprints whose entry holds their key (written or read by this run): `close` writes no key file for them. */
   const keysInEntries = new Set<string>();
   /**
@@ -154,7 +146,7 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
    */
   const record = async (node: Node, p: Pending, last: RunRecord['last'], lastSuccess: RunRecord['lastSuccess']) => {
     const { prev, fingerprint } = p;
-    if (prev?.last.fingerprint !== fingerprint && prev?.lastSuccess?.fingerprint !== fingerprint) keysToWrite.set(fingerprint, p.key);
+    if (prev?.last.fingerprint !== fingerprint && prev?.lastSuccess?.fingerprint !== fingerprint) keysToWrite.set(fingerprint, p.keyJson);
     const r: RunRecord = { v: RUN_FORMAT, node: node.id, task: node.task.name, last, lastSuccess };
     await store.runs.set(r);
     p.prev = r;
@@ -185,7 +177,7 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
       await store.ensureLayout();
       const keys = [...keysToWrite].filter(([fp]) => !keysInEntries.has(fp));
       keysToWrite.clear();
-      await eachLimited(keys, 8, ([fp, key]) => bestEffort('store a cache key', () => store.writeKey(fp, key)));
+      for (const [fp, json] of keys) await bestEffort('store a cache key', () => store.writeKey(fp, json));
       await store.runs.save();
     });
 
@@ -302,7 +294,7 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
       digests.set(node.id, { inputs: kr.inputFiles });
       const prev = await store.runs.get(node.id).catch(() => undefined);
       const blocker = mutatingDependencyThatRuns(node, mutatingRuns);
-      const p: Pending = { fingerprint: kr.fingerprint, key: kr.key, prev, store: node.cacheable && blocker === undefined };
+      const p: Pending = { fingerprint: kr.fingerprint, key: kr.key, keyJson: kr.keyJson, prev, store: node.cacheable && blocker === undefined };
       const fp = p.fingerprint;
       pending.set(node.id, p);
       // Assume it runs until it turns out to be a hit (below).
@@ -374,25 +366,40 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
         const seen = new Map<string, SeenStat>();
         const rels = await expandGlobs(node.outputs, node.cwd, [opts.dir], seen);
         const abs = rels.map((r) => resolve(node.cwd, r));
-        const hashed = await statCache.hashFiles(abs, seen);
-        const outputs: StoredOutput[] = [];
-        const files: AbsFileDigest[] = [];
+        // Small outputs go into the entry: read once here, hashed from those bytes (which win, as for a
+        // copy), and the stat cache learns that hash; only the others are hashed through the stat cache.
+        const inline = new Map<number, StoredOutput>();
         let inlineBudget = INLINE_OUTPUTS_TOTAL;
         for (let i = 0; i < rels.length; i++) {
+          const seenStat = seen.get(abs[i]!);
+          const at = seenStat?.at ?? Date.now();
+          const st = seenStat?.stats ?? statSync(abs[i]!, { throwIfNoEntry: false });
+          if (!st?.isFile() || st.size > Math.min(INLINE_OUTPUT_MAX, inlineBudget)) continue;
+          let bytes: Buffer | undefined;
+          try {
+            bytes = readIfSmall(abs[i]!, Math.min(INLINE_OUTPUT_MAX, inlineBudget));
+          } catch {
+            bytes = undefined; // vanished meanwhile: the stat cache path below reports it absent
+          }
+          if (!bytes) continue;
+          const sha256 = createHash('sha256').update(bytes).digest('hex');
+          inlineBudget -= bytes.length;
+          inline.set(i, { path: rels[i]!, mode: st.mode & 0o7777, sha256, size: bytes.length, inline: inlineOf(bytes) });
+          if (bytes.length === st.size) statCache.remember(abs[i]!, toFileStat(st), sha256, at);
+        }
+        const hashed = await statCache.hashFiles(abs.filter((_, i) => !inline.has(i)), seen);
+        const outputs: StoredOutput[] = [];
+        const files: AbsFileDigest[] = [];
+        for (let i = 0; i < rels.length; i++) {
+          const small = inline.get(i);
+          if (small) {
+            outputs.push(small);
+            files.push({ path: abs[i]!, sha256: small.sha256, size: small.size });
+            continue;
+          }
           const h = hashed.get(abs[i]!);
           if (!h) continue;
           const mode = h.stat.mode & 0o7777;
-          if (h.stat.size <= Math.min(INLINE_OUTPUT_MAX, inlineBudget)) {
-            // Kept in the entry (no blob file); the bytes read now and their own hash win, as for a copy.
-            const bytes = readIfSmall(abs[i]!, Math.min(INLINE_OUTPUT_MAX, inlineBudget));
-            if (bytes) {
-              const sha256 = createHash('sha256').update(bytes).digest('hex');
-              inlineBudget -= bytes.length;
-              outputs.push({ path: rels[i]!, mode, sha256, size: bytes.length, inline: inlineOf(bytes) });
-              files.push({ path: abs[i]!, sha256, size: bytes.length });
-              continue;
-            }
-          }
           let { sha256, size } = { sha256: h.sha256, size: h.stat.size };
           // Copy unless the blob is already there; the copy's own hash wins if the file changed meanwhile.
           if (!(await store.hasBlob(sha256))) ({ sha256, size } = await store.putFile(abs[i]!));
@@ -415,7 +422,7 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
           logRef = { sha256: createHash('sha256').update(logText).digest('hex'), size: Buffer.byteLength(logText), inline: logs };
         } else if (logText !== undefined) logRef = await store.putData(logText);
         // The key goes in the entry: no key file (close writes key files only for fingerprints without one).
-        await store.writeEntry({ v: STORE_FORMAT, fingerprint, node: node.id, task: node.task.name, created: now(), outputs, logs: logRef, keyJson: canonicalKeyJson(p.key) });
+        await store.writeEntry({ v: STORE_FORMAT, fingerprint, node: node.id, task: node.task.name, created: now(), outputs, logs: logRef, keyJson: p.keyJson });
         keysInEntries.add(fingerprint);
         if (files.length === rels.length) digests.set(node.id, { ...digests.get(node.id), outputs: files });
       });

@@ -5,7 +5,8 @@
  *   entries/ab/<fp>.json       one successful run of a node: its outputs (path, mode, sha256, size; the
  *                              bytes themselves inline when small, else a blob), its logs (inline when
  *                              small, else a blob) and the canonical JSON text of the key object (it
- *                              hashes to <fp>; kept as a string, so a hit's JSON.parse only scans it); the file's mtime is the entry's last-used time (to within
+ *                              hashes to <fp>; kept as a string, so a hit's JSON.parse only scans it).
+ *                              The file's mtime is the entry's last-used time (to within
  *                              TOUCH_AFTER_MS). Storing a cacheable node with small outputs creates this
  *                              one file and nothing else.
  *   keys/ab/<fp>.json          the key object of a recorded fingerprint that has no entry: a node that
@@ -77,9 +78,8 @@ export interface CacheEntry {
 }
 
 /**
- * Files up to this size are copied into the store by one synchronous read and an atomic write (no
- * streams). Creating files stays asynchronous: on a busy disk an open(O_CREAT) can block for
- * milliseconds, which must not stall the event loop.
+ * Files up to this size are copied into and restored from the store by one synchronous read and a
+ * synchronous atomic write (no streams, no thread-pool round trips); larger ones are streamed.
  */
 const SMALL_FILE = 1024 * 1024;
 
@@ -452,15 +452,15 @@ export class Store {
     }
   }
 
-  /** Writes the key object under its fingerprint unless it is already there. */
-  async writeKey(fp: string, key: CacheKey): Promise<void> {
+  /** Writes a key's canonical JSON text (`KeyResult.keyJson`) under its fingerprint unless it is already there. */
+  async writeKey(fp: string, keyJson: string): Promise<void> {
     const p = this.keyPath(fp);
     try {
       if (statSync(p, { throwIfNoEntry: false })) return;
     } catch {
       /* unreadable: write it */
     }
-    await writeAtomic(p, canonicalKeyJson(key));
+    await writeAtomic(p, keyJson);
   }
 
   /**
@@ -587,8 +587,8 @@ export class Store {
 
   /**
    * Removes entries last used before `now - olderThanMs` (and the run records of nodes last run before
-   * then), then least-recently-used entries until the
-   * store is at most `maxBytes`, then every blob and key no remaining entry or run record refers to,
+   * then), then least-recently-used entries until the store is at most `maxBytes`, then every blob
+   * and key no remaining entry or run record refers to,
    * corrupt entries, temp files left by killed processes, and the per-node run record files of fabric
    * before `runs.json` (`runs/`). The key of a removed entry that a run record names is written to
    * `keys/` first, so `explain` can still diff with it. A run racing with prune can lose a blob

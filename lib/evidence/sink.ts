@@ -124,7 +124,10 @@ export async function loadSigners(signing: SigningOptions | undefined): Promise<
 type Stream = 'stdout' | 'stderr';
 const FLUSH_AT = 256 * 1024;
 const CHECKPOINT_MS = 250;
-/** Node records written at once (each is a handful of file-system calls on libuv's thread pool). */
+/**
+ * Node records in progress at once, and started per event-loop turn. A record's files are written
+ * synchronously; what it may wait for is signing (gpg) or, without the cache's digests, globbing.
+ */
 const WRITE_CONCURRENCY = 4;
 
 interface NodeState {

@@ -1,6 +1,7 @@
 // Unit tests of the content cache with real files in temp dirs and real analyzed nodes (the analyzer
 // builds them from task definitions; no process runs: each test "runs" a node by writing its outputs).
 import * as assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { chmod, readFile, readdir, rm, stat, writeFile, mkdir, truncate } from 'node:fs/promises';
 import { join, dirname } from 'node:path';
 import type { TaskDef, TaskSpec } from '../../lib/api/types.js';
@@ -12,6 +13,7 @@ import { createLocalCache, type LocalCache } from '../../lib/cache/local.js';
 import { computeKey, SecretDigester, fingerprintOf } from '../../lib/cache/fingerprint.js';
 import { diffKeys, describeChange } from '../../lib/cache/diff.js';
 import { StatCache } from '../../lib/cache/stat-cache.js';
+import { canonicalKeyJson } from '../../lib/cache/canonical.js';
 import { rigTest, timedTest, test, type Rig } from '../helpers/rig.js';
 
 const def = (name: string, spec: TaskSpec = {}): TaskDef => ({ name, spec, site: () => undefined, __fabricTask: true });
@@ -213,6 +215,17 @@ rigTest('a hit restores deleted or changed outputs byte-exact with their modes, 
   assert.deepEqual(await readFile(rig.path('out/bin.dat')), bin);
   assert.equal((await stat(rig.path('out/bin.dat'))).mode & 0o777, 0o644);
   assert.deepEqual(h.warnings, []);
+});
+
+rigTest('a stored small output is hashed from the bytes kept in the entry, and the stat cache learns that hash', async (rig) => {
+  await rig.write({ 'src/a.txt': 'x' });
+  const g = graphOf(rig, [build()], ['build']);
+  await simulate(cacheFor(rig), g, () => produceOutputs(rig, { 'out/o.txt': ['small output', 0o644] }));
+  const doc = JSON.parse(await readFile(rig.path('.fabric', 'cache', 'stat-cache.json'), 'utf8')) as { rows: unknown[] };
+  const i = doc.rows.indexOf(rig.path('out', 'o.txt'));
+  assert.ok(i >= 0, 'no stat-cache row for the stored output');
+  const st = await stat(rig.path('out', 'o.txt'));
+  assert.deepEqual(doc.rows.slice(i + 1, i + 6), [st.size, st.mtimeMs, st.ctimeMs, st.ino, createHash('sha256').update('small output').digest('hex')]);
 });
 
 rigTest('a truncated entry is corrupt: one warning, removed, the node runs; the next run is a hit', async (rig) => {
@@ -433,6 +446,7 @@ rigTest('inputs: directories expand, dotfiles count, .git and the cache dir neve
   if (!r.ok) return;
   assert.deepEqual(Object.keys(r.key.inputs), ['other.txt', 'src/.hidden', 'src/a.txt']);
   assert.equal(r.fingerprint, fingerprintOf(r.key));
+  assert.equal(r.keyJson, canonicalKeyJson(r.key), 'the text the store keeps is the canonical one');
 });
 
 rigTest('inputs: literal paths (fast path, no directory walk) give the same files as the equivalent globs', async (rig) => {
