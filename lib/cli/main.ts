@@ -5,6 +5,7 @@
 import { resolve } from 'node:path';
 import { COMMANDS } from './commands.js';
 import { EXIT, type CliContext } from './context.js';
+import { after, turnBuffered } from './out.js';
 import { UsageError } from './args.js';
 import { nearest } from '../util/suggest.js';
 import { VERSION } from './version.js';
@@ -81,12 +82,15 @@ async function main(argv: string[]): Promise<number> {
       name = 'run';
     }
   }
+  // Commands write stdout through a buffer flushed at the end of each event-loop turn (see out.ts).
+  const stdout = turnBuffered(process.stdout);
   const controller = new AbortController();
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
     signals++;
     if (signals === 1) controller.abort(sig);
     else if (signals >= 3) {
+      stdout.flush();
       process.stderr.write('fabric: third signal, exiting now\n');
       process.exit(EXIT.interrupted);
     }
@@ -106,8 +110,8 @@ async function main(argv: string[]): Promise<number> {
   const ctx: CliContext = {
     argv,
     env: process.env,
-    stdout: process.stdout,
-    stderr: process.stderr,
+    stdout,
+    stderr: after(stdout, process.stderr),
     stdin: process.stdin,
     globals: { file, cwd, debug },
     signal: controller.signal,
@@ -116,6 +120,7 @@ async function main(argv: string[]): Promise<number> {
     const mod = (await COMMANDS[name]!.load()).default;
     return await mod.run(ctx, args);
   } catch (e) {
+    stdout.flush();
     if (e instanceof UsageError) return usage(e.message, e.hint);
     if (e instanceof DiagnosticsError) {
       process.stderr.write(formatDiagnostics(e.diagnostics, { cwd }));
@@ -127,6 +132,7 @@ async function main(argv: string[]): Promise<number> {
     else process.stderr.write('This is a bug in fabric. Rerun with --debug and report the output with the fabric version (fabric --version).\n');
     return EXIT.failed;
   } finally {
+    stdout.flush();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }

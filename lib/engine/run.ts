@@ -92,9 +92,6 @@ export async function runGraph(opts: RunGraphOptions): Promise<RunOutcome> {
     for (const id of graph.order) statuses.set(id, 'not-run');
     return end(true, false, false);
   }
-  // Guards passed: the spawner may start its helper (the fork server) now, so that it is ready for the
-  // first command instead of booting while the first commands take the slow path.
-  if (graph.order.some((id) => graph.nodes.get(id)?.steps.some((st) => st.kind === 'command'))) (opts.spawner ?? groupSpawner).prepare?.();
   const sched = new Scheduler(opts, statuses);
   const interrupted = await sched.run();
   const ok = !interrupted && graph.order.every((id) => statuses.get(id) === 'ok' || statuses.get(id) === 'cached');
@@ -116,6 +113,8 @@ class Scheduler {
   private readonly rank = new Map<NodeId, number>();
   private readonly fingerprints = new Map<NodeId, string>();
   private readonly gates = new Map<NodeId, GateState>();
+  /** Whether the spawner was prepared (see execute). */
+  private prepared = false;
   private readonly random: (() => number) | undefined;
   private readonly exec: ExecDeps;
   private readonly tracker: ReadyTracker;
@@ -336,6 +335,12 @@ class Scheduler {
       }
     }
 
+    // The first node that will run a command lets the spawner start its helper (the fork server): not
+    // before the guards passed, and never in a run that is all cache hits (starting it forks this process).
+    if (!this.prepared && node.steps.some((st) => st.kind === 'command')) {
+      this.prepared = true;
+      this.exec.spawner.prepare?.();
+    }
     let attempt = 1;
     let result: Awaited<ReturnType<typeof runAttempt>>;
     for (;;) {

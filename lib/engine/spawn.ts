@@ -55,7 +55,7 @@ export interface ProcessHandle {
 
 export interface Spawner {
   spawn(spec: SpawnSpec): ProcessHandle;
-  /** Called once the run's guards have passed, before the first command: start helpers now. */
+  /** Called once per run, just before its first command (so after its guards passed, and never in a run of cache hits only): start helpers now. */
   prepare?(): void;
 }
 

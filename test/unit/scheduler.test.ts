@@ -6,6 +6,7 @@ import type { Guard } from '../../lib/guards/types.js';
 import { backoffMs, normaliseJobs, seededRandom, shuffleInPlace } from '../../lib/engine/sched-util.js';
 import { fx, fxSh, graphOf, run, stamps } from './scheduler-helpers.js';
 import { nodeSpawner, type Spawner } from '../../lib/engine/spawn.js';
+import { createLocalCache } from '../../lib/cache/local.js';
 
 rigTest('a diamond runs its shared dependency once, dependencies first', async (rig) => {
   const count = rig.path('count');
@@ -166,9 +167,16 @@ rigTest('the spawner is prepared (the fork server started) only after the guards
   assert.deepEqual(prepared, [], 'prepared for a dry run');
   await run(graphOf(rig.dir, { top: { run: () => undefined } }), { spawner });
   assert.deepEqual(prepared, [], 'prepared for a run without commands');
-  const r = await run(graphOf(rig.dir, { top: { guards: [allowAll], run: cmd } }), { spawner });
+  const cache = createLocalCache({ dir: rig.path('.fabric', 'cache'), repoRoot: rig.dir, secretPatterns: [], warn: () => {} });
+  const g = () => graphOf(rig.dir, { dep: { run: cmd, outputs: ['x'] }, top: { guards: [allowAll], deps: ['dep'], run: cmd, outputs: ['x'] } });
+  const r = await run(g(), { spawner, cache });
+  await cache.close();
   assert.equal(r.outcome.ok, true);
-  assert.deepEqual(prepared, ['prepare']);
+  assert.deepEqual(prepared, ['prepare'], 'prepared once per run');
+  prepared.length = 0;
+  const again = await run(g(), { spawner, cache: createLocalCache({ dir: rig.path('.fabric', 'cache'), repoRoot: rig.dir, secretPatterns: [], warn: () => {} }) });
+  assert.deepEqual(again.brief(['cache']), ['cache dep hit', 'cache top hit']);
+  assert.deepEqual(prepared, [], 'prepared for a run of cache hits only');
 });
 
 rigTest('guards that allow: decisions are emitted, then the run proceeds', async (rig) => {
