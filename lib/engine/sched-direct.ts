@@ -44,17 +44,42 @@ const PLAIN_WORD = /^[A-Za-z0-9_@%+=:,./-]+$/;
 /** The command word: additionally no `=` (an assignment) and no leading `%` (a job spec). */
 const PLAIN_COMMAND = /^[A-Za-z0-9_@+:,./-][A-Za-z0-9_@%+:,./-]*$/;
 
-function isExecutableFile(path: string): boolean {
+/**
+ * What a file is to the lookup: missing, not an executable regular file, or executable and run by
+ * the kernel itself (ELF or `#!`: bash runs other executables as bash scripts). The answer for a
+ * file is kept with its stat and reused while size, times, mode and inode are unchanged (ctime moves
+ * on any chmod, chown or ACL change, mtime on any write): one stat per command instead of stat,
+ * access, open, read and close (a thousand `/bin/true` tasks ask about the same file a thousand times).
+ */
+type Probe = 'missing' | 'not-executable' | 'kernel' | 'script';
+const probes = new Map<string, { readonly key: string; readonly probe: Probe }>();
+
+function probe(path: string): Probe {
+  let st;
   try {
-    if (!statSync(path).isFile()) return false;
-    accessSync(path, fsConstants.X_OK);
-    return true;
+    st = statSync(path, { throwIfNoEntry: false });
   } catch {
-    return false;
+    return 'missing';
   }
+  if (!st) return 'missing';
+  if (!st.isFile()) return 'not-executable';
+  const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.mode}`;
+  const known = probes.get(path);
+  if (known?.key === key) return known.probe;
+  let result: Probe;
+  try {
+    accessSync(path, fsConstants.X_OK);
+    result = kernelExecutable(path) ? 'kernel' : 'script';
+  } catch {
+    result = 'not-executable';
+  }
+  probes.set(path, { key, probe: result });
+  return result;
 }
 
-/** Whether the kernel execs the file itself (ELF or `#!`); bash runs other executables as bash scripts. */
+const executable = (p: Probe): boolean => p === 'kernel' || p === 'script';
+
+/** Whether the kernel execs the file itself (ELF or `#!`). */
 function kernelExecutable(path: string): boolean {
   let fd: number | undefined;
   try {
@@ -136,32 +161,33 @@ export function directExec(cmd: string, cwd: string, env: Readonly<Record<string
   // bash's lookup: a word with a slash is a path (relative to the cwd); otherwise the first
   // executable regular file in PATH. `_` is the path as bash composed it.
   let path: string;
-  let file: string;
+  let kind: Probe;
   if (word.includes('/')) {
     path = word;
-    file = resolve(cwd, word);
-    if (!isExecutableFile(file)) return undefined;
+    kind = probe(resolve(cwd, word));
   } else {
     const searchPath = env['PATH'];
     if (searchPath === undefined) return undefined;
     let found: string | undefined;
+    kind = 'missing';
     for (const dir of searchPath.split(':')) {
       // Relative entries ('' means '.') and trailing slashes change how bash spells `_`: leave them to bash.
       if (!dir.startsWith('/') || (dir.length > 1 && dir.endsWith('/'))) {
-        if (isExecutableFile(resolve(cwd, dir || '.', word))) return undefined;
+        if (executable(probe(resolve(cwd, dir || '.', word)))) return undefined;
         continue;
       }
       const candidate = dir === '/' ? `/${word}` : `${dir}/${word}`;
-      if (isExecutableFile(candidate)) {
+      kind = probe(candidate);
+      if (executable(kind)) {
         found = candidate;
         break;
       }
     }
     if (found === undefined) return undefined;
     path = found;
-    file = found;
   }
-  if (!kernelExecutable(file)) return undefined;
+  // Not found, not executable, or a script without `#!` (bash runs it itself): bash's own path.
+  if (kind !== 'kernel') return undefined;
   const pwd = childPwd(cwd, env['PWD']);
   if (pwd === undefined) return undefined;
   return { file: path, argv0: word, args: words.slice(1), env: { ...env, PWD: pwd, SHLVL: shlvl, _: path } };

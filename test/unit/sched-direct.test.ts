@@ -3,7 +3,7 @@
 // `bash -euo pipefail -c` gives it; everything else must be left to bash.
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { symlinkSync } from 'node:fs';
+import { chmodSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { directExec } from '../../lib/engine/sched-direct.js';
 import { groupSpawner, type StreamName } from '../../lib/engine/spawn.js';
 import { rigTest, test } from '../helpers/rig.js';
@@ -124,6 +124,35 @@ rigTest('everything bash could treat differently is left to bash', async (rig) =
   // And the positive control for the same directory: a plain program is taken.
   assert.equal(directExec('tool a', rig.dir, env)?.file, rig.path('bin', 'tool'));
   assert.equal(directExec('/bin/true', rig.path('missing-dir'), env), undefined);
+});
+
+rigTest('what is known about a program is dropped as soon as it changes: content, mode, or the file itself', async (rig) => {
+  await rig.write({ 'bin/tool': '#!/bin/sh\n', 'bin/later': '#!/bin/sh\n' }, 0o755);
+  const env = { ...ENV, PATH: `${rig.path('bin')}:${PATH}` };
+  const tool = rig.path('bin', 'tool');
+  assert.equal(directExec('tool', rig.dir, env)?.file, tool);
+  assert.equal(directExec('./bin/tool', rig.dir, env)?.file, './bin/tool');
+  // Rewritten in place without a #! (same inode, same size): bash would run it as a script.
+  writeFileSync(tool, 'echo hi!!\n');
+  assert.equal(directExec('tool', rig.dir, env), undefined, 'rewritten without #!');
+  assert.equal(directExec('./bin/tool', rig.dir, env), undefined, 'rewritten without #! (by path)');
+  writeFileSync(tool, '#!/bin/sh\n');
+  assert.equal(directExec('tool', rig.dir, env)?.file, tool, 'a #! again');
+  chmodSync(tool, 0o644);
+  assert.equal(directExec('tool', rig.dir, env)?.file, undefined, 'no longer executable: the lookup goes on along PATH, bash reports it');
+  chmodSync(tool, 0o755);
+  assert.equal(directExec('tool', rig.dir, env)?.file, tool);
+  // Replaced by another file (a new inode), then removed.
+  renameSync(rig.path('bin', 'later'), tool);
+  assert.equal(directExec('tool', rig.dir, env)?.file, tool);
+  rmSync(tool);
+  assert.equal(directExec('tool', rig.dir, env), undefined, 'removed');
+  // A program that appears earlier in PATH is found there from then on.
+  await rig.write({ 'first/.keep': '' });
+  const both = { ...ENV, PATH: `${rig.path('first')}:${PATH}` };
+  assert.equal(directExec('env', rig.dir, both)?.file?.startsWith(rig.path('first')), false);
+  await rig.write({ 'first/env': '#!/bin/sh\n' }, 0o755);
+  assert.equal(directExec('env', rig.dir, both)?.file, rig.path('first', 'env'), 'found earlier in PATH once it exists');
 });
 
 async function spawnOutput(cmd: string, cwd: string, env: Record<string, string>) {
