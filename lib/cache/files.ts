@@ -63,16 +63,27 @@ export function ignoresFor(fg: FastGlob, cwd: string, dirs: readonly string[]): 
   return out;
 }
 
-function byCodeUnit(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
 /** A literal path (no glob syntax, no escapes), as fast-glob would report it: `./a//b` → `a/b`. */
 function literal(p: string, isDynamic: (p: string) => boolean): string | undefined {
   if (isNegated(p) || p.includes('\\') || isDynamic(p)) return undefined;
   const n = posix.normalize(p);
   return n === '.' || n.endsWith('/') || isAbsolute(n) ? undefined : n;
 }
+
+/**
+ * `resolve(cwd, rel)` for the relative paths the expansion returns, by concatenation when `rel` is
+ * already normalized (no `.` or `..` segment, no empty one): the same string at a fraction of the cost.
+ */
+export function absolutePath(cwd: string, rel: string): string {
+  if (sep !== '/' || !normalizedRelative(rel) || !normalizedAbsolute(cwd)) return resolve(cwd, rel);
+  return cwd === '/' ? cwd + rel : cwd + '/' + rel;
+}
+
+const normalizedRelative = (p: string): boolean =>
+  p !== '' && p !== '.' && !p.startsWith('/') && !p.startsWith('./') && !p.includes('..') && !p.includes('//') && !p.includes('/./') && !p.endsWith('/') && !p.endsWith('/.');
+
+const normalizedAbsolute = (p: string): boolean =>
+  p === '/' || (p.startsWith('/') && !p.endsWith('/') && !p.includes('//') && !p.includes('/./') && !p.includes('/../') && !p.endsWith('/.') && !p.endsWith('/..'));
 
 function isIgnored(rel: string, abs: string, ignoreDirs: readonly string[]): boolean {
   // Anything named .git, or under it: what fast-glob's `**/.git/**` ignores (a `.git` file included).
@@ -110,7 +121,7 @@ function expandLiterals(
       seen?.set(abs, { stats: st, at });
     }
   }
-  return [...new Set(out)].sort(byCodeUnit);
+  return [...new Set(out)].sort();
 }
 
 /** `prefix/**` with a plain, normalized, relative prefix: everything under one directory. */
@@ -132,8 +143,7 @@ function treeRoot(p: string): string | undefined {
  */
 function expandTrees(patterns: readonly string[], cwd: string, ignoreDirs: readonly string[]): string[] | undefined {
   const out = new Set<string>();
-  const walk = (rel: string): boolean => {
-    const abs = resolve(cwd, rel);
+  const walk = (rel: string, abs: string): boolean => {
     if (isIgnored(rel, abs, ignoreDirs)) return true;
     let entries;
     try {
@@ -141,14 +151,20 @@ function expandTrees(patterns: readonly string[], cwd: string, ignoreDirs: reado
     } catch {
       return true;
     }
+    // Paths are built by concatenation (abs is normalized), not path.resolve: 10,000 files cost ~10 ms
+    // of resolve. An entry can only be an ignored directory, or lie under one, when one of them lies
+    // under this directory; otherwise no entry is checked.
+    const prefix = abs.endsWith(sep) ? abs : abs + sep;
+    const inner = ignoreDirs.some((d) => d.startsWith(prefix));
     for (const e of entries) {
-      const child = `${rel}/${e.name}`;
+      const name = e.name;
       if (e.isSymbolicLink()) return false;
-      if (e.name === '.git') continue;
+      if (name === '.git') continue;
+      const child = `${rel}/${name}`;
       if (e.isDirectory()) {
-        if (!walk(child)) return false;
+        if (!walk(child, prefix + name)) return false;
       } else if (e.isFile()) {
-        if (!isIgnored(child, resolve(cwd, child), ignoreDirs)) out.add(child);
+        if (!inner || !isIgnored(child, prefix + name, ignoreDirs)) out.add(child);
       }
     }
     return true;
@@ -180,13 +196,14 @@ function expandTrees(patterns: readonly string[], cwd: string, ignoreDirs: reado
     }
     if (!st?.isDirectory()) continue;
     // A link on the way to the root (fast-glob resolves it) is fine; inside the tree it is not.
-    if (!walk(root)) return undefined;
+    if (!walk(root, resolve(cwd, root))) return undefined;
   }
-  return [...out].sort(byCodeUnit);
+  return [...out].sort();
 }
 
 /**
- * Files matched by `patterns` under `cwd`: relative paths with `/`, sorted, without duplicates. With
+ * Files matched by `patterns` under `cwd`: relative paths with `/`, sorted by UTF-16 code units (the
+ * default sort: no callback per comparison), without duplicates. With
  * `seen`, the stats taken on the way (literal paths) are added to it.
  */
 export async function expandGlobs(patterns: readonly string[], cwd: string, ignoreDirs: readonly string[] = [], seen?: Map<string, SeenStat>): Promise<string[]> {
@@ -217,7 +234,7 @@ export async function expandGlobs(patterns: readonly string[], cwd: string, igno
     suppressErrors: true,
     ignore: [...ignoresFor(fg, cwd, ignoreDirs), ...negative],
   });
-  return found.sort(byCodeUnit);
+  return found.sort();
 }
 
 /**

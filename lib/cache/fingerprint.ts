@@ -13,12 +13,12 @@
  * in the store directory (a plain hash of a short secret could be brute-forced from the key file).
  */
 import { createHmac, createHash } from 'node:crypto';
-import { relative, resolve, sep } from 'node:path';
+import { relative, sep } from 'node:path';
 import type { Node, ResolvedStep } from '../engine/graph.js';
 import type { NodeId } from '../engine/events.js';
 import { isSecretName } from '../util/redact.js';
 import { canonicalKeyJson } from './canonical.js';
-import { expandGlobs, type SeenStat } from './files.js';
+import { absolutePath, expandGlobs, type SeenStat } from './files.js';
 import type { StatCache } from './stat-cache.js';
 import type { AbsFileDigest } from './types.js';
 
@@ -175,7 +175,7 @@ export async function hashInputs(
   const seen = new Map<string, SeenStat>();
   const rels = await expandGlobs(node.inputs, node.cwd, ctx.ignoreDirs, seen);
   if (rels.length === 0) return { inputs: {}, files: [] };
-  const abs = rels.map((r) => resolve(node.cwd, r));
+  const abs = rels.map((r) => absolutePath(node.cwd, r));
   const hashed = await ctx.statCache.hashFiles(abs, seen);
   const inputs = emptyRecord<string>();
   let files: AbsFileDigest[] | undefined = [];

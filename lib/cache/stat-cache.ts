@@ -69,9 +69,14 @@ export interface HashedFile {
   readonly stat: FileStat;
 }
 
-/** Whether a recorded row may be reused for a file with stat `s` (pure: the racy rule lives here). */
+/** Whether a row recorded at `recordedAt` with these stat fields may be reused for a file with stat `s` (pure: the racy rule lives here). */
+function usable(size: unknown, mtimeMs: unknown, ctimeMs: unknown, ino: unknown, recordedAt: unknown, s: FileStat): boolean {
+  return size === s.size && mtimeMs === s.mtimeMs && ctimeMs === s.ctimeMs && ino === s.ino && s.mtimeMs + RACY_WINDOW_MS <= (recordedAt as number);
+}
+
+/** Whether a recorded row may be reused for a file with stat `s`. */
 export function rowIsUsable(row: StatRow, s: FileStat): boolean {
-  return row[0] === s.size && row[1] === s.mtimeMs && row[2] === s.ctimeMs && row[3] === s.ino && s.mtimeMs + RACY_WINDOW_MS <= row[5];
+  return usable(row[0], row[1], row[2], row[3], row[5], s);
 }
 
 export function toFileStat(s: Stats): FileStat {
@@ -136,13 +141,14 @@ export class StatCache {
     return this.loading;
   }
 
-  private row(p: string): StatRow | undefined {
+  /** The recorded hash of `p` if it may be reused for stat `s` (read in place: no row is built). */
+  private reusable(p: string, s: FileStat): string | undefined {
     const f = this.fresh.get(p);
-    if (f) return f;
+    if (f) return rowIsUsable(f, s) ? f[4] : undefined;
     const i = this.index.get(p);
     if (i === undefined) return undefined;
     const r = this.loaded;
-    return [r[i + 1], r[i + 2], r[i + 3], r[i + 4], r[i + 5], r[i + 6]] as StatRow;
+    return usable(r[i + 1], r[i + 2], r[i + 3], r[i + 4], r[i + 6], s) ? (r[i + 5] as string) : undefined;
   }
 
   /**
@@ -171,10 +177,10 @@ export class StatCache {
         }
         if (!st || !st.isFile()) continue;
         const s = toFileStat(st);
-        const row = this.row(p);
-        if (row && rowIsUsable(row, s)) {
+        const sha256 = this.reusable(p, s);
+        if (sha256 !== undefined) {
           this.counters.reused++;
-          out.set(p, { sha256: row[4], stat: s });
+          out.set(p, { sha256, stat: s });
           continue;
         }
         pending.push(

@@ -2,7 +2,8 @@
 // a no-op over 1000 single-file tasks) are stat'ed directly, without loading the package at all.
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { isPlainPattern } from '../../lib/cache/files.js';
+import { resolve } from 'node:path';
+import { absolutePath, isPlainPattern } from '../../lib/cache/files.js';
 import { rigTest, test } from '../helpers/rig.js';
 
 /** Runs expandGlobs/unmatchedPatterns in a fresh process and reports whether fast-glob got loaded. */
@@ -48,10 +49,10 @@ rigTest('walking dir/** without fast-glob finds exactly what fast-glob finds', a
   mkdirSync(rig.path('tree', 'locked'));
   await rig.write({ 'tree/locked/secret': 's' });
   chmodSync(rig.path('tree', 'locked'), 0o000);
-  const ignoreDirs = [rig.path('tree', 'cache')];
+  const ignoreDirs = [rig.path('tree', 'cache'), rig.path('tree', 'sub', 'deep')];
   // What expandGlobs asks fast-glob for (lib/cache/files.ts).
   const viaFastGlob = async (patterns: string[]) =>
-    (await fg(patterns, { cwd: rig.dir, dot: true, onlyFiles: true, followSymbolicLinks: true, unique: true, suppressErrors: true, ignore: ['**/.git/**', 'tree/cache/**'] })).sort();
+    (await fg(patterns, { cwd: rig.dir, dot: true, onlyFiles: true, followSymbolicLinks: true, unique: true, suppressErrors: true, ignore: ['**/.git/**', 'tree/cache/**', 'tree/sub/deep/**'] })).sort();
   try {
     for (const patterns of [['tree/**'], ['tree/**', 'other/**'], ['tree/**', 'file.txt'], ['tree/sub/**', 'tree/**'], ['missing/**'], ['file.txt/**']]) {
       assert.deepEqual(await expandGlobs(patterns, rig.dir, ignoreDirs), await viaFastGlob(patterns), JSON.stringify(patterns));
@@ -65,6 +66,12 @@ rigTest('walking dir/** without fast-glob finds exactly what fast-glob finds', a
   } finally {
     chmodSync(rig.path('tree', 'locked'), 0o755);
   }
+});
+
+test('absolutePath is path.resolve, also for the paths it hands over to resolve', () => {
+  const cwds = ['/', '/repo', '/repo/sub', '/repo/', '/repo//sub', '/repo/./sub', '/repo/../other', '/repo/sub/..', '/repo/.', 'relative/dir', ''];
+  const rels = ['a', 'a/b.txt', '.env', 'dir/.hidden/x', 'a..b', '..', '../x', 'a/../b', './a', 'a//b', 'a/./b', 'a/', 'a/.', '.', '', '/abs', 'é€/x y'];
+  for (const cwd of cwds) for (const rel of rels) assert.equal(absolutePath(cwd, rel), resolve(cwd, rel), JSON.stringify([cwd, rel]));
 });
 
 test('a pattern without glob characters is never dynamic for fast-glob (the test files.ts relies on)', async () => {
