@@ -1,6 +1,7 @@
 // Evidence through the real CLI: `fabric run` writes a packet for every run, `fabric evidence` lists,
 // shows, verifies and signs it. Real processes, real files, the real sha256sum/gpg.
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -271,6 +272,33 @@ rigTest('SIGKILL mid-run leaves a verifiable partial packet: run.json says inter
   const show = await rig.fabric(['evidence', 'show', dir, 'two']);
   assert.match(show.stdout, /two: unfinished/);
 }, { ms: 90_000 });
+
+rigTest('run.json records the git commit and whether tracked files changed (git runs while the graph is built)', async (rig) => {
+  await rig.write({ 'fabricfile.ts': `import { task } from 'fabric';\ntask('a', { run: 'true' });\n`, '.gitignore': '.fabric/\nevidence/\n', 'tracked.txt': 'one\n' });
+  const outside = await rig.fabric(['run', 'a']);
+  assert.equal(outside.code, 0, outside.stderr);
+  assert.deepEqual((await readRun(await lastPacket(rig))).git, { commit: null, dirty: null }, 'not a git work tree');
+  const git = (...args: string[]) => {
+    const r = spawnSync('git', args, { cwd: rig.dir, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@example.org', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@example.org' } });
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout.trim();
+  };
+  git('init', '-q');
+  git('add', '-A');
+  git('commit', '-qm', 'init');
+  const head = git('rev-parse', 'HEAD');
+  const clean = await rig.fabric(['run', 'a']);
+  assert.equal(clean.code, 0, clean.stderr);
+  assert.deepEqual((await readRun(await lastPacket(rig))).git, { commit: head, dirty: false });
+  await writeFile(rig.path('tracked.txt'), 'one, then two\n'); // a new size: git's own stat check cannot miss it
+  const dirty = await rig.fabric(['run', 'a']);
+  assert.equal(dirty.code, 0, dirty.stderr);
+  assert.deepEqual((await readRun(await lastPacket(rig))).git, { commit: head, dirty: true });
+  // A definition error while git runs: reported as before, nothing left behind.
+  const bad = await rig.fabric(['run', 'nosuch']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /nosuch/);
+});
 
 rigTest('evidence verify trusts the keyrings of the project config when no --keyring is given', async (rig) => {
   const alice = await ed25519Key(rig.path('keys'), 'alice');

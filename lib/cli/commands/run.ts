@@ -12,7 +12,7 @@ import { FanoutSink } from '../../render/fanout.js';
 import { UsageError, flagHelp, parseArgs, type FlagSpec } from '../args.js';
 import type { CliContext, CommandModule } from '../context.js';
 import { EXIT } from '../context.js';
-import { gitCommit, gitFacts } from '../git.js';
+import { gitCommit, gitFactsAsync } from '../git.js';
 import { pickRenderer } from '../pick-renderer.js';
 import { buildGraph, loadProject } from '../project.js';
 import { VERSION } from '../version.js';
@@ -65,11 +65,18 @@ Exit codes: 0 ok, 1 a task failed, 2 usage or definition error or refused by a g
       { sourceMaps: dryRun ? 'lazy' : 'eager' },
     );
     const config = project.config;
-    const ci = isCiMode(ctx.env, flags['ci'] === true);
-    const graph = buildGraph(project, positionals, vars, ctx.env, { ci });
     // The evidence packet records the commit and the dirty flag; guards read the commit and the plan
-    // digest through their facts, which are built only if some node has a guard (or in CI mode).
-    const git = config.evidence && !dryRun ? gitFacts(project.repoRoot) : undefined;
+    // digest through their facts, which are built only if some node has a guard (or in CI mode). git
+    // runs while the graph is built and the run's modules load.
+    const gitting = config.evidence && !dryRun ? gitFactsAsync(project.repoRoot) : undefined;
+    const ci = isCiMode(ctx.env, flags['ci'] === true);
+    let graph;
+    try {
+      graph = buildGraph(project, positionals, vars, ctx.env, { ci });
+    } catch (e) {
+      await gitting; // no git process outlives the command
+      throw e;
+    }
     const op = defaultOperator(ctx.env);
     const { newRunId } = await import('../../evidence/run-id.js');
     const runId = newRunId();
@@ -78,6 +85,7 @@ Exit codes: 0 ok, 1 a task failed, 2 usage or definition error or refused by a g
     const eventsFile = (flags['events'] as string | undefined) ?? ctx.env['FABRIC_EVENT_LOG'];
     sinks.push(await pickRenderer({ output: config.output, out: ctx.stdout, env: ctx.env, cwd: ctx.globals.cwd, ...(eventsFile ? { eventsFile } : {}) }));
     let cache: LocalCache | undefined;
+    const git = await gitting;
     if (git) {
       const { createEvidenceSink, loadSigners } = await import('../../evidence/sink.js');
       // Signing keys are loaded before anything runs: a missing or unreadable key is a usage error now, not after the run.
