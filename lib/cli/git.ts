@@ -1,5 +1,8 @@
 /** Git facts for guards (approvals bind to the commit) and evidence (commit and dirty flag). */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
+
+/** How long a git call may take before it is given up (killed). */
+export const GIT_TIMEOUT_MS = 10_000;
 
 export interface GitFacts {
   readonly commit: string | undefined;
@@ -7,7 +10,7 @@ export interface GitFacts {
 }
 
 function git(cwd: string, args: readonly string[]): string | undefined {
-  const r = spawnSync('git', ['-C', cwd, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 });
+  const r = spawnSync('git', ['-C', cwd, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: GIT_TIMEOUT_MS });
   return r.status === 0 ? r.stdout.trim() : undefined;
 }
 
@@ -24,29 +27,18 @@ export function gitFacts(cwd: string): GitFacts {
   return { commit, dirty: status === undefined ? undefined : status.length > 0 };
 }
 
-function gitAsync(cwd: string, args: readonly string[]): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    let out = '';
-    let child;
-    try {
-      child = spawn('git', ['-C', cwd, ...args], { stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 });
-    } catch {
-      return resolve(undefined);
-    }
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (d: string) => (out += d));
-    child.on('error', () => resolve(undefined));
-    child.on('close', (code) => resolve(code === 0 ? out.trim() : undefined));
-  });
-}
+/** Runs `git <args>` and gives its trimmed stdout, or undefined if it failed or could not start. */
+export type GitRunner = (args: readonly string[]) => Promise<string | undefined>;
+
 
 /**
- * gitFacts without blocking: both git processes start now, side by side, and run while the caller
- * goes on (a run builds its graph and loads its modules meanwhile). In a large repository `git
- * status` alone takes tens of milliseconds; spawnSync held the event loop for all of it.
+ * gitFacts without blocking: both git processes start now, side by side, through `git` (the run
+ * command's goes through the fork server), and run while the caller goes on (a run builds its graph
+ * and loads its modules meanwhile). In a large repository `git status` alone takes tens of
+ * milliseconds; spawnSync held the event loop for all of it.
  */
-export async function gitFactsAsync(cwd: string): Promise<GitFacts> {
-  const [commit, status] = await Promise.all([gitAsync(cwd, ['rev-parse', '--verify', '-q', 'HEAD']), gitAsync(cwd, ['status', '--porcelain', '--untracked-files=no'])]);
+export async function gitFactsAsync(git: GitRunner): Promise<GitFacts> {
+  const [commit, status] = await Promise.all([git(['rev-parse', '--verify', '-q', 'HEAD']), git(['status', '--porcelain', '--untracked-files=no'])]);
   if (commit === undefined) return { commit: undefined, dirty: undefined };
   return { commit, dirty: status === undefined ? undefined : status.length > 0 };
 }

@@ -7,7 +7,7 @@ import { copyFile, mkdir, readFile, readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path';
 import { walkFiles } from '../../lib/evidence/fsutil.js';
 import type { NodeManifest, RunRecord } from '../../lib/evidence/types.js';
-import { fixture, rigTest, test, type Rig } from '../helpers/rig.js';
+import { fixture, rigTest, test, type FabricRun, type Rig } from '../helpers/rig.js';
 import { allText, ed25519Key, gpgHome, schemaProblems, sha256sumCheck } from '../unit/evidence-helpers.js';
 
 const NODE = JSON.stringify(process.execPath);
@@ -275,9 +275,15 @@ rigTest('SIGKILL mid-run leaves a verifiable partial packet: run.json says inter
 
 rigTest('run.json records the git commit and whether tracked files changed (git runs while the graph is built)', async (rig) => {
   await rig.write({ 'fabricfile.ts': `import { task } from 'fabric';\ntask('a', { run: 'true' });\n`, '.gitignore': '.fabric/\nevidence/\n', 'tracked.txt': 'one\n' });
-  const outside = await rig.fabric(['run', 'a']);
+  // The packet of a given run (run ids sort by the second they start in, then by chance).
+  const packetOf = (r: FabricRun) => {
+    const start = r.events.find((e) => e.type === 'run-start');
+    assert.ok(start?.type === 'run-start');
+    return rig.path('evidence', start.runId);
+  };
+  const outside = await rig.fabric(['run', 'a', '-o', 'json']);
   assert.equal(outside.code, 0, outside.stderr);
-  assert.deepEqual((await readRun(await lastPacket(rig))).git, { commit: null, dirty: null }, 'not a git work tree');
+  assert.deepEqual((await readRun(packetOf(outside))).git, { commit: null, dirty: null }, 'not a git work tree');
   const git = (...args: string[]) => {
     const r = spawnSync('git', args, { cwd: rig.dir, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@example.org', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@example.org' } });
     assert.equal(r.status, 0, r.stderr);
@@ -287,13 +293,13 @@ rigTest('run.json records the git commit and whether tracked files changed (git 
   git('add', '-A');
   git('commit', '-qm', 'init');
   const head = git('rev-parse', 'HEAD');
-  const clean = await rig.fabric(['run', 'a']);
+  const clean = await rig.fabric(['run', 'a', '-o', 'json']);
   assert.equal(clean.code, 0, clean.stderr);
-  assert.deepEqual((await readRun(await lastPacket(rig))).git, { commit: head, dirty: false });
+  assert.deepEqual((await readRun(packetOf(clean))).git, { commit: head, dirty: false });
   await writeFile(rig.path('tracked.txt'), 'one, then two\n'); // a new size: git's own stat check cannot miss it
-  const dirty = await rig.fabric(['run', 'a']);
+  const dirty = await rig.fabric(['run', 'a', '-o', 'json']);
   assert.equal(dirty.code, 0, dirty.stderr);
-  assert.deepEqual((await readRun(await lastPacket(rig))).git, { commit: head, dirty: true });
+  assert.deepEqual((await readRun(packetOf(dirty))).git, { commit: head, dirty: true });
   // A definition error while git runs: reported as before, nothing left behind.
   const bad = await rig.fabric(['run', 'nosuch']);
   assert.equal(bad.code, 2);

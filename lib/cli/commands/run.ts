@@ -12,7 +12,8 @@ import { FanoutSink } from '../../render/fanout.js';
 import { UsageError, flagHelp, parseArgs, type FlagSpec } from '../args.js';
 import type { CliContext, CommandModule } from '../context.js';
 import { EXIT } from '../context.js';
-import { gitCommit, gitFactsAsync } from '../git.js';
+import { GIT_TIMEOUT_MS, gitCommit, gitFactsAsync, type GitRunner } from '../git.js';
+import { groupSpawner } from '../../engine/spawn.js';
 import { pickRenderer } from '../pick-renderer.js';
 import { buildGraph, loadProject } from '../project.js';
 import { VERSION } from '../version.js';
@@ -53,6 +54,9 @@ Exit codes: 0 ok, 1 a task failed, 2 usage or definition error or refused by a g
     const jobsFlag = flags['jobs'] as number | undefined;
     if (jobsFlag !== undefined && (!Number.isInteger(jobsFlag) || jobsFlag < 1)) throw new UsageError(`-j needs a whole number ≥ 1, got ${jobsFlag}`);
     const dryRun = flags['dry-run'] === true;
+    // A run that writes evidence asks git for the commit: the fork server starts now, while the
+    // project loads, so that git (and the first commands) need not fork this process.
+    if (!dryRun && flags['evidence'] !== false) groupSpawner.prepare?.();
     const project = await loadProject(
       ctx,
       {
@@ -68,7 +72,7 @@ Exit codes: 0 ok, 1 a task failed, 2 usage or definition error or refused by a g
     // The evidence packet records the commit and the dirty flag; guards read the commit and the plan
     // digest through their facts, which are built only if some node has a guard (or in CI mode). git
     // runs while the graph is built and the run's modules load.
-    const gitting = config.evidence && !dryRun ? gitFactsAsync(project.repoRoot) : undefined;
+    const gitting = config.evidence && !dryRun ? gitFactsAsync(serverGit(project.repoRoot, ctx.env)) : undefined;
     const ci = isCiMode(ctx.env, flags['ci'] === true);
     let graph;
     try {
@@ -182,3 +186,25 @@ Exit codes: 0 ok, 1 a task failed, 2 usage or definition error or refused by a g
   },
 };
 export default command;
+
+/** git through the engine's spawner: by the fork server when it is ready (no fork of this process), else child_process. */
+function serverGit(cwd: string, env: Readonly<Record<string, string | undefined>>): GitRunner {
+  const clean: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) clean[k] = v;
+  return (args) =>
+    new Promise((resolve) => {
+      let out = '';
+      const h = groupSpawner.spawn({ cmd: ['git', '-C', cwd, ...args], cwd, env: clean, graceMs: 1000, onOutput: (stream, chunk) => void (stream === 'stdout' && (out += chunk)) });
+      const timer = setTimeout(() => void h.terminate(1000), GIT_TIMEOUT_MS);
+      h.exited.then(
+        (x) => {
+          clearTimeout(timer);
+          resolve(x.code === 0 && !h.terminated ? out.trim() : undefined);
+        },
+        () => {
+          clearTimeout(timer);
+          resolve(undefined);
+        },
+      );
+    });
+}
