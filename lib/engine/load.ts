@@ -88,7 +88,12 @@ function statOf(file: string): InputStat | undefined {
   return s ? [s.size, s.mtimeMs, s.ctimeMs, s.ino] : undefined;
 }
 
-/** FNV-1a (64 bit) of the fabricfile's path, to name its manifest; the manifest itself records the path. */
+/**
+ * FNV-1a (64 bit) of the fabricfile's path and of fabric's API module, to name its manifest (the
+ * manifest itself records both): two fabric installations used on one repository (a global one and
+ * the repo's own, or two checkouts compared by the bench) keep a warm build each instead of
+ * invalidating each other's at every start.
+ */
 function pathTag(path: string): string {
   let h = 0xcbf29ce484222325n;
   for (let i = 0; i < path.length; i++) h = ((h ^ BigInt(path.charCodeAt(i))) * 0x100000001b3n) & 0xffffffffffffffffn;
@@ -96,7 +101,7 @@ function pathTag(path: string): string {
 }
 
 function manifestPath(opts: LoadOptions): string {
-  return join(opts.buildDir, `${pathTag(opts.fabricfile)}.json`);
+  return join(opts.buildDir, `${pathTag(`${opts.fabricfile}\0${opts.apiModule}`)}.json`);
 }
 
 /**

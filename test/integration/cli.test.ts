@@ -2,9 +2,9 @@
 // config, fabricfile discovery and the warm-start bundle cache.
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, chmodSync, utimesSync, readFileSync, statSync, existsSync, writeFileSync, rmSync } from 'node:fs';
-import { relative } from 'node:path';
-import { rigTest, test } from '../helpers/rig.js';
+import { readdirSync, chmodSync, cpSync, symlinkSync, utimesSync, readFileSync, statSync, existsSync, writeFileSync, rmSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { ROOT, rigTest, test } from '../helpers/rig.js';
 
 const FF = (body: string) => `import { task } from 'fabric';\n${body}\n`;
 
@@ -183,6 +183,36 @@ rigTest('a warm start reuses the bundle; a change in an imported module rebuilds
   const run = await rig.fabric(['run', 'a', '--output=json', '--no-evidence']);
   assert.equal(run.code, 0, run.stderr);
   assert.ok(rig.exists('heavy-loaded'));
+});
+
+rigTest('two fabric installations used on one repository keep a warm build each', async (rig) => {
+  await rig.write({ 'fabricfile.ts': FF(`task('a', { description: 'one' });`) });
+  // A second installation: this one's package.json, bin/ and dist/ elsewhere, sharing node_modules.
+  const other = rig.path('other-install');
+  cpSync(join(ROOT, 'package.json'), join(other, 'package.json'));
+  cpSync(join(ROOT, 'bin'), join(other, 'bin'), { recursive: true });
+  cpSync(join(ROOT, 'dist'), join(other, 'dist'), { recursive: true });
+  symlinkSync(join(ROOT, 'node_modules'), join(other, 'node_modules'));
+  const viaOther = () => spawnSync(process.execPath, [join(other, 'bin', 'fabric.js'), 'list', '--json'], { cwd: rig.dir, encoding: 'utf8', timeout: 60_000 });
+  // Settled inputs (outside the racy window), so that a warm start has nothing to refresh.
+  const old = new Date(Date.now() - 60_000);
+  utimesSync(rig.path('fabricfile.ts'), old, old);
+  assert.equal((await rig.fabric(['list', '--json'])).code, 0);
+  const second = viaOther();
+  assert.equal(second.status, 0, second.stderr);
+  // Warm for both, in turn: nothing in the build directory is written again (a rebuild rewrites the manifest).
+  const build = rig.path('.fabric', 'build');
+  const snapshot = () => Object.fromEntries(readdirSync(build).map((n) => [n, statSync(join(build, n)).mtimeMs]));
+  const before = snapshot();
+  assert.equal(Object.keys(before).filter((n) => n.endsWith('.json')).length, 2, 'one manifest per installation');
+  for (let i = 0; i < 2; i++) {
+    const mine = await rig.fabric(['list', '--json']);
+    assert.equal(mine.code, 0, mine.stderr);
+    const theirs = viaOther();
+    assert.equal(theirs.status, 0, theirs.stderr);
+    assert.equal((JSON.parse(theirs.stdout) as { name: string }[])[0]!.name, 'a');
+  }
+  assert.deepEqual(snapshot(), before);
 });
 
 rigTest('a warm start trusts unchanged stats of settled inputs, and a content change behind a restored mtime still rebuilds', async (rig) => {
