@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { walkFiles } from '../../lib/evidence/fsutil.js';
+import { listRuns } from '../../lib/evidence/read.js';
 import type { NodeManifest, RunRecord } from '../../lib/evidence/types.js';
 import { fixture, rigTest, test, type FabricRun, type Rig } from '../helpers/rig.js';
 import { allText, ed25519Key, gpgHome, schemaProblems, sha256sumCheck } from '../unit/evidence-helpers.js';
@@ -30,7 +31,8 @@ async function runs(rig: Rig): Promise<string[]> {
   const root = rig.path('evidence');
   return existsSync(root) ? (await readdir(root)).filter((n) => !n.startsWith('.')).sort() : [];
 }
-const lastPacket = async (rig: Rig): Promise<string> => rig.path('evidence', (await runs(rig)).at(-1)!);
+// The newest packet as fabric orders them (by start time: run ids only sort to the second).
+const lastPacket = async (rig: Rig): Promise<string> => (await listRuns(rig.path('evidence'))).at(-1)!.dir;
 const readRun = async (dir: string): Promise<RunRecord> => JSON.parse(await readFile(join(dir, 'run.json'), 'utf8')) as RunRecord;
 const statuses = (run: RunRecord) => Object.fromEntries(run.nodes.map((n) => [n.id, n.status]));
 
