@@ -203,8 +203,8 @@ function expandTrees(patterns: readonly string[], cwd: string, ignoreDirs: reado
 
 /**
  * Files matched by `patterns` under `cwd`: relative paths with `/`, sorted by UTF-16 code units (the
- * default sort: no callback per comparison), without duplicates. With
- * `seen`, the stats taken on the way (literal paths) are added to it.
+ * default sort, without a callback per comparison), without duplicates. With `seen`, the stats taken
+ * on the way (literal paths) are added to it.
  */
 export async function expandGlobs(patterns: readonly string[], cwd: string, ignoreDirs: readonly string[] = [], seen?: Map<string, SeenStat>): Promise<string[]> {
   if (patterns.length === 0) return [];

@@ -30,7 +30,6 @@ export function gitFacts(cwd: string): GitFacts {
 /** Runs `git <args>` and gives its trimmed stdout, or undefined if it failed or could not start. */
 export type GitRunner = (args: readonly string[]) => Promise<string | undefined>;
 
-
 /**
  * gitFacts without blocking: both git processes start now, side by side, through `git` (the run
  * command's goes through the fork server), and run while the caller goes on (a run builds its graph
