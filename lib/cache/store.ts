@@ -26,7 +26,7 @@
  * treated as absent; a damaged entry is reported as corrupt.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, createReadStream, createWriteStream, fstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, createReadStream, createWriteStream, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { chmod, link, mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -468,35 +468,43 @@ export class Store {
    * file, else from the entry of `fp`.
    */
   async readKey(fp: string): Promise<CacheKey | undefined> {
-    const verified = (key: unknown): CacheKey | undefined => {
+    const sha = (text: string) => createHash('sha256').update(text).digest('hex');
+    const parsed = (json: string): CacheKey | undefined => {
       try {
-        return !!key && typeof key === 'object' && createHash('sha256').update(canonicalKeyJson(key as CacheKey)).digest('hex') === fp ? (key as CacheKey) : undefined;
+        const key = JSON.parse(json) as unknown;
+        return key && typeof key === 'object' ? (key as CacheKey) : undefined;
       } catch {
         return undefined;
       }
     };
+    // A miss reads the previous key of its node (to say what changed): the key file is looked for
+    // without an exception when it is absent (as it is for every key kept inside its entry).
+    const file = this.keyPath(fp);
     let text: string | undefined;
     try {
-      text = await readIfExists(this.keyPath(fp));
+      text = statSync(file, { throwIfNoEntry: false }) ? readFileSync(file, 'utf8') : undefined;
     } catch {
       text = undefined;
     }
     if (text !== undefined) {
-      try {
-        const key = verified(JSON.parse(text));
+      // writeKey stores the canonical text that was hashed: its own hash is the fingerprint. A key
+      // file written any other way must serialize canonically to it.
+      if (sha(text) === fp) {
+        const key = parsed(text);
         if (key) return key;
-      } catch {
-        /* damaged: try the entry */
+      } else {
+        const key = parsed(text);
+        try {
+          if (key && sha(canonicalKeyJson(key)) === fp) return key;
+        } catch {
+          /* not plain data: try the entry */
+        }
       }
     }
     const entry = await this.readEntry(fp).catch(() => undefined);
     const json = entry?.state === 'ok' ? entry.entry.keyJson : undefined;
-    if (json === undefined || createHash('sha256').update(json).digest('hex') !== fp) return undefined;
-    try {
-      return JSON.parse(json) as CacheKey;
-    } catch {
-      return undefined;
-    }
+    if (json === undefined || sha(json) !== fp) return undefined;
+    return parsed(json);
   }
 
   /** The node's last recorded run (from `runs.json`, as loaded by this Store plus what it recorded since). */

@@ -364,4 +364,22 @@ rigTest('two processes writing the same store at once leave every entry, key and
   assert.deepEqual(leftovers, []);
 }, { ms: 60_000 });
 
+rigTest('readKey: a key file is taken when its text hashes to the fingerprint (or, written another way, its canonical form does); anything else is not', async (rig) => {
+  const store = new Store(rig.path('cache'));
+  const key = { arch: 'x64', cwd: '.', deps: {}, effect: 'read-only', env: {}, inputGlobs: ['a'], inputs: { a: sha('a') }, outputs: [], params: {}, platform: 'linux', steps: [], task: 't', variant: null, version: 1 };
+  const text = JSON.stringify(key);
+  const fp = sha(text);
+  await store.writeKey(fp, text);
+  assert.deepEqual(await store.readKey(fp), key, 'as writeKey stored it');
+  // The same key, pretty-printed (a key file written another way): accepted through its canonical form.
+  await writeFile(store.keyPath(fp), JSON.stringify(key, null, 2));
+  assert.deepEqual(await store.readKey(fp), key, 'pretty-printed');
+  // Another key under this fingerprint (tampered, or a damaged store): refused, and there is no entry to fall back to.
+  await writeFile(store.keyPath(fp), JSON.stringify({ ...key, task: 'other' }));
+  assert.equal(await store.readKey(fp), undefined, 'a key that does not hash to its name');
+  await writeFile(store.keyPath(fp), '{"not json');
+  assert.equal(await store.readKey(fp), undefined, 'not JSON');
+  assert.equal(await store.readKey(sha('nothing stored')), undefined, 'absent');
+});
+
 test.run();
