@@ -76,8 +76,13 @@ export async function walkFiles(dir: string, skipTop: readonly string[] = []): P
   return out.sort(compareBytes);
 }
 
+const NON_ASCII = /[^\x00-\x7f]/;
+
 /** Byte-wise (C locale) order of UTF-8 strings, as `LC_ALL=C sort` orders file names. */
 export function compareBytes(a: string, b: string): number {
+  // Two ASCII strings compare by code unit exactly as their UTF-8 bytes do: no buffers (a checkpoint
+  // sorts every file of the packet, 6000 paths at 3000 nodes: ~30 ms with two buffers per comparison).
+  if (!NON_ASCII.test(a) && !NON_ASCII.test(b)) return a < b ? -1 : a > b ? 1 : 0;
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 

@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadSchemas } from '../../lib/evidence/schemas.js';
 import { newRunId, RUN_ID_PATTERN } from '../../lib/evidence/run-id.js';
-import { safeNodeId, sha256Hex, writeFileAtomic, walkFiles } from '../../lib/evidence/fsutil.js';
+import { compareBytes, safeNodeId, sha256Hex, writeFileAtomic, walkFiles } from '../../lib/evidence/fsutil.js';
 import { formatManifest, parseManifest } from '../../lib/evidence/manifest.js';
 import { rigTest, test } from '../helpers/rig.js';
 
@@ -120,6 +120,13 @@ test('the verifier needs nothing of fabric beyond lib/evidence (and ajv, node bu
   await visit(join(root, 'verify.js'));
   assert.deepEqual(outside, []);
   assert.ok(seen.size >= 7, [...seen].join(' '));
+});
+
+test('compareBytes orders as the UTF-8 bytes do (LC_ALL=C), on the ASCII fast path and off it', () => {
+  const words = ['a', 'B', 'a/b', 'a-b', 'a.b', 'a0', 'ab', '', 'é', 'e', 'z', '€', '\uE000', '\uFFFD', '😀', 'a😀', 'a\uFFFF', '\uD800', 'x\uDC00y', 'nodes/t1/manifest.json', 'nodes/t10/manifest.json', 'nodes/t1_/x'];
+  const byBytes = (a: string, b: string) => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+  for (const a of words) for (const b of words) assert.equal(Math.sign(compareBytes(a, b)), Math.sign(byBytes(a, b)), JSON.stringify([a, b]));
+  assert.deepEqual([...words].sort(compareBytes), [...words].sort(byBytes));
 });
 
 test.run();
