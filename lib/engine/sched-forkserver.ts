@@ -274,6 +274,7 @@ export type ForkServerKind = 'native' | 'perl';
 export class ForkServer {
   private readonly child: ChildProcess;
   private isReady = false;
+  private readyWaiters: ((ready: boolean) => void)[] = [];
   private lostReason: string | undefined;
   private nextId = 1;
   private readonly commands = new Map<number, LaunchEvents>();
@@ -314,6 +315,12 @@ export class ForkServer {
     this.child.stderr!.setEncoding('utf8');
     this.child.stderr!.on('data', (s: string) => (this.stderrTail = (this.stderrTail + s).slice(-1000)));
     this.setRef(false);
+  }
+
+  /** Resolves with `ready` once the server answered (true) or was lost (false), whichever comes first. */
+  whenReady(): Promise<boolean> {
+    if (this.isReady || this.lostReason !== undefined) return Promise.resolve(this.ready);
+    return new Promise((resolve) => this.readyWaiters.push(resolve));
   }
 
   /** Whether launches go to the server (it answered and has not gone away). */
@@ -385,6 +392,7 @@ export class ForkServer {
     const body = f.subarray(5);
     if (op === 'R') {
       this.isReady = true;
+      for (const w of this.readyWaiters.splice(0)) w(true);
       return;
     }
     const ev = this.commands.get(id);
@@ -428,6 +436,7 @@ export class ForkServer {
   private lose(reason: string): void {
     if (this.lostReason !== undefined) return;
     this.lostReason = reason;
+    for (const w of this.readyWaiters.splice(0)) w(false);
     const all = [...this.commands.values()];
     this.commands.clear();
     this.setRef(false);

@@ -55,8 +55,12 @@ export interface ProcessHandle {
 
 export interface Spawner {
   spawn(spec: SpawnSpec): ProcessHandle;
-  /** Called once per run, just before its first command (so after its guards passed, and never in a run of cache hits only): start helpers now. */
-  prepare?(): void;
+  /**
+   * Called once per run, just before its first command (so after its guards passed, and never in a run
+   * of cache hits only): start helpers now. A promise says when they are ready: the first command
+   * waits for it (a little while at most) rather than take the slow path while they boot.
+   */
+  prepare?(): void | Promise<unknown>;
 }
 
 /** `bash -euo pipefail -c <cmd>` for strings (as the Samakia Makefile's SHELL), the argv itself otherwise. */
@@ -405,7 +409,9 @@ export const nodeSpawner: Spawner = {
 export async function startForkServerSpawner(kind?: ForkServerKind): Promise<(Spawner & { readonly server: ForkServer; close(): void }) | undefined> {
   const own = ForkServer.start(kind);
   if (!own) return undefined;
-  for (let i = 0; i < 500 && !own.ready && own.lost === undefined; i++) await new Promise((r) => setTimeout(r, 10));
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([own.whenReady(), new Promise((r) => (timer = setTimeout(r, 5000)))]);
+  clearTimeout(timer);
   if (!own.ready) {
     own.close();
     return undefined;
@@ -426,7 +432,7 @@ export async function startForkServerSpawner(kind?: ForkServerKind): Promise<(Sp
  * `child_process.spawn`), else by `child_process.spawn`.
  */
 export const groupSpawner: Spawner = {
-  prepare: () => void forkServer(),
+  prepare: () => forkServer()?.whenReady(),
   spawn: (spec) => {
     const plan = launchPlan(spec);
     const s = forkServer();

@@ -145,6 +145,17 @@ for (const kind of ['native', 'perl'] as ForkServerKind[]) {
     }
   }, { ms: 120_000 });
 
+  timedTest(`${kind}: whenReady says true once the server answered, false once it is lost`, async () => {
+    const server = ForkServer.start(kind);
+    if (!server) return;
+    assert.equal(await server.whenReady(), true);
+    assert.equal(await server.whenReady(), true, 'again, at once');
+    process.kill(server.pid!, 'SIGKILL');
+    for (let i = 0; i < 500 && server.lost === undefined; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.notEqual(server.lost, undefined);
+    assert.equal(await server.whenReady(), false);
+  });
+
   timedTest(`${kind}: the server sends what a command wrote before it exited ahead of its exit`, async () => {
     const server = ForkServer.start(kind);
     if (!server) return;

@@ -179,6 +179,25 @@ rigTest('the spawner is prepared (the fork server started) only after the guards
   assert.deepEqual(prepared, [], 'prepared for a run of cache hits only');
 });
 
+rigTest('the first commands wait for the spawner to be ready, a little while at most', async (rig) => {
+  const order: string[] = [];
+  const ready = (ms: number | undefined): Spawner => ({
+    spawn: (spec) => (order.push('spawn'), nodeSpawner.spawn(spec)),
+    prepare: () => (order.push('prepare'), ms === undefined ? new Promise(() => undefined) : new Promise((r) => setTimeout(() => (order.push('ready'), r(true)), ms))),
+  });
+  const g = () => graphOf(rig.dir, { a: { run: `touch '${rig.path('a')}'` }, b: { run: `touch '${rig.path('b')}'` } });
+  const r = await run(g(), { spawner: ready(30) });
+  assert.equal(r.outcome.ok, true);
+  assert.deepEqual(order, ['prepare', 'ready', 'spawn', 'spawn'], 'both first commands waited for the helper');
+  // A helper that never gets ready only delays the first commands: the run goes on without it.
+  order.length = 0;
+  const t0 = Date.now();
+  const slow = await run(g(), { spawner: ready(undefined) });
+  assert.equal(slow.outcome.ok, true);
+  assert.deepEqual(order, ['prepare', 'spawn', 'spawn']);
+  assert.ok(Date.now() - t0 < 10_000);
+});
+
 rigTest('guards that allow: decisions are emitted, then the run proceeds', async (rig) => {
   const g = graphOf(rig.dir, { a: { guards: [allowAll], run: `touch '${rig.path('a')}'` } });
   const r = await run(g);
