@@ -120,6 +120,14 @@ function childShlvl(value: string | undefined): string | undefined {
   return m && Number(value) <= 998 ? value : undefined;
 }
 
+/**
+ * The physical path found for a working directory, kept with the directory's identity: reused while
+ * the path still names that directory and the physical path still names it too (two stats instead of
+ * realpath's readlink of every component, for every command). Only a directory on the physical path
+ * replaced by a link to itself while fabric runs would go unnoticed.
+ */
+const physical = new Map<string, { readonly dev: number; readonly ino: number; readonly path: string }>();
+
 /** PWD as bash exports it: the inherited PWD if it names the working directory, else the physical path. */
 function childPwd(cwd: string, inherited: string | undefined): string | undefined {
   try {
@@ -132,7 +140,14 @@ function childPwd(cwd: string, inherited: string | undefined): string | undefine
         /* not a directory: bash uses the physical path */
       }
     }
-    return realpathSync.native(cwd);
+    const known = physical.get(cwd);
+    if (known && known.dev === here.dev && known.ino === here.ino) {
+      const still = statSync(known.path, { throwIfNoEntry: false });
+      if (still && still.dev === here.dev && still.ino === here.ino) return known.path;
+    }
+    const path = realpathSync.native(cwd);
+    physical.set(cwd, { dev: here.dev, ino: here.ino, path });
+    return path;
   } catch {
     return undefined; // the cwd is missing: let the normal path report it
   }

@@ -3,7 +3,7 @@
 // `bash -euo pipefail -c` gives it; everything else must be left to bash.
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, realpathSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { directExec } from '../../lib/engine/sched-direct.js';
 import { groupSpawner, type StreamName } from '../../lib/engine/spawn.js';
 import { rigTest, test } from '../helpers/rig.js';
@@ -153,6 +153,27 @@ rigTest('what is known about a program is dropped as soon as it changes: content
   assert.equal(directExec('env', rig.dir, both)?.file?.startsWith(rig.path('first')), false);
   await rig.write({ 'first/env': '#!/bin/sh\n' }, 0o755);
   assert.equal(directExec('env', rig.dir, both)?.file, rig.path('first', 'env'), 'found earlier in PATH once it exists');
+});
+
+rigTest('the physical working directory is found again when the directory moves or is replaced', async (rig) => {
+  await rig.write({ 'real/.keep': '' });
+  symlinkSync(rig.path('real'), rig.path('link'));
+  const env = { ...ENV };
+  const pwd = (cwd: string) => directExec('/bin/true', cwd, env)?.env['PWD'];
+  assert.equal(pwd(rig.path('link')), realpathSync(rig.path('real')));
+  assert.equal(pwd(rig.path('link')), realpathSync(rig.path('real')), 'again');
+  // The directory moves and the link follows it: the same directory, a new physical path.
+  renameSync(rig.path('real'), rig.path('moved'));
+  rmSync(rig.path('link'));
+  symlinkSync(rig.path('moved'), rig.path('link'));
+  assert.equal(pwd(rig.path('link')), realpathSync(rig.path('moved')));
+  // Another directory behind the same path.
+  rmSync(rig.path('link'));
+  await rig.write({ 'other/.keep': '' });
+  symlinkSync(rig.path('other'), rig.path('link'));
+  assert.equal(pwd(rig.path('link')), realpathSync(rig.path('other')));
+  // Bash is the oracle for the last one.
+  assert.equal(viaBash('printf %s "$PWD"', rig.path('link'), env).stdout, realpathSync(rig.path('other')));
 });
 
 async function spawnOutput(cmd: string, cwd: string, env: Record<string, string>) {
