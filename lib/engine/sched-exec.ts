@@ -97,12 +97,23 @@ class Attempt {
   private async runCommand(cmd: Command, display: string, cwd: string, env: Readonly<Record<string, string>>): Promise<ExitInfo> {
     const red = { stdout: new StreamRedactor(this.secrets), stderr: new StreamRedactor(this.secrets) };
     const started = Date.now();
-    const h = this.deps.spawner.spawn({ cmd, cwd, env, graceMs: this.deps.graceMs, onOutput: (s, c) => this.output(s, red[s].push(c)) });
+    // Output can arrive before `started` resolves (a fork server's "started" and the first output in one
+    // read): it is held until command-start is out, so a command's output always follows its start.
+    let early: [StreamName, string][] | undefined = [];
+    const onOutput = (s: StreamName, c: string): void => {
+      const text = red[s].push(c);
+      if (early) early.push([s, text]);
+      else this.output(s, text);
+    };
+    const h = this.deps.spawner.spawn({ cmd, cwd, env, graceMs: this.deps.graceMs, onOutput });
     this.handles.add(h);
     if (this.cause) this.kills.push(h.terminate(this.deps.graceMs));
     // The pid is known once the command runs (a fork server reports it asynchronously).
     await h.started;
     this.emit({ type: 'command-start', node: this.node.id, command: display, pid: h.pid });
+    const held = early;
+    early = undefined;
+    for (const [s, text] of held) this.output(s, text);
     const exit = await h.exited;
     this.handles.delete(h);
     this.output('stdout', red.stdout.end());

@@ -5,7 +5,7 @@ import { rigTest, test } from '../helpers/rig.js';
 import type { Guard } from '../../lib/guards/types.js';
 import { backoffMs, normaliseJobs, seededRandom, shuffleInPlace } from '../../lib/engine/sched-util.js';
 import { fx, fxSh, graphOf, run, stamps } from './scheduler-helpers.js';
-import { nodeSpawner, type Spawner } from '../../lib/engine/spawn.js';
+import { nodeSpawner, type ExitInfo, type Spawner } from '../../lib/engine/spawn.js';
 import { createLocalCache } from '../../lib/cache/local.js';
 
 rigTest('a diamond runs its shared dependency once, dependencies first', async (rig) => {
@@ -196,6 +196,30 @@ rigTest('the first commands wait for the spawner to be ready, a little while at 
   assert.equal(slow.outcome.ok, true);
   assert.deepEqual(order, ['prepare', 'spawn', 'spawn']);
   assert.ok(Date.now() - t0 < 10_000);
+});
+
+rigTest("a command's output follows its command-start, even when it arrives before the spawner says it started", async (rig) => {
+  // A spawner that delivers output first and reports the start a moment later (a fork server's
+  // "started" frame and the first output can reach fabric in one read).
+  const spawner: Spawner = {
+    spawn: (spec) => {
+      spec.onOutput('stdout', 'early line\n');
+      let resolveExit: (x: ExitInfo) => void = () => undefined;
+      const exited = new Promise<ExitInfo>((r) => (resolveExit = r));
+      const started = new Promise<void>((r) => setTimeout(r, 20));
+      void started.then(() => {
+        spec.onOutput('stdout', 'late line\n');
+        resolveExit({ code: 0, signal: null, leftovers: false });
+      });
+      return { pid: 4242, started, exited, terminate: async () => undefined, terminated: false };
+    },
+  };
+  const r = await run(graphOf(rig.dir, { a: { run: '/bin/true' } }), { spawner });
+  assert.equal(r.outcome.ok, true);
+  assert.deepEqual(
+    r.events.filter((e) => e.type === 'command-start' || e.type === 'task-output' || e.type === 'command-end').map((e) => (e.type === 'task-output' ? `output ${e.chunk.trim()}` : e.type)),
+    ['command-start', 'output early line', 'output late line', 'command-end'],
+  );
 });
 
 rigTest('guards that allow: decisions are emitted, then the run proceeds', async (rig) => {
