@@ -291,7 +291,7 @@ rigTest('prune removes corrupt entries', async (rig) => {
 const WORKER = `
 import { createLocalCache } from ${JSON.stringify(pathToFileURL(join(ROOT, 'build/lib/cache/local.js')).href)};
 import { analyze } from ${JSON.stringify(pathToFileURL(join(ROOT, 'build/lib/engine/analyze.js')).href)};
-import { writeFile, mkdir } from 'node:fs/promises';
+import { writeFile, mkdir, rename } from 'node:fs/promises';
 const [dir, who] = process.argv.slice(2);
 const def = (name, spec) => ({ name, spec, site: () => undefined, __fabricTask: true });
 const tasks = [];
@@ -306,8 +306,13 @@ for (let round = 0; round < 3; round++) {
     if (l.result !== 'hit') {
       await mkdir(dir + '/out/' + id, { recursive: true });
       // Same content from both processes (the same task produces the same bytes): two small outputs
-      // (inline in the entry) and a large one (a blob).
-      for (let k = 0; k < 3; k++) await writeFile(dir + '/out/' + id + '/f' + k, (id + ':' + k + '\\n').repeat(k === 2 ? 20000 : 2000));
+      // (inline in the entry) and a large one (a blob). Each replaced by a rename, so that the other
+      // process never reads one half-written: the store is under test here, not torn outputs.
+      for (let k = 0; k < 3; k++) {
+        const file = dir + '/out/' + id + '/f' + k;
+        await writeFile(file + '.' + who, (id + ':' + k + '\\n').repeat(k === 2 ? 20000 : 2000));
+        await rename(file + '.' + who, file);
+      }
       await cache.save(node, l.fingerprint, [{ stream: 'stdout', chunk: who + ' ran ' + id + '\\n' }]);
     }
   }
