@@ -14,7 +14,7 @@ export interface TurnBufferedOut extends Out {
 /** Holds at most this many characters before writing without waiting for the end of the turn. */
 const HOLD_MAX = 64 * 1024;
 
-export function turnBuffered(stream: { write(text: string): unknown; readonly isTTY?: boolean | undefined; readonly columns?: number | undefined }): TurnBufferedOut {
+export function turnBuffered(stream: Out): TurnBufferedOut {
   let held: string[] = [];
   let size = 0;
   let scheduled: NodeJS.Immediate | undefined;
@@ -47,7 +47,7 @@ export function turnBuffered(stream: { write(text: string): unknown; readonly is
 }
 
 /** A stream written only after `first` was flushed (stderr after stdout). */
-export function after(first: TurnBufferedOut, stream: { write(text: string): unknown; readonly isTTY?: boolean | undefined; readonly columns?: number | undefined }): Out {
+export function after(first: TurnBufferedOut, stream: Out): Out {
   return {
     write(text: string): unknown {
       first.flush();

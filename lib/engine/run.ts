@@ -58,10 +58,11 @@ const PREPARE_WAIT_MS = 50;
 function waitAtMost(p: Promise<unknown>, ms: number): Promise<void> {
   return new Promise((resolve) => {
     const t = setTimeout(resolve, ms);
-    p.then(
-      () => (clearTimeout(t), resolve()),
-      () => (clearTimeout(t), resolve()),
-    );
+    const done = () => {
+      clearTimeout(t);
+      resolve();
+    };
+    p.then(done, done);
   });
 }
 

@@ -274,7 +274,7 @@ export type ForkServerKind = 'native' | 'perl';
 export class ForkServer {
   private readonly child: ChildProcess;
   private isReady = false;
-  private readyWaiters: ((ready: boolean) => void)[] = [];
+  private readonly readyWaiters: ((ready: boolean) => void)[] = [];
   private lostReason: string | undefined;
   private nextId = 1;
   private readonly commands = new Map<number, LaunchEvents>();
