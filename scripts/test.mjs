@@ -2,7 +2,7 @@
 // compiled test file in its own process (two at a time) and end with `N passed, N failed`.
 // Usage: npm test [-- substring...]   (only test files whose path contains a substring)
 import { spawn, spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, rmSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
@@ -19,6 +19,8 @@ const step = (label, cmd, args) => {
 };
 step('build', process.execPath, ['scripts/build.mjs']);
 // tsc emits even with type errors; a filtered (developer) run goes on after reporting them, the full run fails.
+// build/ is emptied first: a test file deleted or renamed in the sources must not keep running from it.
+rmSync(join(root, 'build'), { recursive: true, force: true });
 {
   const r = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json'], { cwd: root, stdio: 'inherit' });
   if (r.status !== 0 && filters.length === 0) { console.error('tsc failed'); console.log('0 passed, 1 failed'); process.exit(1); }

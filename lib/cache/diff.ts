@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { NodeId } from '../engine/events.js';
-import { canonicalKeyJson } from './canonical.js';
+import { canonicalJson } from '../util/canonical-json.js';
 import { isSecretDigest, type CacheKey, type KeyStep, type KeyValue } from './fingerprint.js';
 
 export type DefinitionField = 'version' | 'platform' | 'arch' | 'task' | 'effect' | 'variant' | 'cwd' | 'inputGlobs' | 'outputs';
@@ -42,7 +42,7 @@ function diffValues(kind: 'env' | 'param', before: Readonly<Record<string, KeyVa
   for (const name of names) {
     const b = before[name];
     const a = after[name];
-    if (canonicalKeyJson(b ?? null) === canonicalKeyJson(a ?? null)) continue;
+    if (canonicalJson(b ?? null) === canonicalJson(a ?? null)) continue;
     const secret = isSecretDigest(b) || isSecretDigest(a);
     if (secret) out.push({ kind, name, secret });
     else out.push({ kind, name, secret, before: show(b), after: show(a) });
@@ -53,8 +53,8 @@ function diffValues(kind: 'env' | 'param', before: Readonly<Record<string, KeyVa
 export function diffKeys(before: CacheKey, after: CacheKey): KeyChange[] {
   const out: KeyChange[] = [];
   const def = (field: DefinitionField, b: unknown, a: unknown) => {
-    const bs = typeof b === 'string' ? b : canonicalKeyJson(b);
-    const as = typeof a === 'string' ? a : canonicalKeyJson(a);
+    const bs = typeof b === 'string' ? b : canonicalJson(b);
+    const as = typeof a === 'string' ? a : canonicalJson(a);
     if (bs !== as) out.push({ kind: 'definition', field, before: bs, after: as });
   };
   def('version', String(before.version), String(after.version));
@@ -71,7 +71,7 @@ export function diffKeys(before: CacheKey, after: CacheKey): KeyChange[] {
   for (let i = 0; i < steps; i++) {
     const b = before.steps[i];
     const a = after.steps[i];
-    if (b && a && canonicalKeyJson(b) === canonicalKeyJson(a)) continue;
+    if (b && a && canonicalJson(b) === canonicalJson(a)) continue;
     out.push({ kind: 'command', step: i + 1, before: b ? stepText(b) : null, after: a ? stepText(a) : null });
   }
 

@@ -17,7 +17,7 @@ import { relative, sep } from 'node:path';
 import type { Node, ResolvedStep } from '../engine/graph.js';
 import type { NodeId } from '../engine/events.js';
 import { isSecretName } from '../util/redact.js';
-import { canonicalKeyJson } from './canonical.js';
+import { canonicalJson } from '../util/canonical-json.js';
 import { absolutePath, expandGlobs, type SeenStat } from './files.js';
 import type { StatCache } from './stat-cache.js';
 import type { AbsFileDigest } from './types.js';
@@ -57,7 +57,7 @@ export interface CacheKey {
 }
 
 export function fingerprintOf(key: CacheKey): string {
-  return createHash('sha256').update(canonicalKeyJson(key)).digest('hex');
+  return createHash('sha256').update(canonicalJson(key)).digest('hex');
 }
 
 export function isSecretDigest(v: KeyValue | undefined): v is SecretDigest {
@@ -139,7 +139,7 @@ function emptyRecord<T>(): Record<string, T> {
 
 /**
  * `rec` with its keys inserted in code-unit order (itself when they already are). An object built that
- * way is written by JSON.stringify exactly as canonicalJson writes it: canonicalJson rebuilds each
+ * way is written by JSON.stringify exactly as canonical JSON is (util/canonical-json.ts): it rebuilds each
  * object from its sorted entries, and the engine orders array-index keys first in both cases.
  */
 function sortedRecord<T>(rec: Record<string, T>): Record<string, T> {
@@ -154,7 +154,7 @@ function sortedRecord<T>(rec: Record<string, T>): Record<string, T> {
 
 // Every object of the key below is built with its keys in code-unit order (literals written sorted,
 // records through sortedRecord), so that the fingerprint can hash JSON.stringify(key), which is
-// canonicalJson(key) at a fraction of the cost (test/unit/cache-canonical.test.ts checks both).
+// canonicalJson(key) at a fraction of the cost (test/unit/canonical-json.test.ts checks both).
 
 function keyStep(step: ResolvedStep, secrets: readonly string[], d: SecretDigester): KeyStep {
   if (step.kind === 'function') return { kind: 'function', name: step.display, source: step.source };

@@ -32,7 +32,7 @@ import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import type { NodeId } from '../engine/events.js';
-import { canonicalKeyJson } from './canonical.js';
+import { canonicalJson } from '../util/canonical-json.js';
 import type { CacheKey } from './fingerprint.js';
 import type { CachedLog } from './types.js';
 import { errorMessage, isCode, readIfExists, readIfSmall, tempNameFor, writeAtomic } from './fsutil.js';
@@ -495,7 +495,7 @@ export class Store {
       } else {
         const key = parsed(text);
         try {
-          if (key && sha(canonicalKeyJson(key)) === fp) return key;
+          if (key && sha(canonicalJson(key)) === fp) return key;
         } catch {
           /* not plain data: try the entry */
         }

@@ -4,15 +4,10 @@ import type { PlannedNode } from './events.js';
 import type { Graph } from './graph.js';
 import { toPlanned } from './graph.js';
 
-/** JSON with object keys sorted at every level: the canonical form hashed for digests. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) => {
-    if (v && typeof v === 'object' && !Array.isArray(v)) {
-      return Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-    }
-    return v;
-  });
-}
+import { canonicalJson } from '../util/canonical-json.js';
+
+/** Re-exported for the digests' users (approvals): the one canonical form lives in util/canonical-json.ts. */
+export { canonicalJson };
 
 export function plannedNodes(graph: Graph): PlannedNode[] {
   return graph.order.map((id) => toPlanned(graph.nodes.get(id)!));

@@ -1,13 +1,23 @@
 /**
- * `canonicalJson` (engine/plan.ts) for the cache key, without its replacer: the same text, several
- * times faster (the replacer builds a sorted copy of every object; the key is serialized for every
- * fingerprint). Anything other than plain JSON data goes to `canonicalJson` itself.
+ * Canonical JSON: object keys sorted at every level. Fingerprints, plan digests and signed approval
+ * bodies hash this text, so it must never change.
  *
- * Key order is what `canonicalJson` produces: it sorts the entries by code unit and rebuilds the
- * object with `Object.fromEntries`, whose property order puts array-index keys (`"0"`, `"10"`) first,
- * in numeric order, then the other keys in insertion (sorted) order.
+ * `canonicalJsonGeneral` is the definition: JSON.stringify with a replacer that rebuilds every object
+ * from its entries sorted by code unit (`Object.fromEntries` then puts array-index keys first, in
+ * numeric order, and the others in insertion order). `canonicalJson` writes the same text for plain
+ * JSON data several times faster (no sorted copy of every object), and hands anything else (a Date, a
+ * toJSON, a Map...) to the definition. test/unit/canonical-json.test.ts holds them to the same text.
  */
-import { canonicalJson } from '../engine/plan.js';
+
+/** The definition (see above). */
+export function canonicalJsonGeneral(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) => {
+    if (v && typeof v === 'object' && !Array.isArray(v)) {
+      return Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    }
+    return v;
+  });
+}
 
 /** Thrown inside the fast path when a value needs the general serializer. */
 const NOT_PLAIN: unique symbol = Symbol('not plain JSON data');
@@ -63,13 +73,13 @@ function write(v: unknown): string | undefined {
   }
 }
 
-/** The text `canonicalJson(value)` returns. */
-export function canonicalKeyJson(value: unknown): string {
+/** JSON with object keys sorted at every level: the canonical form hashed for digests and fingerprints. */
+export function canonicalJson(value: unknown): string {
   try {
     const s = write(value);
     if (s !== undefined) return s;
   } catch (e) {
     if (e !== NOT_PLAIN) throw e;
   }
-  return canonicalJson(value);
+  return canonicalJsonGeneral(value);
 }

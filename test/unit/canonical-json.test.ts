@@ -1,8 +1,8 @@
-// canonicalKeyJson must return exactly canonicalJson's text (fingerprints depend on it): a table of
-// values, including the key orders Object.fromEntries imposes (array-index keys first, numerically).
+// canonicalJson (the fast writer) must return exactly canonicalJsonGeneral's text, the definition:
+// fingerprints, plan digests and signed approvals depend on it. A table of values, including the key
+// orders Object.fromEntries imposes (array-index keys first, numerically).
 import * as assert from 'node:assert/strict';
-import { canonicalJson } from '../../lib/engine/plan.js';
-import { canonicalKeyJson } from '../../lib/cache/canonical.js';
+import { canonicalJson, canonicalJsonGeneral } from '../../lib/util/canonical-json.js';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { TaskDef, TaskSpec } from '../../lib/api/types.js';
@@ -32,9 +32,9 @@ const CASES: [string, unknown][] = [
   ['a function is left out, as JSON.stringify does', { f: () => 1, a: 1 }],
 ];
 
-for (const [title, value] of CASES) timedTest(`canonicalKeyJson: ${title}`, () => assert.equal(canonicalKeyJson(value), canonicalJson(value)));
+for (const [title, value] of CASES) timedTest(`canonicalJson: ${title}`, () => assert.equal(canonicalJson(value), canonicalJsonGeneral(value)));
 
-// computeKey builds its key in canonical order and hashes JSON.stringify(key): that must be canonicalJson(key).
+// computeKey builds its key in canonical order and hashes JSON.stringify(key): that must be the canonical JSON of the key.
 const def = (name: string, spec: TaskSpec): TaskDef => ({ name, spec, site: () => undefined, __fabricTask: true });
 rigTest('computeKey: JSON.stringify of the key is its canonical JSON, and the fingerprint hashes it', async (rig) => {
   await rig.write({ 'src/b.txt': 'b', 'src/a.txt': 'a', 'src/10': 'ten', 'src/9': 'nine', 'src/Z.txt': 'z' });
@@ -57,8 +57,8 @@ rigTest('computeKey: JSON.stringify of the key is its canonical JSON, and the fi
     assert.ok(k.ok, id);
     if (!k.ok) return;
     fps.set(id, k.fingerprint);
-    assert.equal(JSON.stringify(k.key), canonicalJson(k.key), id);
-    assert.equal(k.fingerprint, createHash('sha256').update(canonicalJson(k.key)).digest('hex'), id);
+    assert.equal(JSON.stringify(k.key), canonicalJsonGeneral(k.key), id);
+    assert.equal(k.fingerprint, createHash('sha256').update(canonicalJsonGeneral(k.key)).digest('hex'), id);
   }
   const t = await computeKey(g.nodes.get(g.order.at(-1)!)!, fps as never, ctx);
   assert.ok(t.ok && Object.keys(t.key.params).length === 5 && Object.keys(t.key.inputs).includes('src/10'), 'the fixture exercises index-like keys');
