@@ -18,9 +18,11 @@ import { readFile } from 'node:fs/promises';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { SeenStat } from './files.js';
 import { errorMessage, readIfExists, writeAtomic } from './fsutil.js';
+import { RACY_WINDOW_MS } from '../util/racy.js';
 
-/** Coarsest file timestamp granularity we allow for (FAT: 2 s; ext3/HFS+: 1 s). */
-export const RACY_WINDOW_MS = 2000;
+/** The racy-timestamp window (util/racy.ts), re-exported for the stat cache's users. */
+export { RACY_WINDOW_MS };
+
 const FORMAT = 2;
 const WIDTH = 7;
 const STAT_BATCH = 512;

@@ -488,18 +488,9 @@ export class Store {
     }
     if (text !== undefined) {
       // writeKey stores the canonical text that was hashed: its own hash is the fingerprint. A key
-      // file written any other way must serialize canonically to it.
-      if (sha(text) === fp) {
-        const key = parsed(text);
-        if (key) return key;
-      } else {
-        const key = parsed(text);
-        try {
-          if (key && sha(canonicalJson(key)) === fp) return key;
-        } catch {
-          /* not plain data: try the entry */
-        }
-      }
+      // file written any other way (parsed JSON is plain data) must serialize canonically to it.
+      const key = parsed(text);
+      if (key && (sha(text) === fp || sha(canonicalJson(key)) === fp)) return key;
     }
     const entry = await this.readEntry(fp).catch(() => undefined);
     const json = entry?.state === 'ok' ? entry.entry.keyJson : undefined;

@@ -16,6 +16,7 @@ import type { CallSite } from '../api/types.js';
 import { registry, resetRegistry, userCallSite } from '../api/registry.js';
 import { DiagnosticsError } from '../diagnostics/error.js';
 import { locationAt } from '../diagnostics/location.js';
+import { RACY_WINDOW_MS } from '../util/racy.js';
 import type { Diagnostic } from '../diagnostics/types.js';
 
 export const FABRICFILE_NAMES = ['fabricfile.ts', 'fabricfile.mts', 'fabricfile.js', 'fabricfile.mjs'] as const;
@@ -71,11 +72,6 @@ interface BuildManifest {
 type InputStat = readonly [size: number, mtimeMs: number, ctimeMs: number, ino: number];
 
 const PENDING = 'pending';
-/**
- * A file modified within this window before its stat was recorded may change again within the same
- * timestamp tick: its stat proves nothing and its content is hashed (the stat cache's racy rule).
- */
-const RACY_WINDOW_MS = 2000;
 
 // node:crypto is loaded only when a hash is needed: a warm start whose inputs' stats are unchanged
 // (the common case: `fabric list`) never needs it.

@@ -302,7 +302,7 @@ rigTest('run.json records the git commit and whether tracked files changed (git 
   const dirty = await rig.fabric(['run', 'a', '-o', 'json']);
   assert.equal(dirty.code, 0, dirty.stderr);
   assert.deepEqual((await readRun(packetOf(dirty))).git, { commit: head, dirty: true });
-  // A definition error while git runs: reported as before, nothing left behind.
+  // A definition error while git runs is still reported as a definition error.
   const bad = await rig.fabric(['run', 'nosuch']);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /nosuch/);
