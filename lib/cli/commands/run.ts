@@ -16,6 +16,7 @@ import { GIT_TIMEOUT_MS, gitCommit, gitFactsAsync, type GitRunner } from '../git
 import { groupSpawner } from '../../engine/spawn.js';
 import { pickRenderer } from '../pick-renderer.js';
 import { buildGraph, loadProject } from '../project.js';
+import { tuneTiering } from '../tiering.js';
 import { VERSION } from '../version.js';
 
 export const RUN_FLAGS: readonly FlagSpec[] = [
@@ -47,6 +48,7 @@ ${flagHelp(RUN_FLAGS)}
 Exit codes: 0 ok, 1 a task failed, 2 usage or definition error or refused by a guard, 130 interrupted.
 `,
   async run(ctx, args) {
+    tuneTiering(process.execArgv, ctx.env['NODE_OPTIONS']);
     const { flags, positionals, vars } = parseArgs(args, RUN_FLAGS, { vars: true });
     if (positionals.length === 0) throw new UsageError('no task given', "usage: fabric run <task>... (see 'fabric list')");
     const output = flags['output'] as string | undefined;

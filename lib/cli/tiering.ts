@@ -1,0 +1,36 @@
+/**
+ * V8's optimizing compiler, tuned for a short-lived orchestrator.
+ *
+ * fabric's own code is glue around system calls, hashing and JSON, all native. In a run of a thousand
+ * short tasks, V8 marks sixty-odd of fabric's functions hot and TurboFan compiles them on its
+ * background threads: ~370 ms of compile time in a one-second run (the analyzer's node builder alone
+ * 50 ms, the scheduler's 33 ms; `--trace-opt-verbose`), on the same two CPUs that the commands need,
+ * for code that then runs a few hundred more times. A larger interrupt budget makes a function wait
+ * 16 times longer before it is considered for optimization: a long run still optimizes its hot
+ * loops, a one-second run mostly does not pay for compiles it cannot amortize (bench/RESULTS.md, fifth
+ * pass: W3 0.84x, W5 cold 0.90x, W5 one-leaf 0.80x of the default tiering, W6 within noise).
+ *
+ * `run` sets it when it starts, before the fabricfile is evaluated and the graph is built. A budget
+ * given by the user (`node --interrupt-budget=N`, or in NODE_OPTIONS) wins.
+ */
+import { setFlagsFromString } from 'node:v8';
+
+/** V8's default is 66 KiB of bytecode budget (Node 20: 67584). */
+export const INTERRUPT_BUDGET = 1 << 20;
+
+const GIVEN = /^--interrupt[-_]budget(=|$)/;
+
+/** The flag to set, or undefined when the user chose a budget themselves. */
+export function tieringFlag(execArgv: readonly string[], nodeOptions: string | undefined): string | undefined {
+  const args = [...execArgv, ...(nodeOptions ?? '').split(/\s+/)];
+  return args.some((a) => GIVEN.test(a)) ? undefined : `--interrupt-budget=${INTERRUPT_BUDGET}`;
+}
+
+/** Applies {@link tieringFlag} to this process (once; later calls do nothing). */
+let applied = false;
+export function tuneTiering(execArgv: readonly string[], nodeOptions: string | undefined): void {
+  if (applied) return;
+  applied = true;
+  const flag = tieringFlag(execArgv, nodeOptions);
+  if (flag) setFlagsFromString(flag);
+}
