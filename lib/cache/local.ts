@@ -6,7 +6,9 @@
  *
  * Per node, a lookup does no I/O beyond hashing its inputs (stat cache), reading its entry (with
  * inline logs, small outputs and its key) and checking its outputs; a not-cacheable node does none
- * beyond its inputs. Storing a cacheable node with small outputs creates one file: its entry.
+ * beyond its inputs. Storing a cacheable node with small outputs creates one file: its entry. A hit on
+ * an entry that the node's run record summarizes (no logs, entry file unchanged, outputs in place)
+ * does not read the entry: one stat of it (runs.ts, `EntrySummary`).
  */
 import { createHash } from 'node:crypto';
 import { statSync, type Stats } from 'node:fs';
@@ -19,8 +21,9 @@ import { computeKey, SecretDigester, type CacheKey, type KeyContext } from './fi
 import { diffKeys, summarizeChanges } from './diff.js';
 import { expandGlobs, isPlainPattern, unmatchedPatterns, type SeenStat } from './files.js';
 import { StatCache, toFileStat } from './stat-cache.js';
-import { INLINE_LOGS_MAX, INLINE_OUTPUT_MAX, INLINE_OUTPUTS_TOTAL, STORE_FORMAT, Store, inlineBytes, inlineOf, validLogs, type CacheEntry, type RunOutcome, type RunRecord, type StoredOutput } from './store.js';
-import { RUN_FORMAT } from './runs.js';
+import { INLINE_LOGS_MAX, INLINE_OUTPUT_MAX, INLINE_OUTPUTS_TOTAL, STORE_FORMAT, Store, inlineBytes, inlineOf, validLogs, type CacheEntry, type EntryFileStat, type EntrySummary, type RunOutcome, type RunRecord, type StoredOutput } from './store.js';
+import { RUN_FORMAT, validSummary } from './runs.js';
+import { RACY_WINDOW_MS } from '../util/racy.js';
 import { errorMessage, readIfSmall } from './fsutil.js';
 
 export interface LocalCacheOptions {
@@ -96,9 +99,38 @@ function isInside(root: string, p: string): boolean {
  * disk: only when each pattern is a literal path that the entry holds (a glob or a directory could
  * match more files now, e.g. ones a hit does not remove).
  */
-function outputsCoverGlobs(node: Node, entry: CacheEntry): boolean {
-  const held = new Set(entry.outputs.map((o) => o.path));
+function outputsCoverGlobs(node: Node, outputs: readonly { readonly path: string }[]): boolean {
+  const held = new Set(outputs.map((o) => o.path));
   return node.outputs.every((p) => isPlainPattern(p) && held.has(posix.normalize(p)));
+}
+
+function sameEntryFile(a: EntryFileStat, b: EntryFileStat): boolean {
+  return a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs;
+}
+
+/** Whether two summaries describe the same entry file (undefined: no summary). */
+function sameSummary(a: EntrySummary | undefined, b: EntrySummary | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.fingerprint === b.fingerprint && a.hasKey === b.hasKey && sameEntryFile(a, b);
+}
+
+type SummaryBase = Omit<EntrySummary, keyof EntryFileStat>;
+
+/** What a summary of `entry` keeps, if a hit on it may skip reading it: only when it has no logs to replay. */
+function summaryBase(entry: CacheEntry): SummaryBase | undefined {
+  if (entry.logs !== null) return undefined;
+  return { fingerprint: entry.fingerprint, outputs: entry.outputs.map((o) => ({ path: o.path, mode: o.mode, sha256: o.sha256, size: o.size })), hasKey: entry.keyJson !== undefined };
+}
+
+/**
+ * A summary with the entry file's identity, when a later hit may rely on it: its mtime is outside the
+ * racy window, so any later write in place gives it a later mtime (a write within the same timestamp
+ * tick as the recorded stat could not be told apart; see RACY_WINDOW_MS). The store's own writes
+ * replace the file (a new inode), and marking it used sets its mtime back by the window.
+ */
+function summaryOf(base: SummaryBase, file: EntryFileStat | undefined, nowMs: number): EntrySummary | undefined {
+  if (!file || file.mtimeMs + RACY_WINDOW_MS > nowMs) return undefined;
+  return { fingerprint: base.fingerprint, outputs: base.outputs, hasKey: base.hasKey, ino: file.ino, size: file.size, mtimeMs: file.mtimeMs, ctimeMs: file.ctimeMs };
 }
 
 export function createLocalCache(opts: LocalCacheOptions): LocalCache {
@@ -144,10 +176,10 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
    * Records the node's run in memory (`close` writes the records). The key of a fingerprint that the
    * node's previous record already names is stored already. `p.prev` follows the record.
    */
-  const record = async (node: Node, p: Pending, last: RunRecord['last'], lastSuccess: RunRecord['lastSuccess']) => {
+  const record = async (node: Node, p: Pending, last: RunRecord['last'], lastSuccess: RunRecord['lastSuccess'], entry: EntrySummary | undefined) => {
     const { prev, fingerprint } = p;
     if (prev?.last.fingerprint !== fingerprint && prev?.lastSuccess?.fingerprint !== fingerprint) keysToWrite.set(fingerprint, p.keyJson);
-    const r: RunRecord = { v: RUN_FORMAT, node: node.id, task: node.task.name, last, lastSuccess };
+    const r: RunRecord = { v: RUN_FORMAT, node: node.id, task: node.task.name, last, lastSuccess, ...(entry ? { entry } : {}) };
     await store.runs.set(r);
     p.prev = r;
   };
@@ -156,16 +188,46 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
   const recordStart = async (node: Node, p: Pending) => {
     const { prev, fingerprint } = p;
     if (prev?.last.fingerprint === fingerprint && prev.last.outcome === 'started') return;
-    await record(node, p, { fingerprint, at: now(), outcome: 'started' }, prev?.lastSuccess);
+    await record(node, p, { fingerprint, at: now(), outcome: 'started' }, prev?.lastSuccess, validSummary(prev?.entry) ? prev.entry : undefined);
   };
 
-  const recordSuccess = async (node: Node, p: Pending, outcome: Exclude<RunOutcome, 'started'>) => {
+  /** `entry`: the summary of the entry a hit used, if a later hit may rely on it (a stored run has none yet). */
+  const recordSuccess = async (node: Node, p: Pending, outcome: Exclude<RunOutcome, 'started'>, entry?: EntrySummary) => {
     const { prev, fingerprint } = p;
     // A hit on what was already the last success changes nothing (a no-op run writes no records).
-    if (prev && prev.last.fingerprint === fingerprint && prev.last.outcome !== 'started' && prev.lastSuccess?.fingerprint === fingerprint) return;
+    if (prev && prev.last.fingerprint === fingerprint && prev.last.outcome !== 'started' && prev.lastSuccess?.fingerprint === fingerprint && sameSummary(validSummary(prev.entry) ? prev.entry : undefined, entry)) return;
     const mark = { fingerprint, at: now(), outcome };
-    await record(node, p, mark, mark);
+    await record(node, p, mark, mark, entry);
   };
+
+  /**
+   * A hit decided without reading the entry: the node's run record summarizes the entry of this
+   * fingerprint, the entry file is the one summarized, and every output is in place with its content
+   * and mode. Undefined otherwise: the entry is then read as usual (which restores what is not in place).
+   */
+  async function summaryHit(node: Node, p: Pending, inputs: readonly AbsFileDigest[] | undefined): Promise<CacheLookup | undefined> {
+    const s = p.prev?.entry;
+    if (!validSummary(s) || s.fingerprint !== p.fingerprint) return undefined;
+    const file = store.entryStat(p.fingerprint);
+    if (!file || !sameEntryFile(file, s)) return undefined;
+    const targets = s.outputs.map((o) => resolve(node.cwd, o.path));
+    if (!targets.every((t) => isInside(opts.repoRoot, t))) return undefined;
+    const current = await statCache.hashFiles(targets);
+    const outputs: AbsFileDigest[] = [];
+    for (let i = 0; i < targets.length; i++) {
+      const o = s.outputs[i]!;
+      const cur = current.get(targets[i]!);
+      if (!cur || cur.sha256 !== o.sha256 || (cur.stat.mode & 0o7777) !== (o.mode & 0o7777)) return undefined;
+      outputs.push({ path: targets[i]!, sha256: o.sha256, size: o.size });
+    }
+    // Marking the entry used changes its file's times: the summary follows them.
+    const touched = await store.touchEntry(p.fingerprint, file.mtimeMs);
+    if (s.hasKey) keysInEntries.add(p.fingerprint);
+    mutatingRuns.delete(node.id);
+    await recordSuccess(node, p, 'cached', touched ? summaryOf(s, store.entryStat(p.fingerprint), Date.now()) : s);
+    if (outputsCoverGlobs(node, s.outputs)) digests.set(node.id, { inputs, outputs });
+    return { result: 'hit', fingerprint: p.fingerprint, logs: [], restored: [] };
+  }
 
   /**
    * Writes the keys the records name, then the records (so a recorded fingerprint's key is there; a
@@ -312,6 +374,8 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
         await recordStart(node, p);
         return { result: 'miss', fingerprint: fp, detail: 'forced (--force)' };
       }
+      const quick = await summaryHit(node, p, kr.inputFiles);
+      if (quick) return quick;
       let read;
       try {
         read = await store.readEntry(fp);
@@ -341,11 +405,12 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
         await recordStart(node, p);
         return { result: 'miss', fingerprint: fp, detail: restored.detail };
       }
-      await store.touchEntry(fp, read.usedAtMs);
+      const touched = await store.touchEntry(fp, read.file.mtimeMs);
       if (read.entry.keyJson !== undefined) keysInEntries.add(fp);
       mutatingRuns.delete(node.id);
-      await recordSuccess(node, p, 'cached');
-      if (outputsCoverGlobs(node, read.entry)) digests.set(node.id, { inputs: kr.inputFiles, outputs: restored.outputs });
+      const base = summaryBase(read.entry);
+      await recordSuccess(node, p, 'cached', base && summaryOf(base, touched ? store.entryStat(fp) : read.file, Date.now()));
+      if (outputsCoverGlobs(node, read.entry.outputs)) digests.set(node.id, { inputs: kr.inputFiles, outputs: restored.outputs });
       return { result: 'hit', fingerprint: fp, logs: logs as CachedLog[], restored: restored.restored };
     },
 

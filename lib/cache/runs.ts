@@ -71,6 +71,45 @@ export interface RunRecord {
   readonly task: string;
   readonly last: RunMark;
   readonly lastSuccess?: RunMark | undefined;
+  /** What a hit on `entry.fingerprint` needs of its entry, as last read (see {@link EntrySummary}). */
+  readonly entry?: EntrySummary | undefined;
+}
+
+/** The identity of a cache entry's file: inode, size, modification and change times. */
+export interface EntryFileStat {
+  readonly ino: number;
+  readonly size: number;
+  readonly mtimeMs: number;
+  readonly ctimeMs: number;
+}
+
+/**
+ * What a hit needs of a cache entry that has no logs to replay: its outputs' paths, modes and digests
+ * (not their bytes) and whether it keeps its key, with the entry file's identity when it was read.
+ * While the file is unchanged (the store replaces entries by rename and never writes one in place), a
+ * hit whose outputs are already in place is decided by one stat of the entry instead of reading and
+ * parsing it. Anything else (an output to restore, a changed or missing entry) reads the entry.
+ */
+export interface EntrySummary extends EntryFileStat {
+  readonly fingerprint: string;
+  readonly outputs: readonly { readonly path: string; readonly mode: number; readonly sha256: string; readonly size: number }[];
+  readonly hasKey: boolean;
+}
+
+const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+
+/** Whether `x` is a well-formed {@link EntrySummary} (a damaged one is not used: the entry is read). */
+export function validSummary(x: unknown): x is EntrySummary {
+  if (!x || typeof x !== 'object') return false;
+  const e = x as Record<string, unknown>;
+  return (
+    typeof e.fingerprint === 'string' && isNum(e.ino) && isNum(e.size) && isNum(e.mtimeMs) && isNum(e.ctimeMs) && typeof e.hasKey === 'boolean' &&
+    Array.isArray(e.outputs) &&
+    e.outputs.every((o: unknown) => {
+      const r = o as Record<string, unknown> | null;
+      return !!r && typeof r.path === 'string' && isNum(r.mode) && typeof r.sha256 === 'string' && isNum(r.size);
+    })
+  );
 }
 
 /** `runs.json`. */

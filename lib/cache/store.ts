@@ -26,7 +26,7 @@
  * treated as absent; a damaged entry is reported as corrupt.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, createReadStream, createWriteStream, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, createReadStream, createWriteStream, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, utimesSync, writeFileSync, type Stats } from 'node:fs';
 import { chmod, link, mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -36,9 +36,10 @@ import { canonicalJson } from '../util/canonical-json.js';
 import type { CacheKey } from './fingerprint.js';
 import type { CachedLog } from './types.js';
 import { errorMessage, isCode, readIfExists, readIfSmall, tempNameFor, writeAtomic } from './fsutil.js';
-import { readRunsFile, RunRecords, type RunRecord } from './runs.js';
+import { RACY_WINDOW_MS } from '../util/racy.js';
+import { readRunsFile, RunRecords, type EntryFileStat, type RunRecord } from './runs.js';
 
-export type { RunMark, RunOutcome, RunRecord } from './runs.js';
+export type { EntryFileStat, EntrySummary, RunMark, RunOutcome, RunRecord } from './runs.js';
 
 export const STORE_FORMAT = 2;
 const SHA = /^[0-9a-f]{64}$/;
@@ -94,8 +95,8 @@ export const TOUCH_AFTER_MS = 60_000;
 
 export type EntryRead =
   | { readonly state: 'absent' }
-  /** `usedAtMs`: the entry file's mtime, its last-used time. */
-  | { readonly state: 'ok'; readonly entry: CacheEntry; readonly usedAtMs: number }
+  /** `file`: the entry file's identity as read; its mtime is the entry's last-used time. */
+  | { readonly state: 'ok'; readonly entry: CacheEntry; readonly file: EntryFileStat }
   | { readonly state: 'corrupt'; readonly detail: string };
 export type BlobResult = 'ok' | 'missing' | 'corrupt';
 
@@ -125,7 +126,7 @@ export interface PruneResult {
 }
 
 /** A file's text and mtime, or undefined if it does not exist (what readFileSync does, keeping the fstat). */
-function readWithMtime(file: string): { text: string; mtimeMs: number } | undefined {
+function readWithStat(file: string): { text: string; stat: EntryFileStat } | undefined {
   let fd: number;
   try {
     fd = openSync(file, 'r');
@@ -143,10 +144,14 @@ function readWithMtime(file: string): { text: string; mtimeMs: number } | undefi
       if (r === 0) break;
       n += r;
     }
-    return { text: buf.toString('utf8', 0, n), mtimeMs: st.mtimeMs };
+    return { text: buf.toString('utf8', 0, n), stat: fileStatOf(st) };
   } finally {
     closeSync(fd);
   }
+}
+
+function fileStatOf(st: Stats): EntryFileStat {
+  return { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs };
 }
 
 function shard(dir: string, name: string, ext = ''): string {
@@ -411,9 +416,9 @@ export class Store {
 
   /** The entry under `fp`, with its last-used time: one synchronous read on the hit path (open, fstat, read, close). */
   async readEntry(fp: string): Promise<EntryRead> {
-    let file: { text: string; mtimeMs: number } | undefined;
+    let file: { text: string; stat: EntryFileStat } | undefined;
     try {
-      file = readWithMtime(this.entryPath(fp));
+      file = readWithStat(this.entryPath(fp));
     } catch (e) {
       return { state: 'corrupt', detail: `unreadable cache entry: ${errorMessage(e)}` };
     }
@@ -427,7 +432,17 @@ export class Store {
     }
     if (otherFormat(parsed)) return { state: 'absent' };
     if (!validEntry(parsed, fp)) return { state: 'corrupt', detail: `cache entry ${fp.slice(0, 12)} has an unexpected shape` };
-    return { state: 'ok', entry: parsed, usedAtMs: file.mtimeMs };
+    return { state: 'ok', entry: parsed, file: file.stat };
+  }
+
+  /** The identity of the entry file of `fp` (one stat), or undefined if there is none or it cannot be stat'ed. */
+  entryStat(fp: string): EntryFileStat | undefined {
+    try {
+      const st = statSync(this.entryPath(fp), { throwIfNoEntry: false });
+      return st?.isFile() ? fileStatOf(st) : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   async writeEntry(entry: CacheEntry): Promise<void> {
@@ -440,16 +455,22 @@ export class Store {
 
   /**
    * Marks an entry as used now (its mtime is the last-used time that `prune --older-than` reads),
-   * unless it was marked less than `TOUCH_AFTER_MS` ago: the last-used time is exact to that.
+   * unless it was marked less than `TOUCH_AFTER_MS` ago: the last-used time is exact to that. Whether
+   * it marked it (the entry file's times then changed).
+   *
+   * The time set is RACY_WINDOW_MS before now, so that a run record may summarize the entry file by
+   * its stat at once (runs.ts, `EntrySummary`): a later write in place would set a later mtime.
    */
-  async touchEntry(fp: string, usedAtMs?: number): Promise<void> {
-    const now = new Date();
-    if (usedAtMs !== undefined && usedAtMs <= now.getTime() && now.getTime() - usedAtMs < TOUCH_AFTER_MS) return;
+  async touchEntry(fp: string, usedAtMs?: number): Promise<boolean> {
+    const nowMs = Date.now();
+    if (usedAtMs !== undefined && usedAtMs <= nowMs && nowMs - usedAtMs < TOUCH_AFTER_MS) return false;
+    const at = new Date(nowMs - RACY_WINDOW_MS);
     try {
-      utimesSync(this.entryPath(fp), now, now); // one syscall on the hit path; async would cost more than it does
+      utimesSync(this.entryPath(fp), at, at); // one syscall on the hit path; async would cost more than it does
     } catch {
       /* removed meanwhile: nothing to mark */
     }
+    return true;
   }
 
   /** Writes a key's canonical JSON text (`KeyResult.keyJson`) under its fingerprint unless it is already there. */

@@ -3,7 +3,7 @@
 import * as assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFile, readdir, stat, utimes, writeFile } from 'node:fs/promises';
+import { chmod, readFile, readdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { TaskDef, TaskSpec } from '../../lib/api/types.js';
@@ -257,7 +257,110 @@ rigTest('a hit advances the entry last-used time only when it is older than TOUC
   await utimes(entry, old / 1000, old / 1000);
   const before = Date.now();
   assert.equal((await runNode(rig, g, 't', async () => assert.fail('a hit'))).result, 'hit');
-  assert.ok((await usedAt()) >= before - 1000, 'used long ago: touched');
+  // Set to the moment of the hit less the racy window (so that a run record may summarize the entry at once).
+  const touchedAt = await usedAt();
+  assert.ok(touchedAt >= before - RACY_WINDOW_MS - 5 && touchedAt <= Date.now() - RACY_WINDOW_MS + 5, `used long ago: touched (${touchedAt - before} ms)`);
+});
+
+rigTest('a hit on an entry that the run record summarizes does not read it; a changed output, mode or entry file does', async (rig) => {
+  await rig.write({ 'src/x': 'x' });
+  const g = graphOf(rig, [def('t', { effect: 'read-only', run: 't', inputs: ['src/**'], outputs: ['out/t.txt'] })], ['t']);
+  const node = g.nodes.get('t')!;
+  const warnings: string[] = [];
+  // One run of t that prints nothing; counts the entry reads.
+  const go = async () => {
+    const cache = createLocalCache({ dir: rig.path('.fabric', 'cache'), repoRoot: rig.dir, secretPatterns: [], warn: (m) => warnings.push(m) });
+    let reads = 0;
+    const readEntry = cache.store.readEntry.bind(cache.store);
+    cache.store.readEntry = async (fp) => {
+      reads++;
+      return readEntry(fp);
+    };
+    const l = await cache.lookup(node, new Map(), { force: false });
+    if (l.result !== 'hit') {
+      await rig.write({ 'out/t.txt': 'T' });
+      await cache.save(node, l.fingerprint!, []);
+    }
+    const outputs = cache.fileDigests?.(node)?.outputs?.map((o) => [o.path, o.sha256]);
+    await cache.close();
+    return { result: l.result, reads, restored: l.result === 'hit' ? l.restored : undefined, outputs };
+  };
+  const store = new Store(rig.path('.fabric', 'cache'));
+  const summary = async () => (await new Store(rig.path('.fabric', 'cache')).readRun('t'))?.entry;
+  const settle = async (file: string) => {
+    const past = (Date.now() - 10_000) / 1000;
+    await utimes(file, past, past);
+  };
+  const out = rig.path('out', 't.txt');
+  const outDigest = [[out, sha('T')]];
+
+  assert.equal((await go()).result, 'miss');
+  const fp = (await store.readRun('t'))!.last.fingerprint;
+  const entry = store.entryPath(fp);
+  assert.equal(await summary(), undefined, 'a stored run has no summary');
+  assert.deepEqual(await go(), { result: 'hit', reads: 1, restored: [], outputs: outDigest });
+  assert.equal(await summary(), undefined, 'an entry written within the racy window is not summarized');
+
+  await settle(entry);
+  assert.deepEqual(await go(), { result: 'hit', reads: 1, restored: [], outputs: outDigest });
+  const s = await summary();
+  assert.equal(s?.fingerprint, fp);
+  assert.deepEqual(s.outputs.map((o) => [o.path, o.sha256, o.mode]), [['out/t.txt', sha('T'), 0o644]]);
+  const runsFile = rig.path('.fabric', 'cache', 'runs.json');
+  const runsBefore = (await stat(runsFile)).mtimeMs;
+  assert.deepEqual(await go(), { result: 'hit', reads: 0, restored: [], outputs: outDigest }, 'summarized: one stat, no read');
+  assert.equal((await stat(runsFile)).mtimeMs, runsBefore, 'a summarized no-op writes no records');
+
+  await rig.write({ 'out/t.txt': 'changed' });
+  assert.deepEqual(await go(), { result: 'hit', reads: 1, restored: ['out/t.txt'], outputs: outDigest }, 'an output to restore: the entry is read');
+  assert.equal(await rig.read('out/t.txt'), 'T');
+  assert.equal((await go()).reads, 0, 'the entry is unchanged: still summarized');
+
+  await chmod(out, 0o755);
+  assert.deepEqual(await go(), { result: 'hit', reads: 1, restored: [], outputs: outDigest }, 'a mode to restore: the entry is read');
+  assert.equal((await stat(out)).mode & 0o777, 0o644);
+
+  // The entry file written in place with its own bytes: its stat changed, so it is read (and, being
+  // just written, no longer summarized).
+  await writeFile(entry, await readFile(entry));
+  assert.deepEqual(await go(), { result: 'hit', reads: 1, restored: [], outputs: outDigest });
+  assert.equal(await summary(), undefined);
+
+  // Summarized again, then tampered with in place (same size): read, found corrupt, run again.
+  await settle(entry);
+  await go();
+  assert.equal((await go()).reads, 0);
+  const text = await readFile(entry, 'utf8');
+  await writeFile(entry, text.replace(sha('T'), sha('U')));
+  assert.equal((await stat(entry)).size, Buffer.byteLength(text));
+  const tampered = await go();
+  assert.deepEqual([tampered.result, tampered.reads], ['corrupt', 1]);
+  assert.ok(warnings.some((w) => w.includes('does not match its hash') || w.includes('unexpected shape')), warnings.join('\n'));
+
+  // Marking a summarized entry used (older than TOUCH_AFTER_MS) keeps it summarized, by its new stat.
+  assert.equal((await go()).result, 'hit');
+  await settle(entry);
+  await go();
+  const longAgo = (Date.now() - 2 * TOUCH_AFTER_MS) / 1000;
+  await utimes(entry, longAgo, longAgo);
+  assert.deepEqual([(await go()).reads, (await stat(entry)).mtimeMs > longAgo * 1000 + TOUCH_AFTER_MS], [1, true], 'touched');
+  assert.equal((await summary())?.mtimeMs, (await stat(entry)).mtimeMs);
+  assert.equal((await go()).reads, 0, 'summarized by the stat after the touch');
+});
+
+rigTest('an entry with logs to replay is never summarized: every hit reads it', async (rig) => {
+  await rig.write({ 'src/x': 'x' });
+  const g = graphOf(rig, [def('t', { effect: 'read-only', run: 't', inputs: ['src/**'], outputs: ['out/t.txt'] })], ['t']);
+  await runNode(rig, g, 't', () => rig.write({ 'out/t.txt': 'T' }));
+  const store = new Store(rig.path('.fabric', 'cache'));
+  const entry = store.entryPath((await store.readRun('t'))!.last.fingerprint);
+  const past = (Date.now() - 10_000) / 1000;
+  await utimes(entry, past, past);
+  for (let i = 0; i < 2; i++) {
+    const l = await runNode(rig, g, 't', async () => assert.fail('a hit'));
+    assert.deepEqual(l.result === 'hit' && l.logs, [{ stream: 'stdout', chunk: 'log\n' }]);
+    assert.equal((await new Store(rig.path('.fabric', 'cache')).readRun('t'))?.entry, undefined);
+  }
 });
 
 rigTest('putFile: a small file (one read) and a large one (streamed) are stored under their sha256, byte-exact', async (rig) => {
