@@ -125,10 +125,13 @@ export interface PruneResult {
   readonly corrupt: number;
 }
 
-/** A file's text and mtime, or undefined if it does not exist (what readFileSync does, keeping the fstat). */
+/** A file's text and identity, or undefined if it does not exist (what readFileSync does, keeping the fstat). */
 function readWithStat(file: string): { text: string; stat: EntryFileStat } | undefined {
   let fd: number;
   try {
+    // Most reads of an absent entry are misses: a stat says so without the exception a failed open
+    // throws (~15 µs apiece here, against ~3 µs for the stat).
+    if (!statSync(file, { throwIfNoEntry: false })) return undefined;
     fd = openSync(file, 'r');
   } catch (e) {
     if (isCode(e, 'ENOENT') || isCode(e, 'ENOTDIR')) return undefined;
