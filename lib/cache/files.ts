@@ -106,7 +106,7 @@ function expandLiterals(
   for (const p of patterns) {
     const rel = literal(p, isDynamic);
     if (rel === undefined) return undefined;
-    const abs = resolve(cwd, rel);
+    const abs = absolutePath(cwd, rel);
     const at = Date.now();
     let st;
     try {

@@ -13,13 +13,13 @@
 import { createHash } from 'node:crypto';
 import { statSync, type Stats } from 'node:fs';
 import { chmod } from 'node:fs/promises';
-import { isAbsolute, join, posix, relative, resolve, sep } from 'node:path';
+import { isAbsolute, join, posix, relative, sep } from 'node:path';
 import type { Node } from '../engine/graph.js';
 import type { NodeId } from '../engine/events.js';
 import type { AbsFileDigest, CachedLog, CacheLookup, CacheProvider, KnownDigests } from './types.js';
 import { computeKey, SecretDigester, type CacheKey, type KeyContext } from './fingerprint.js';
 import { diffKeys, summarizeChanges } from './diff.js';
-import { expandGlobs, isPlainPattern, unmatchedPatterns, type SeenStat } from './files.js';
+import { absolutePath, expandGlobs, isPlainPattern, unmatchedPatterns, type SeenStat } from './files.js';
 import { StatCache, toFileStat } from './stat-cache.js';
 import { INLINE_LOGS_MAX, INLINE_OUTPUT_MAX, INLINE_OUTPUTS_TOTAL, STORE_FORMAT, Store, inlineBytes, inlineOf, validLogs, type CacheEntry, type EntryFileStat, type EntrySummary, type RunOutcome, type RunRecord, type StoredOutput } from './store.js';
 import { RUN_FORMAT, validSummary } from './runs.js';
@@ -210,7 +210,7 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
     if (!validSummary(s) || s.fingerprint !== p.fingerprint) return undefined;
     const file = store.entryStat(p.fingerprint);
     if (!file || !sameEntryFile(file, s)) return undefined;
-    const targets = s.outputs.map((o) => resolve(node.cwd, o.path));
+    const targets = s.outputs.map((o) => absolutePath(node.cwd, o.path));
     if (!targets.every((t) => isInside(opts.repoRoot, t))) return undefined;
     const current = await statCache.hashFiles(targets);
     const outputs: AbsFileDigest[] = [];
@@ -249,7 +249,7 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
     const rels = await expandGlobs(node.outputs, node.cwd, [opts.dir], seen);
     const out = new Map<string, Stats>();
     for (const rel of rels) {
-      const abs = resolve(node.cwd, rel);
+      const abs = absolutePath(node.cwd, rel);
       const st = seen.get(abs)?.stats ?? statSync(abs, { throwIfNoEntry: false });
       if (st) out.set(abs, st);
     }
@@ -299,7 +299,7 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
 
   /** Puts the entry's outputs in place; files already identical (per the stat cache) are left alone. */
   async function restore(node: Node, entry: CacheEntry): Promise<Restore> {
-    const targets = entry.outputs.map((o) => resolve(node.cwd, o.path));
+    const targets = entry.outputs.map((o) => absolutePath(node.cwd, o.path));
     for (const t of targets) {
       if (!isInside(opts.repoRoot, t)) return { state: 'corrupt', detail: `cache entry ${entry.fingerprint.slice(0, 12)} names an output outside the repository (${t})` };
     }
@@ -430,7 +430,7 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
         await store.ensureLayout();
         const seen = new Map<string, SeenStat>();
         const rels = await expandGlobs(node.outputs, node.cwd, [opts.dir], seen);
-        const abs = rels.map((r) => resolve(node.cwd, r));
+        const abs = rels.map((r) => absolutePath(node.cwd, r));
         // Small outputs go into the entry: read once here, hashed from those bytes (which win, as for a
         // copy), and the stat cache learns that hash; only the others are hashed through the stat cache.
         const inline = new Map<number, StoredOutput>();
