@@ -75,8 +75,19 @@ function literal(p: string, isDynamic: (p: string) => boolean): string | undefin
  * already normalized (no `.` or `..` segment, no empty one): the same string at a fraction of the cost.
  */
 export function absolutePath(cwd: string, rel: string): string {
-  if (sep !== '/' || !normalizedRelative(rel) || !normalizedAbsolute(cwd)) return resolve(cwd, rel);
+  if (sep !== '/' || !normalizedRelative(rel) || !normalizedCwd(cwd)) return resolve(cwd, rel);
   return cwd === '/' ? cwd + rel : cwd + '/' + rel;
+}
+
+/** normalizedAbsolute of the last directory asked about (the calls come in runs of one node's cwd). */
+let lastCwd: string | undefined;
+let lastCwdNormalized = false;
+function normalizedCwd(cwd: string): boolean {
+  if (cwd !== lastCwd) {
+    lastCwd = cwd;
+    lastCwdNormalized = normalizedAbsolute(cwd);
+  }
+  return lastCwdNormalized;
 }
 
 const normalizedRelative = (p: string): boolean =>

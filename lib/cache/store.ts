@@ -467,7 +467,8 @@ export class Store {
   async touchEntry(fp: string, usedAtMs?: number): Promise<boolean> {
     const nowMs = Date.now();
     if (usedAtMs !== undefined && usedAtMs <= nowMs && nowMs - usedAtMs < TOUCH_AFTER_MS) return false;
-    const at = new Date(nowMs - RACY_WINDOW_MS);
+    // One more millisecond: the time set comes back from stat as a float that may be a hair later.
+    const at = new Date(nowMs - RACY_WINDOW_MS - 1);
     try {
       utimesSync(this.entryPath(fp), at, at); // one syscall on the hit path; async would cost more than it does
     } catch {
