@@ -111,7 +111,7 @@ function sameEntryFile(a: EntryFileStat, b: EntryFileStat): boolean {
 /** Whether two summaries describe the same entry file (undefined: no summary). */
 function sameSummary(a: EntrySummary | undefined, b: EntrySummary | undefined): boolean {
   if (a === undefined || b === undefined) return a === b;
-  return a.fingerprint === b.fingerprint && a.hasKey === b.hasKey && sameEntryFile(a, b);
+  return a.fingerprint === b.fingerprint && a.format === b.format && a.hasKey === b.hasKey && sameEntryFile(a, b);
 }
 
 type SummaryBase = Omit<EntrySummary, keyof EntryFileStat>;
@@ -119,7 +119,7 @@ type SummaryBase = Omit<EntrySummary, keyof EntryFileStat>;
 /** What a summary of `entry` keeps, if a hit on it may skip reading it: only when it has no logs to replay. */
 function summaryBase(entry: CacheEntry): SummaryBase | undefined {
   if (entry.logs !== null) return undefined;
-  return { fingerprint: entry.fingerprint, outputs: entry.outputs.map((o) => ({ path: o.path, mode: o.mode, sha256: o.sha256, size: o.size })), hasKey: entry.keyJson !== undefined };
+  return { fingerprint: entry.fingerprint, format: entry.v, outputs: entry.outputs.map((o) => ({ path: o.path, mode: o.mode, sha256: o.sha256, size: o.size })), hasKey: entry.keyJson !== undefined };
 }
 
 /**
@@ -130,7 +130,7 @@ function summaryBase(entry: CacheEntry): SummaryBase | undefined {
  */
 function summaryOf(base: SummaryBase, file: EntryFileStat | undefined, nowMs: number): EntrySummary | undefined {
   if (!file || file.mtimeMs + RACY_WINDOW_MS > nowMs) return undefined;
-  return { fingerprint: base.fingerprint, outputs: base.outputs, hasKey: base.hasKey, ino: file.ino, size: file.size, mtimeMs: file.mtimeMs, ctimeMs: file.ctimeMs };
+  return { fingerprint: base.fingerprint, format: base.format, outputs: base.outputs, hasKey: base.hasKey, ino: file.ino, size: file.size, mtimeMs: file.mtimeMs, ctimeMs: file.ctimeMs };
 }
 
 export function createLocalCache(opts: LocalCacheOptions): LocalCache {
@@ -207,7 +207,7 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
    */
   async function summaryHit(node: Node, p: Pending, inputs: readonly AbsFileDigest[] | undefined): Promise<CacheLookup | undefined> {
     const s = p.prev?.entry;
-    if (!validSummary(s) || s.fingerprint !== p.fingerprint) return undefined;
+    if (!validSummary(s) || s.fingerprint !== p.fingerprint || s.format !== STORE_FORMAT) return undefined;
     const file = store.entryStat(p.fingerprint);
     if (!file || !sameEntryFile(file, s)) return undefined;
     const targets = s.outputs.map((o) => absolutePath(node.cwd, o.path));

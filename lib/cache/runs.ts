@@ -92,6 +92,8 @@ export interface EntryFileStat {
  */
 export interface EntrySummary extends EntryFileStat {
   readonly fingerprint: string;
+  /** The entry's store format (`STORE_FORMAT`): an entry of another format is not this fabric's hit. */
+  readonly format: number;
   readonly outputs: readonly { readonly path: string; readonly mode: number; readonly sha256: string; readonly size: number }[];
   readonly hasKey: boolean;
 }
@@ -103,7 +105,7 @@ export function validSummary(x: unknown): x is EntrySummary {
   if (!x || typeof x !== 'object') return false;
   const e = x as Record<string, unknown>;
   return (
-    typeof e.fingerprint === 'string' && isNum(e.ino) && isNum(e.size) && isNum(e.mtimeMs) && isNum(e.ctimeMs) && typeof e.hasKey === 'boolean' &&
+    typeof e.fingerprint === 'string' && isNum(e.format) && isNum(e.ino) && isNum(e.size) && isNum(e.mtimeMs) && isNum(e.ctimeMs) && typeof e.hasKey === 'boolean' &&
     Array.isArray(e.outputs) &&
     e.outputs.every((o: unknown) => {
       const r = o as Record<string, unknown> | null;

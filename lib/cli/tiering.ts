@@ -8,7 +8,8 @@
  * for code that then runs a few hundred more times. A larger interrupt budget makes a function wait
  * 16 times longer before it is considered for optimization: a long run still optimizes its hot
  * loops, a one-second run mostly does not pay for compiles it cannot amortize (bench/RESULTS.md, fifth
- * pass: W3 0.84x, W5 cold 0.90x, W5 one-leaf 0.80x of the default tiering, W6 within noise).
+ * pass: fabric's CPU time in W1 without evidence 0.68–0.82 s before, 0.48–0.63 s after; W6, whose
+ * 10,000-file loop gains from early optimization, within noise).
  *
  * `run` sets it when it starts, before the fabricfile is evaluated and the graph is built. A budget
  * given by the user (`node --interrupt-budget=N`, or in NODE_OPTIONS) wins.

@@ -346,6 +346,17 @@ rigTest('a hit on an entry that the run record summarizes does not read it; a ch
   assert.deepEqual([(await go()).reads, (await stat(entry)).mtimeMs > longAgo * 1000 + TOUCH_AFTER_MS], [1, true], 'touched');
   assert.equal((await summary())?.mtimeMs, (await stat(entry)).mtimeMs);
   assert.equal((await go()).reads, 0, 'summarized by the stat after the touch');
+
+  // A summary of another store format, or a damaged one, is not used: the entry is read (and the
+  // summary recorded again).
+  for (const damage of [{ format: 1 }, { outputs: 'out/t.txt' }, { ino: 'x' }]) {
+    const doc = JSON.parse(await readFile(runsFile, 'utf8')) as { runs: { node: string; entry: Record<string, unknown> }[] };
+    const rec = doc.runs.find((r) => r.node === 't')!;
+    rec.entry = { ...rec.entry, ...damage };
+    await writeFile(runsFile, JSON.stringify(doc));
+    assert.deepEqual(await go(), { result: 'hit', reads: 1, restored: [], outputs: outDigest }, JSON.stringify(damage));
+    assert.equal((await go()).reads, 0, `${JSON.stringify(damage)}: summarized again`);
+  }
 });
 
 rigTest('an entry with logs to replay is never summarized: every hit reads it', async (rig) => {
