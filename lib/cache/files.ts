@@ -146,15 +146,48 @@ function treeRoot(p: string): string | undefined {
 }
 
 /**
- * The other common case, without fast-glob: every pattern is `dir/**` or a literal naming a file or a
- * directory (which means `dir/**`). The directories are walked synchronously with what fast-glob's
- * options below ask for: dotfiles included, `.git` and `ignoreDirs` skipped, unreadable directories
- * skipped (suppressErrors). A symbolic link anywhere in a walked tree, or anything else, hands over to
- * fast-glob (undefined), which follows links.
+ * The characters a simple pattern may use besides `*`: fast-glob (picomatch) gives some others a
+ * meaning even outside classes and braces (`a/x|*` and `a/**` + `/*"*` match nothing there), so
+ * anything else is left to it.
+ */
+const STATIC_SEGMENT = /^[A-Za-z0-9._+@%=,:~ -]+$/;
+/** A file-name pattern of those characters and at least one `*` (never `**`). */
+const STAR_NAME = /^[A-Za-z0-9._+@%=,:~ -]*\*[A-Za-z0-9._+@%=,:~ *-]*$/;
+
+/**
+ * A name pattern under a static directory: `dir/NAME`, or `dir/` + `**` + `/NAME` for NAME at any depth
+ * (`envs/*.yml`, `contracts/` + `**` + `/*.json`, `proposals/` + `**` + `/decision.json`), where `dir` is one
+ * or more static segments and NAME a file name whose only glob character is `*`. Returns the root,
+ * whether the name is matched at any depth, and the name as a regular expression: `*` is any run of
+ * characters but `/`, empty included, a leading dot included, as fast-glob has it with `dot: true`.
+ */
+function simpleGlob(p: string): { readonly root: string; readonly deep: boolean; readonly name: RegExp } | undefined {
+  const parts = p.split('/');
+  const name = parts.pop()!;
+  const deep = parts.at(-1) === '**';
+  if (deep) parts.pop();
+  if (parts.length === 0 || !parts.every((s) => STATIC_SEGMENT.test(s) && s !== '.' && s !== '..')) return undefined;
+  if (!(STAR_NAME.test(name) || (deep && STATIC_SEGMENT.test(name) && name !== '.' && name !== '..')) || name.includes('**')) return undefined;
+  const source = name.split('*').map((t) => t.replace(/[.+^${}()|[\]\\]/g, '\\$&')).join('[^/]*');
+  return { root: parts.join('/'), deep, name: new RegExp(`^${source}$`) };
+}
+
+/** File names the fast path leaves to fast-glob: control characters (line ends included) and backslashes. */
+const ODD_NAME = /[\u0000-\u001f\u007f\\]/;
+
+/**
+ * The other common cases, without fast-glob: every pattern is `dir/**`, a literal naming a file or a
+ * directory (which means `dir/**`), or a simple name pattern under a static directory (`simpleGlob`).
+ * The directories are walked synchronously with what fast-glob's options below ask for: dotfiles
+ * included, `.git` and `ignoreDirs` skipped, unreadable directories skipped (suppressErrors). A
+ * symbolic link anywhere in a walked directory, an odd file name, or anything else hands over to
+ * fast-glob (undefined), which follows links. test/unit/cache-files-lazy.test.ts checks the results
+ * against fast-glob's.
  */
 function expandTrees(patterns: readonly string[], cwd: string, ignoreDirs: readonly string[]): string[] | undefined {
   const out = new Set<string>();
-  const walk = (rel: string, abs: string): boolean => {
+  /** Adds the files under `rel` (at any depth when `deep`) whose name `match` accepts (all without one). */
+  const walk = (rel: string, abs: string, match?: RegExp, deep = true): boolean => {
     if (isIgnored(rel, abs, ignoreDirs)) return true;
     let entries;
     try {
@@ -171,10 +204,11 @@ function expandTrees(patterns: readonly string[], cwd: string, ignoreDirs: reado
       const name = e.name;
       if (e.isSymbolicLink()) return false;
       if (name === '.git') continue;
+      if (match && ODD_NAME.test(name)) return false;
       const child = `${rel}/${name}`;
       if (e.isDirectory()) {
-        if (!walk(child, prefix + name)) return false;
-      } else if (e.isFile()) {
+        if (deep && !walk(child, prefix + name, match, deep)) return false;
+      } else if (e.isFile() && (!match || match.test(name))) {
         if (!inner || !isIgnored(child, prefix + name, ignoreDirs)) out.add(child);
       }
     }
@@ -182,6 +216,18 @@ function expandTrees(patterns: readonly string[], cwd: string, ignoreDirs: reado
   };
   for (const p of patterns) {
     let root = treeRoot(p);
+    if (root === undefined && !isPlainPattern(p)) {
+      const g = simpleGlob(p);
+      if (!g) return undefined;
+      let st;
+      try {
+        st = statSync(resolve(cwd, g.root), { throwIfNoEntry: false });
+      } catch {
+        st = undefined;
+      }
+      if (st?.isDirectory() && !walk(g.root, resolve(cwd, g.root), g.name, g.deep)) return undefined;
+      continue;
+    }
     if (root === undefined) {
       const rel = literal(p, notDynamic);
       if (rel === undefined || !isPlainPattern(p)) return undefined;

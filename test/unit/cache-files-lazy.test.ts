@@ -68,6 +68,48 @@ rigTest('walking dir/** without fast-glob finds exactly what fast-glob finds', a
   }
 });
 
+rigTest('name patterns under a static directory are walked without fast-glob and find exactly what fast-glob finds', async (rig) => {
+  const { default: fg } = await import('fast-glob');
+  const { expandGlobs } = await import('../../lib/cache/files.js');
+  const { symlinkSync, mkdirSync, writeFileSync } = await import('node:fs');
+  const names = [
+    'a/x.json', 'a/.x.json', 'a/.json', 'a/x.JSON', 'a/x.json.bak', 'a/xjson', 'a/json', 'a/sp ace.json', 'a/x*y.json', 'a/é€.json',
+    'a/x+y.json', 'a/x$.json', 'a/x^y.json', 'a/x|y.json', 'a/x.tar.gz', 'a/.tar.gz', 'a/tar.gz', 'a/b/y.json', 'a/b/c/w.json',
+    'a/.d/z.json', 'a/.git/q.json', 'a/dir.json/inner.json', 'a/cache/c.json', 'a/b/decision.json', 'a/decision.json',
+    'env s/one.yml', 'env s/two.yaml', 'root.json', 'ubuntu-24.04/img.tar.gz',
+  ];
+  await rig.write(Object.fromEntries(names.map((n) => [n, n])));
+  mkdirSync(rig.path('a', 'empty.json'));
+  const ignoreDirs = [rig.path('a', 'cache')];
+  const viaFastGlob = async (patterns: string[]) =>
+    (await fg(patterns, { cwd: rig.dir, dot: true, onlyFiles: true, followSymbolicLinks: true, unique: true, suppressErrors: true, ignore: ['**/.git/**', 'a/cache/**'] })).sort();
+  const fast = (patterns: string[]) => probe(rig.dir, `m.expandGlobs(${JSON.stringify(patterns)}, ${JSON.stringify(rig.dir)}, ${JSON.stringify(ignoreDirs)})`);
+  const PATTERNS = [
+    ['a/*.json'], ['a/**/*.json'], ['a/*'], ['a/**/*'], ['a/**/y.json'], ['a/**/decision.json'], ['a/*.tar.gz'], ['a/x*'], ['a/**/.x.json'],
+    ['a/*.*'], ['a/*json'], ['a/*+y.json', 'a/x*'], ['a/b/*.json'], ['a/*.json', 'a/**/*.json', 'root.json'],
+    ['env s/*.yml'], ['ubuntu-24.04/*.tar.gz'], ['missing/**/*.json'], ['root.json/*.json'], ['a/**/*.json', 'a/**'], ['a/**/*x*'],
+  ];
+  for (const patterns of PATTERNS) {
+    assert.deepEqual(fast(patterns), { loaded: false, result: await viaFastGlob(patterns) }, JSON.stringify(patterns));
+  }
+  // Not simple: `?`, a class, braces, `**` inside the path, a leading ./, a negation: fast-glob decides, with the same results.
+  // Characters fast-glob gives a meaning to outside those (`|`, quotes), or that this path does not take on (`$`, `^`): fast-glob too.
+  const others = [['a/?.json'], ['a/[xy].json'], ['a/*.{json,gz}'], ['a/**/c/*.json'], ['./a/*.json'], ['a/*.json', '!a/x.json'], ['*.json'], ['**/*.json']];
+  for (const patterns of [...others, ['a/x|*'], ['a/**/*"*'], ['a/x$*'], ['a/*^y.json']]) {
+    const r = fast(patterns);
+    assert.deepEqual(r, { loaded: true, result: await viaFastGlob(patterns) }, JSON.stringify(patterns));
+  }
+  // In-process, the same answers.
+  assert.deepEqual(await expandGlobs(['a/**/decision.json'], rig.dir, ignoreDirs), ['a/b/decision.json', 'a/decision.json']);
+  // A symbolic link or a file name with a line end in a walked directory: fast-glob decides.
+  writeFileSync(rig.path('a', 'b', 'odd\nname.json'), 'o');
+  assert.deepEqual(fast(['a/**/*.json']), { loaded: true, result: await viaFastGlob(['a/**/*.json']) });
+  symlinkSync(rig.path('a', 'b'), rig.path('a', 'link'));
+  const linked = fast(['a/*.json', 'a/**/y.json']);
+  assert.deepEqual(linked, { loaded: true, result: await viaFastGlob(['a/*.json', 'a/**/y.json']) });
+  assert.ok((linked.result as string[]).includes('a/link/y.json'));
+});
+
 test('absolutePath is path.resolve, also for the paths it hands over to resolve', () => {
   const cwds = ['/', '/repo', '/repo/sub', '/repo/', '/repo//sub', '/repo/./sub', '/repo/../other', '/repo/sub/..', '/repo/.', 'relative/dir', ''];
   const rels = ['a', 'a/b.txt', '.env', 'dir/.hidden/x', 'a..b', '..', '../x', 'a/../b', './a', 'a//b', 'a/./b', 'a/', 'a/.', '.', '', '/abs', 'é€/x y'];
