@@ -947,6 +947,10 @@ export function emitTask(t) {
   for (const expr of g.guards ?? []) for (const m of expr.matchAll(/(?:param\w*|acknowledge|confirm)\('([A-Z_][A-Z0-9_]*)'/g)) params.add(m[1]);
   for (const expr of g.guards ?? []) for (const m of expr.matchAll(/param: '([A-Z_][A-Z0-9_]*)'/g)) params.add(m[1]);
   if (g.variant) params.add(g.variant);
+  // A hand-written recipe that sources the runner env file reads $RUNNER_ENV_FILE (and fabric reads the
+  // file for the secrets it assigns: secretEnvFiles), so the param must be declared, as the catalogue's
+  // own runner-env steps declare it.
+  if (runOverride?.includes('runnerEnv: true')) params.add('RUNNER_ENV_FILE');
   const extra = EXTRA_PARAMS[t.name] ?? {};
   const effect = t.effects.readOnly ? 'read-only' : 'mutating';
   const deps = [...c.deps];

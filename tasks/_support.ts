@@ -133,7 +133,11 @@ export interface StepOptions {
   readonly sign?: readonly SigningAlias[];
   /** Env assignments in front of the command (`VAR=value script.sh`); values are templates. */
   readonly env?: Readonly<Record<string, string>>;
-  /** Source ${RUNNER_ENV_FILE} first (the recipe did). */
+  /**
+   * Source ${RUNNER_ENV_FILE} first (the recipe did). fabric reads the file too, just before the step
+   * runs, so that the secrets it assigns are redacted (`secretEnvFiles`); the task must declare the
+   * RUNNER_ENV_FILE param.
+   */
   readonly runnerEnv?: boolean;
   /** Exit codes that also count as success. */
   readonly okCodes?: readonly number[];
@@ -151,6 +155,7 @@ export function sh(command: string, opts: StepOptions = {}): CommandStep {
     ...(opts.env && Object.keys(opts.env).length ? { env: opts.env } : {}),
     ...(opts.okCodes ? { okCodes: opts.okCodes } : {}),
     ...(opts.ignoreFailure ? { ignoreFailure: true } : {}),
+    ...(opts.runnerEnv ? { secretEnvFiles: ['{{RUNNER_ENV_FILE}}'] } : {}),
   };
 }
 

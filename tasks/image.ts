@@ -468,6 +468,7 @@ task("image.build-upload", {
     CI: dflt("0"),
     INTERACTIVE: dflt("0"),
     PACKER_IMAGE_DIR: dflt("fabric-core/packer/lxc/ubuntu-24.04"),
+    RUNNER_ENV_FILE: P.RUNNER_ENV_FILE,
     IMAGE: dflt(''),
   },
   env: ["GITHUB_ACTIONS", "RUNNER_MODE"],

@@ -35,6 +35,15 @@ export interface CommandStep {
   readonly okCodes?: readonly number[];
   /** Ignore failure of this step entirely (Make's `-` prefix). */
   readonly ignoreFailure?: boolean;
+  /**
+   * Env files this step's command loads itself, such as a runner env file it sources with
+   * `set -a; . "$RUNNER_ENV_FILE"`. fabric reads each one just before the step runs: the values its
+   * `NAME=value` lines give to variables whose names match the secret patterns are redacted from the
+   * node's output, logs and failure messages from then on. Paths are templates, relative to the task's
+   * cwd; a missing or unreadable file is skipped, and a value fabric cannot know without running the
+   * file (an expansion, a command substitution) is not learned.
+   */
+  readonly secretEnvFiles?: readonly string[];
 }
 
 export interface TaskContext {

@@ -469,7 +469,8 @@ function buildNode(
     const envPrefix = Object.entries(stepEnv)
       .map(([k, v]) => `${k}=${v === '' ? "''" : /^[A-Za-z0-9_@%+=:,./-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`}`)
       .join(' ');
-    steps.push({ kind: 'command', cmd, display: (envPrefix ? envPrefix + ' ' : '') + display, env: stepEnv, okCodes: cs.okCodes ?? [], ignoreFailure: cs.ignoreFailure ?? false });
+    const secretEnvFiles = (cs.secretEnvFiles ?? []).map((f) => tmpl(f, 'secret env file'));
+    steps.push({ kind: 'command', cmd, display: (envPrefix ? envPrefix + ' ' : '') + display, env: stepEnv, okCodes: cs.okCodes ?? [], ignoreFailure: cs.ignoreFailure ?? false, secretEnvFiles });
   }
   // Displays are redacted once every secret of the node is known.
   const redactedSteps = steps.map((s) => (s.kind === 'command' ? { ...s, display: redact(s.display) } : s));
@@ -495,6 +496,7 @@ function buildNode(
     env,
     envNames,
     secrets: [...new Set(secrets.filter((s) => s.length > 0))],
+    secretPatterns: req.secretPatterns,
     timeoutMs,
     retries: spec.retries ?? 0,
     retryDelayMs: spec.retryDelay ?? 250,

@@ -18,6 +18,8 @@ export type ResolvedStep =
       readonly env: Readonly<Record<string, string>>;
       readonly okCodes: readonly number[];
       readonly ignoreFailure: boolean;
+      /** Env files the command loads itself (expanded, relative to the node's cwd): their secrets are learned before it runs. */
+      readonly secretEnvFiles: readonly string[];
     }
   | {
       readonly kind: 'function';
@@ -51,6 +53,8 @@ export interface Node {
   readonly envNames: readonly string[];
   /** Values that must never appear in clear (secret params, secret-pattern env vars). */
   readonly secrets: readonly string[];
+  /** The name patterns of secret env vars the node was analyzed with (for the env files its steps load). */
+  readonly secretPatterns: readonly string[];
   readonly timeoutMs: number | undefined;
   readonly retries: number;
   readonly retryDelayMs: number;

@@ -3,13 +3,13 @@
  * a per-command, per-stream redactor, the node's timeout, and cancellation by the run's abort signal.
  * Function steps get a TaskContext; zx is imported only when a function step actually runs.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import type { Command, TaskContext } from '../api/types.js';
 import type { CachedLog } from '../cache/types.js';
-import { StreamRedactor, redactText } from '../util/redact.js';
+import { StreamRedactor, envFileSecrets, redactText } from '../util/redact.js';
 import type { FabricEvent, Failure } from './events.js';
 import type { Node, ResolvedStep } from './graph.js';
 import { displayCommand, groupAlive, killGroup, spawnGroupLeader, type ExitInfo, type ProcessHandle, type Spawner, type StreamName } from './spawn.js';
@@ -48,6 +48,9 @@ class StoppedError extends Error {
 function isNonEmptyCodeList(codes: readonly number[] | undefined, code: number): boolean {
   return codes !== undefined && codes.includes(code);
 }
+
+/** Env files larger than this are not read for secrets. */
+const ENV_FILE_MAX = 1024 * 1024;
 
 class Attempt {
   private readonly ac = new AbortController();
@@ -137,6 +140,7 @@ class Attempt {
     for (const step of node.steps) {
       if (this.cause) return this.fail(this.stopFailure());
       if (step.kind === 'command') {
+        this.learnSecrets(step.secretEnvFiles);
         const exit = await this.runCommand(step.cmd, step.display, node.cwd, { ...node.env, ...step.env });
         if (this.cause) return this.fail(this.stopFailure());
         const code = exit.code;
@@ -160,6 +164,23 @@ class Attempt {
       exitCode = r.exitCode;
     }
     return { ok: true, exitCode, warned, logs: this.logs };
+  }
+
+  /** Adds the secret values of the env files a command is about to load (read now: an earlier step may have written them). */
+  private learnSecrets(files: readonly string[]): void {
+    for (const file of files) {
+      const path = resolvePath(this.node.cwd, file);
+      let text: string;
+      try {
+        // A regular file of env assignments; anything else (a FIFO, a huge file) is not read.
+        const st = statSync(path);
+        if (!st.isFile() || st.size > ENV_FILE_MAX) continue;
+        text = readFileSync(path, 'utf8');
+      } catch {
+        continue; // missing or unreadable: the command cannot load it either
+      }
+      for (const v of envFileSecrets(text, this.node.secretPatterns)) if (!this.secrets.includes(v)) this.secrets.push(v);
+    }
   }
 
   private fail(failure: Failure): AttemptResult {

@@ -64,3 +64,49 @@ export function isSecretName(name: string, patterns: readonly string[] = DEFAULT
   const upper = name.toUpperCase();
   return patterns.some((p) => upper.includes(p.toUpperCase()));
 }
+
+/** `NAME=value`, optionally after `export`, at the start of a line of an env file. */
+const ASSIGNMENT = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$/;
+
+/**
+ * The value an env-file assignment gives, when it can be known without running the file: unquoted
+ * (up to a blank or a `#` comment), single-quoted, or double-quoted without expansions. Undefined for
+ * anything bash would have to evaluate (`$`, backquotes, backslashes) or that is not one word.
+ */
+function literalValue(raw: string): string | undefined {
+  const text = raw.trimEnd();
+  if (text.startsWith("'")) {
+    const end = text.indexOf("'", 1);
+    if (end === -1) return undefined;
+    const rest = text.slice(end + 1).trim();
+    return rest === '' || rest.startsWith('#') ? text.slice(1, end) : undefined;
+  }
+  if (text.startsWith('"')) {
+    const end = text.indexOf('"', 1);
+    if (end === -1) return undefined;
+    const value = text.slice(1, end);
+    const rest = text.slice(end + 1).trim();
+    if (/[$`\\]/.test(value)) return undefined;
+    return rest === '' || rest.startsWith('#') ? value : undefined;
+  }
+  const word = /^[^\s#]*/.exec(text)![0];
+  const rest = text.slice(word.length).trim();
+  if (/[$`\\'"]/.test(word) || (rest !== '' && !rest.startsWith('#'))) return undefined;
+  return word;
+}
+
+/**
+ * The secret values an env file assigns (one `NAME=value` per line, as `set -a; . FILE` reads the
+ * usual runner env file): the values of variables whose names match `patterns`. Lines fabric cannot
+ * read without running them are skipped (a value it cannot know, it cannot redact).
+ */
+export function envFileSecrets(text: string, patterns: readonly string[] = DEFAULT_SECRET_PATTERNS): string[] {
+  const out: string[] = [];
+  for (const line of text.split(/\r?\n/)) {
+    const m = ASSIGNMENT.exec(line);
+    if (!m || !isSecretName(m[1]!, patterns)) continue;
+    const value = literalValue(m[2]!);
+    if (value !== undefined && value !== '' && !out.includes(value)) out.push(value);
+  }
+  return out;
+}

@@ -153,6 +153,28 @@ task('leak', { effect: 'read-only', env: ['MY_TOKEN'], run: 'echo "token=$MY_TOK
   assert.equal(v.code, 0, v.stdout);
 });
 
+rigTest('a secret from an env file the command sources (secretEnvFiles) appears nowhere in evidence or terminal output', async (rig) => {
+  const TOKEN = 'runner-T0KEN-from-file-77';
+  await rig.write({
+    'runner.env': `# runner env\nPM_API_URL=https://pve.example:8006\nexport PM_API_TOKEN_SECRET='${TOKEN}'\n`,
+    'fabricfile.ts': `import { task } from 'fabric';
+task('deploy', {
+  effect: 'read-only',
+  params: { RUNNER_ENV_FILE: { default: 'runner.env' } },
+  run: [{ cmd: 'set -a; . "$RUNNER_ENV_FILE"; set +a; echo "url=$PM_API_URL secret=$PM_API_TOKEN_SECRET"; echo "$PM_API_TOKEN_SECRET" >&2', secretEnvFiles: ['{{RUNNER_ENV_FILE}}'] }],
+});
+`,
+  });
+  const r = await rig.fabric(['run', 'deploy', '--output=plain']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(!r.stdout.includes(TOKEN) && !r.stderr.includes(TOKEN), r.stdout);
+  assert.match(r.stdout, /url=https:\/\/pve\.example:8006 secret=\[REDACTED\]/);
+  assert.ok(!(await allText(rig.path('evidence'))).includes(TOKEN), 'the evidence directory leaked the token');
+  const dir = await lastPacket(rig);
+  assert.equal(await readFile(join(dir, 'nodes/deploy/stderr.log'), 'utf8'), '[REDACTED]\n');
+  assert.equal((await rig.fabric(['evidence', 'verify', dir])).code, 0);
+});
+
 rigTest('fabric evidence verify: one flipped byte in any file fails and names the file; --check-outputs sees changed outputs', async (rig) => {
   await setup(rig);
   assert.equal((await rig.fabric(['run', 'after'])).code, 1);

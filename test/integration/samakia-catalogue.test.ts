@@ -280,6 +280,23 @@ rigTest('one signing model: EVIDENCE_SIGN / EVIDENCE_SIGN_KEY reach every script
   assert.deepEqual(await envLog(), ['ops/images/vm/evidence/image-build-evidence.sh EXPOSURE_SIGN=<unset> EVIDENCE_GPG_KEY=OTHERKEY COMPLIANCE_GPG_KEY=<unset>']);
 });
 
+rigTest('the runner env file a recipe sources: the secrets it assigns are redacted (dns.sdn.accept); every runner-env task declares the file', async (rig) => {
+  await samakiaRepo(rig.dir);
+  const TOKEN = 'pve-token-secret-from-runner-env';
+  // What runner.env.check requires, and the token the script echoes.
+  const env = ['TF_VAR_pm_api_url=https://pve.example:8006/api2/json', 'TF_VAR_pm_api_token_id=fabric@pve!ci', `TF_VAR_pm_api_token_secret=${TOKEN}`, `TF_VAR_ssh_public_keys='["ssh-ed25519 AAAA op"]'`];
+  await writeFile(rig.path('runner.env'), [...env, 'PM_API_URL=https://pve.example:8006', `export PM_API_TOKEN_SECRET="${TOKEN}"`, ''].join('\n'));
+  await writeFile(rig.path('ops/scripts/dns-sdn-accept.sh'), '#!/usr/bin/env bash\necho "sdn check at $PM_API_URL with $PM_API_TOKEN_SECRET"\n');
+  const r = await rig.fabric(['run', 'dns.sdn.accept', 'ENV=samakia-dns', `RUNNER_ENV_FILE=${rig.path('runner.env')}`, '--output=plain'], { env: fixtureEnv(rig.dir) });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /sdn check at https:\/\/pve\.example:8006 with \[REDACTED\]/);
+  assert.ok(!r.stdout.includes(TOKEN) && !r.stderr.includes(TOKEN));
+  // Every task of the catalogue analyzes (a recipe that sources the runner env file declares RUNNER_ENV_FILE).
+  const all = await rig.fabric(['run', '*', '--dry-run', '--output=plain'], { env: fixtureEnv(rig.dir) });
+  assert.doesNotMatch(all.stdout + all.stderr, /is not a param of the task/);
+  assert.match(all.stdout, /Dry run: nothing was run\./);
+}, { ms: 120_000 });
+
 rigTest('DRY_RUN=1 minio.up plans only: the plan branch, the apply chain skipped and shown as skipped', async (rig) => {
   await samakiaRepo(rig.dir);
   const r = await rig.fabric(['run', 'minio.up', 'ENV=samakia-minio', 'DRY_RUN=1', '--dry-run', '--output=json'], { env: fixtureEnv(rig.dir) });

@@ -39,6 +39,7 @@ function graph(nodes: Record<string, NodeSpec>, targets: string[]): Graph {
       env: {},
       envNames: [],
       secrets: s.secrets ?? [],
+      secretPatterns: [],
       timeoutMs: undefined,
       retries: 0,
       retryDelayMs: 250,

@@ -1,5 +1,9 @@
 import * as assert from 'node:assert/strict';
-import { StreamRedactor, redactText, isSecretName, REDACTED } from '../../lib/util/redact.js';
+import { StreamRedactor, envFileSecrets, redactText, isSecretName, REDACTED } from '../../lib/util/redact.js';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { timedTest, test } from '../helpers/rig.js';
 
 const stream = (secrets: string[], chunks: string[]) => {
@@ -32,6 +36,43 @@ timedTest('short values are never treated as secrets; names match the patterns',
   assert.equal(isSecretName('PM_API_TOKEN_SECRET'), true);
   assert.equal(isSecretName('ENV'), false);
   assert.equal(isSecretName('minio_password', ['PASSWORD']), true);
+});
+
+// An env file as runner env files are written, and what `set -a; . FILE` gives each variable.
+const ENV_FILE = [
+  '# runner env',
+  'PM_API_URL=https://pve.example:8006/api2/json',
+  'PM_API_TOKEN_SECRET=plain-secret-1',
+  'export VAULT_TOKEN=exported-secret-2',
+  "DB_PASSWORD='single quoted secret 3'",
+  'AWS_SECRET_ACCESS_KEY="double-quoted-secret-4"   # trailing comment',
+  '  MINIO_ROOT_PASSWORD=indented-secret-5',
+  'TF_VAR_pm_api_token_secret=windows-secret-6\r',
+  'EXPANDED_TOKEN="$HOME/token-7"',
+  'SUBST_SECRET=$(cat /dev/null)',
+  'ESCAPED_PASSWORD="a\\"b"',
+  'EMPTY_TOKEN=',
+  'RUNNER_MODE=ci',
+  'notanassignment PASSWORD=x',
+].join('\n');
+
+timedTest('env file secrets: the values of secret-named variables that can be read without running the file', () => {
+  assert.deepEqual(envFileSecrets(ENV_FILE), ['plain-secret-1', 'exported-secret-2', 'single quoted secret 3', 'double-quoted-secret-4', 'indented-secret-5', 'windows-secret-6']);
+  assert.deepEqual(envFileSecrets(ENV_FILE, ['URL']), ['https://pve.example:8006/api2/json']);
+  assert.deepEqual(envFileSecrets(''), []);
+});
+
+timedTest('env file secrets: each learned value is the value bash gives the variable', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fabric-envfile-'));
+  try {
+    const file = join(dir, 'runner.env');
+    writeFileSync(file, ENV_FILE);
+    const names = ['PM_API_TOKEN_SECRET', 'VAULT_TOKEN', 'DB_PASSWORD', 'AWS_SECRET_ACCESS_KEY', 'MINIO_ROOT_PASSWORD'];
+    const r = spawnSync('bash', ['-c', `set -a; . ${JSON.stringify(file)} 2>/dev/null; printf '%s\\n' ${names.map((n) => `"$${n}"`).join(' ')}`], { encoding: 'utf8' });
+    assert.deepEqual(r.stdout.split('\n').slice(0, names.length), envFileSecrets(ENV_FILE).slice(0, names.length));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test.run();

@@ -31,6 +31,7 @@ export interface NodeSpec {
   retryDelayMs?: number;
   gate?: { description: string; warnCode: number; allowWarnVar: string | undefined };
   secrets?: string[];
+  secretPatterns?: string[];
   env?: Record<string, string>;
   vars?: Record<string, string>;
   params?: Record<string, string>;
@@ -41,9 +42,9 @@ export interface NodeSpec {
 
 function step(s: StepSpec): ResolvedStep {
   if (typeof s === 'function') return { kind: 'function', fn: s, display: `<function ${s.name || 'anonymous'}>`, source: s.toString() };
-  if (typeof s === 'string' || Array.isArray(s)) return { kind: 'command', cmd: s as Command, display: typeof s === 'string' ? s : s.join(' '), env: {}, okCodes: [], ignoreFailure: false };
+  if (typeof s === 'string' || Array.isArray(s)) return { kind: 'command', cmd: s as Command, display: typeof s === 'string' ? s : s.join(' '), env: {}, okCodes: [], ignoreFailure: false, secretEnvFiles: [] };
   const c = s as Partial<Extract<ResolvedStep, { kind: 'command' }>> & { cmd: Command };
-  return { kind: 'command', cmd: c.cmd, display: c.display ?? (typeof c.cmd === 'string' ? c.cmd : c.cmd.join(' ')), env: c.env ?? {}, okCodes: c.okCodes ?? [], ignoreFailure: c.ignoreFailure ?? false };
+  return { kind: 'command', cmd: c.cmd, display: c.display ?? (typeof c.cmd === 'string' ? c.cmd : c.cmd.join(' ')), env: c.env ?? {}, okCodes: c.okCodes ?? [], ignoreFailure: c.ignoreFailure ?? false, secretEnvFiles: c.secretEnvFiles ?? [] };
 }
 
 function topo(specs: Record<string, NodeSpec>): string[] {
@@ -76,6 +77,7 @@ export function graphOf(dir: string, specs: Record<string, NodeSpec>, targets?: 
       env: { ...BASE_ENV, ...s.env },
       envNames: [],
       secrets: s.secrets ?? [],
+      secretPatterns: s.secretPatterns ?? [],
       timeoutMs: s.timeoutMs,
       retries: s.retries ?? 0,
       retryDelayMs: s.retryDelayMs ?? 10,

@@ -102,6 +102,25 @@ rigTest('an already aborted signal starts nothing', async (rig) => {
   assert.deepEqual(r.brief(['task-start', 'run-interrupted', 'task-failure']), ['run-interrupted', 'task-failure a aborted']);
 });
 
+rigTest('the secrets of an env file a step loads are learned when that step starts (an earlier step may write the file)', async (rig) => {
+  const g = graphOf(rig.dir, {
+    leak: {
+      secretPatterns: ['TOKEN'],
+      steps: [
+        // The value is put together by the step, so that no command text spells it.
+        { cmd: `printf 'API_TOKEN=tok-from-%s\\nREGION=eu-west-1\\n' "file-1" > runner.env` },
+        { cmd: 'set -a; . ./runner.env; set +a; echo "token=$API_TOKEN region=$REGION"; echo "$API_TOKEN" >&2; exit 3', secretEnvFiles: ['runner.env'] },
+      ],
+    },
+    missing: { secretPatterns: ['TOKEN'], steps: [{ cmd: 'echo no file here', secretEnvFiles: ['absent.env', '/dev/null', '.'] }] },
+  });
+  const r = await run(g, { keepGoing: true });
+  assert.equal(r.output('leak', 'stdout'), 'token=[REDACTED] region=eu-west-1\n');
+  assert.equal(r.output('leak', 'stderr'), '[REDACTED]\n');
+  assert.ok(!JSON.stringify(r.events).includes('tok-from-file-1'), 'no event carries the value');
+  assert.equal(r.output('missing', 'stdout'), 'no file here\n', 'a missing file, a device and a directory are skipped');
+});
+
 rigTest('a secret split across two output chunks is redacted; it never appears in any chunk', async (rig) => {
   const secret = 'hunter2-very-secret';
   const g = graphOf(rig.dir, {
