@@ -128,14 +128,15 @@ async function runCase(c, opts, log) {
     for (const t of ts) runOnce(t, c.label);
   }
   const samples = Object.fromEntries(ts.map((t) => [t.name, []]));
-  for (let rep = 0; rep < opts.reps; rep++) {
+  const reps = opts.reps * (c.repsFactor ?? 1);
+  for (let rep = 0; rep < reps; rep++) {
     // Rotate the order so that no tool always runs first (or always after the same one).
     const order = ts.map((_, i) => ts[(i + rep) % ts.length]);
     for (const t of order) {
       const r = runOnce(t, c.label);
       samples[t.name].push({ ms: r.ms, rssKiB: r.rssKiB });
     }
-    log(`  ${c.label} rep ${rep + 1}/${opts.reps}: ${ts.map((t) => `${t.name} ${samples[t.name].at(-1).ms.toFixed(0)} ms`).join(', ')}`);
+    log(`  ${c.label} rep ${rep + 1}/${reps}: ${ts.map((t) => `${t.name} ${samples[t.name].at(-1).ms.toFixed(0)} ms`).join(', ')}`);
   }
   return samples;
 }
@@ -232,7 +233,7 @@ function report(m, opts, rows, notes) {
 - machine: ${m.nproc} CPUs (nproc), ${m.cpu}, ${m.memory} RAM, Linux ${m.kernel}
 - node ${m.node}, ${m.make}; peak RSS from ${GNU_TIME ? `GNU time (\`${GNU_TIME} -f %M\`)` : 'n/a (GNU time not installed)'}
 - load average (1/5/15 min) at start ${m.loadStart}, at end ${loadavg().map((x) => x.toFixed(2)).join(' ')}
-- ${opts.reps} timed repetitions per case and tool after an untimed warm-up, order rotated each repetition;
+- ${opts.reps} timed repetitions per case and tool (start-up cases: ${opts.reps * 4}) after an untimed warm-up, order rotated each repetition;
   times are medians (min–max) in ms; ratios are medians of the per-repetition ratios
 - fabric: \`node ${opts.fabric === join(REPO, 'bin', 'fabric.js') ? 'bin/fabric.js' : opts.fabric} run all -j 2\` with the default configuration
   ${opts.fabricArgs.length ? `plus \`${opts.fabricArgs.join(' ')}\`` : '(plain renderer, content cache and evidence packet on)'}; make: \`make -r -j2 all\`; both write to a pipe read by the bench
