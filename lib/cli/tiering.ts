@@ -12,7 +12,9 @@
  * 10,000-file loop gains from early optimization, within noise).
  *
  * `run` sets it when it starts, before the fabricfile is evaluated and the graph is built. A budget
- * given by the user (`node --interrupt-budget=N`, or in NODE_OPTIONS) wins.
+ * given by the user (`node --interrupt-budget=N`, or in NODE_OPTIONS) wins. Only on V8 11 (Node 20
+ * and 21), where it was measured: later V8s tier up through Maglev first, and an unknown flag would
+ * make V8 print an error at every start.
  */
 import { setFlagsFromString } from 'node:v8';
 
@@ -21,8 +23,12 @@ export const INTERRUPT_BUDGET = 1 << 20;
 
 const GIVEN = /^--interrupt[-_]budget(=|$)/;
 
-/** The flag to set, or undefined when the user chose a budget themselves. */
-export function tieringFlag(execArgv: readonly string[], nodeOptions: string | undefined): string | undefined {
+/** The V8 versions the budget was measured on (Node 20 and 21 ship V8 11). */
+const MEASURED_V8 = /^11\./;
+
+/** The flag to set, or undefined when the user chose a budget themselves or V8 is not one it was measured on. */
+export function tieringFlag(execArgv: readonly string[], nodeOptions: string | undefined, v8Version: string): string | undefined {
+  if (!MEASURED_V8.test(v8Version)) return undefined;
   const args = [...execArgv, ...(nodeOptions ?? '').split(/\s+/)];
   return args.some((a) => GIVEN.test(a)) ? undefined : `--interrupt-budget=${INTERRUPT_BUDGET}`;
 }
@@ -32,6 +38,6 @@ let applied = false;
 export function tuneTiering(execArgv: readonly string[], nodeOptions: string | undefined): void {
   if (applied) return;
   applied = true;
-  const flag = tieringFlag(execArgv, nodeOptions);
+  const flag = tieringFlag(execArgv, nodeOptions, process.versions.v8);
   if (flag) setFlagsFromString(flag);
 }
