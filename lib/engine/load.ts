@@ -490,11 +490,3 @@ export function bundleSiteMapper(dir: string): (site: CallSite) => CallSite {
   };
 }
 
-/** Reads a file as text, or undefined. */
-export async function tryRead(file: string): Promise<string | undefined> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
