@@ -489,4 +489,3 @@ export function bundleSiteMapper(dir: string): (site: CallSite) => CallSite {
     return { file: src, line: e.originalLine + 1, column: e.originalColumn + 1 };
   };
 }
-
