@@ -68,30 +68,27 @@ export function isSecretName(name: string, patterns: readonly string[] = DEFAULT
 /** `NAME=value`, optionally after `export`, at the start of a line of an env file. */
 const ASSIGNMENT = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$/;
 
+/** What may follow a value on its line: nothing, or blanks and a comment. */
+const LINE_END = /^(?:\s+#.*|\s*)$/;
+
 /**
- * The value an env-file assignment gives, when it can be known without running the file: unquoted
- * (up to a blank or a `#` comment), single-quoted, or double-quoted without expansions. Undefined for
- * anything bash would have to evaluate (`$`, backquotes, backslashes) or that is not one word.
+ * The value an env-file assignment gives, when it can be known without running the file: one word,
+ * unquoted, single-quoted, or double-quoted without expansions, and nothing after it on the line but
+ * a comment. Undefined for anything bash would have to evaluate (`$`, backquotes, backslashes, shell
+ * operators, words run together with quotes) or that does more than assign.
  */
 function literalValue(raw: string): string | undefined {
-  const text = raw.trimEnd();
-  if (text.startsWith("'")) {
-    const end = text.indexOf("'", 1);
-    if (end === -1) return undefined;
-    const rest = text.slice(end + 1).trim();
-    return rest === '' || rest.startsWith('#') ? text.slice(1, end) : undefined;
+  const quote = raw[0];
+  if (quote === "'" || quote === '"') {
+    const end = raw.indexOf(quote, 1);
+    if (end === -1 || !LINE_END.test(raw.slice(end + 1))) return undefined;
+    const value = raw.slice(1, end);
+    return quote === '"' && /[$`\\]/.test(value) ? undefined : value;
   }
-  if (text.startsWith('"')) {
-    const end = text.indexOf('"', 1);
-    if (end === -1) return undefined;
-    const value = text.slice(1, end);
-    const rest = text.slice(end + 1).trim();
-    if (/[$`\\]/.test(value)) return undefined;
-    return rest === '' || rest.startsWith('#') ? value : undefined;
-  }
-  const word = /^[^\s#]*/.exec(text)![0];
-  const rest = text.slice(word.length).trim();
-  if (/[$`\\'"]/.test(word) || (rest !== '' && !rest.startsWith('#'))) return undefined;
+  // Unquoted: up to the first blank (a `#` inside a word is part of it, as in bash; a `~` would be
+  // expanded in an assignment).
+  const word = /^\S*/.exec(raw)![0];
+  if (!LINE_END.test(raw.slice(word.length)) || /[$`\\'";&|<>()~]/.test(word)) return undefined;
   return word;
 }
 

@@ -52,12 +52,17 @@ const ENV_FILE = [
   'SUBST_SECRET=$(cat /dev/null)',
   'ESCAPED_PASSWORD="a\\"b"',
   'EMPTY_TOKEN=',
+  'HASH_SECRET=abc#def-secret-8   # a comment after a blank',
+  "JOINED_TOKEN='abc'#tail",
+  'SEMI_TOKEN=value-9;',
+  'TWO_TOKEN=first-10 SECOND=x',
+  'TILDE_TOKEN=~/token-11',
   'RUNNER_MODE=ci',
   'notanassignment PASSWORD=x',
 ].join('\n');
 
 timedTest('env file secrets: the values of secret-named variables that can be read without running the file', () => {
-  assert.deepEqual(envFileSecrets(ENV_FILE), ['plain-secret-1', 'exported-secret-2', 'single quoted secret 3', 'double-quoted-secret-4', 'indented-secret-5', 'windows-secret-6']);
+  assert.deepEqual(envFileSecrets(ENV_FILE), ['plain-secret-1', 'exported-secret-2', 'single quoted secret 3', 'double-quoted-secret-4', 'indented-secret-5', 'windows-secret-6', 'abc#def-secret-8']);
   assert.deepEqual(envFileSecrets(ENV_FILE, ['URL']), ['https://pve.example:8006/api2/json']);
   assert.deepEqual(envFileSecrets(''), []);
 });
@@ -67,9 +72,10 @@ timedTest('env file secrets: each learned value is the value bash gives the vari
   try {
     const file = join(dir, 'runner.env');
     writeFileSync(file, ENV_FILE);
-    const names = ['PM_API_TOKEN_SECRET', 'VAULT_TOKEN', 'DB_PASSWORD', 'AWS_SECRET_ACCESS_KEY', 'MINIO_ROOT_PASSWORD'];
+    const names = ['PM_API_TOKEN_SECRET', 'VAULT_TOKEN', 'DB_PASSWORD', 'AWS_SECRET_ACCESS_KEY', 'MINIO_ROOT_PASSWORD', 'HASH_SECRET'];
     const r = spawnSync('bash', ['-c', `set -a; . ${JSON.stringify(file)} 2>/dev/null; printf '%s\\n' ${names.map((n) => `"$${n}"`).join(' ')}`], { encoding: 'utf8' });
-    assert.deepEqual(r.stdout.split('\n').slice(0, names.length), envFileSecrets(ENV_FILE).slice(0, names.length));
+    const learned = envFileSecrets(ENV_FILE);
+    assert.deepEqual(r.stdout.split('\n').slice(0, names.length), [...learned.slice(0, 5), learned[6]]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
