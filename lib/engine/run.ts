@@ -9,7 +9,8 @@ import { evaluateGuards } from '../guards/evaluate.js';
 import type { FabricEvent, Failure, NodeId } from './events.js';
 import type { Graph, Node } from './graph.js';
 import { plannedNodes } from './plan.js';
-import { runAttempt, type ExecDeps } from './sched-exec.js';
+import { replaySecrets, runAttempt, type ExecDeps } from './sched-exec.js';
+import { redactText } from '../util/redact.js';
 import { RankHeap, ReadyTracker } from './sched-ready.js';
 import { abortableSleep, backoffMs, normaliseJobs, seededRandom, shuffleInPlace } from './sched-util.js';
 import { groupSpawner, type Spawner } from './spawn.js';
@@ -344,7 +345,8 @@ class Scheduler {
         emit({ type: 'cache', node: node.id, result: lookup.result, fingerprint: lookup.fingerprint, detail: lookup.result === 'hit' ? undefined : lookup.detail });
         if (signal.aborted) return { ok: false, failure: { reason: 'aborted' } };
         if (lookup.result === 'hit') {
-          for (const log of lookup.logs) emit({ type: 'task-output', node: node.id, stream: log.stream, chunk: log.chunk, replayed: true });
+          const secrets = lookup.logs.length > 0 ? replaySecrets(node) : [];
+          for (const log of lookup.logs) emit({ type: 'task-output', node: node.id, stream: log.stream, chunk: secrets.length ? redactText(log.chunk, secrets) : log.chunk, replayed: true });
           this.fingerprints.set(node.id, lookup.fingerprint);
           return { ok: true, reason: 'cached', exitCode: null, warned: false };
         }

@@ -52,6 +52,38 @@ function isNonEmptyCodeList(codes: readonly number[] | undefined, code: number):
 /** Env files larger than this are not read for secrets. */
 const ENV_FILE_MAX = 1024 * 1024;
 
+/**
+ * The secret values that the env files `files` (relative to the node's cwd) assign, as they are now
+ * (see `CommandStep.secretEnvFiles`). A missing or unreadable file, or anything but a regular file of
+ * at most ENV_FILE_MAX bytes, gives none: the command cannot load it either.
+ */
+export function secretsOfEnvFiles(node: Node, files: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const file of files) {
+    const path = resolvePath(node.cwd, file);
+    let text: string;
+    try {
+      const st = statSync(path);
+      if (!st.isFile() || st.size > ENV_FILE_MAX) continue;
+      text = readFileSync(path, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const v of envFileSecrets(text, node.secretPatterns)) if (!out.includes(v)) out.push(v);
+  }
+  return out;
+}
+
+/**
+ * Everything a node's output must not show in clear, as far as it is known without running it: its
+ * secrets and those of the env files its command steps load. Logs replayed from the cache are
+ * redacted with it again (they were redacted with what was known when they were stored).
+ */
+export function replaySecrets(node: Node): readonly string[] {
+  const files = node.steps.flatMap((s) => (s.kind === 'command' ? s.secretEnvFiles : []));
+  return files.length === 0 ? node.secrets : [...new Set([...node.secrets, ...secretsOfEnvFiles(node, files)])];
+}
+
 class Attempt {
   private readonly ac = new AbortController();
   private cause: StopCause | undefined;
@@ -168,19 +200,8 @@ class Attempt {
 
   /** Adds the secret values of the env files a command is about to load (read now: an earlier step may have written them). */
   private learnSecrets(files: readonly string[]): void {
-    for (const file of files) {
-      const path = resolvePath(this.node.cwd, file);
-      let text: string;
-      try {
-        // A regular file of env assignments; anything else (a FIFO, a huge file) is not read.
-        const st = statSync(path);
-        if (!st.isFile() || st.size > ENV_FILE_MAX) continue;
-        text = readFileSync(path, 'utf8');
-      } catch {
-        continue; // missing or unreadable: the command cannot load it either
-      }
-      for (const v of envFileSecrets(text, this.node.secretPatterns)) if (!this.secrets.includes(v)) this.secrets.push(v);
-    }
+    if (files.length === 0) return;
+    for (const v of secretsOfEnvFiles(this.node, files)) if (!this.secrets.includes(v)) this.secrets.push(v);
   }
 
   private fail(failure: Failure): AttemptResult {

@@ -1,6 +1,8 @@
 // Process handling of runGraph: timeouts, retries, interrupts (no process survives), redaction, leftovers.
 import * as assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import type { CacheProvider } from '../../lib/cache/types.js';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { rigTest, test } from '../helpers/rig.js';
 import { fx, fxSh, gone, graphOf, pidsIn, run, until } from './scheduler-helpers.js';
 
@@ -119,6 +121,21 @@ rigTest('the secrets of an env file a step loads are learned when that step star
   assert.equal(r.output('leak', 'stderr'), '[REDACTED]\n');
   assert.ok(!JSON.stringify(r.events).includes('tok-from-file-1'), 'no event carries the value');
   assert.equal(r.output('missing', 'stdout'), 'no file here\n', 'a missing file, a device and a directory are skipped');
+});
+
+rigTest('logs replayed from the cache are redacted again with what is secret now: the node, and its env files as they are', async (rig) => {
+  writeFileSync(join(rig.dir, 'runner.env'), 'API_TOKEN=rotated-into-file-42\n');
+  const stored = [{ stream: 'stdout' as const, chunk: 'token=rotated-into-file-42 param=param-secret-7\n' }, { stream: 'stderr' as const, chunk: 'plain\n' }];
+  const cache: CacheProvider = {
+    lookup: async () => ({ result: 'hit', fingerprint: 'f'.repeat(64), logs: stored, restored: [] }),
+    save: async () => assert.fail('a hit is not saved'),
+    missingOutputs: async () => [],
+  };
+  const g = graphOf(rig.dir, { hit: { secrets: ['param-secret-7'], secretPatterns: ['TOKEN'], steps: [{ cmd: 'false', secretEnvFiles: ['runner.env'] }] } });
+  const r = await run(g, { cache });
+  assert.equal(r.outcome.ok, true);
+  assert.equal(r.output('hit', 'stdout'), 'token=[REDACTED] param=[REDACTED]\n');
+  assert.equal(r.output('hit', 'stderr'), 'plain\n');
 });
 
 rigTest('a secret split across two output chunks is redacted; it never appears in any chunk', async (rig) => {
