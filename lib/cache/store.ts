@@ -471,7 +471,9 @@ export class Store {
    */
   async touchEntry(fp: string, usedAtMs?: number): Promise<boolean> {
     const nowMs = Date.now();
-    if (usedAtMs !== undefined && usedAtMs <= nowMs && nowMs - usedAtMs < TOUCH_AFTER_MS) return false;
+    // A last-used time ahead of the clock (skew) is marked again; a fraction of the current millisecond
+    // (a float mtime against Date.now()) is not ahead.
+    if (usedAtMs !== undefined && Math.floor(usedAtMs) <= nowMs && nowMs - usedAtMs < TOUCH_AFTER_MS) return false;
     // One more millisecond: the time set comes back from stat as a float that may be a hair later.
     const at = new Date(nowMs - RACY_WINDOW_MS - 1);
     try {
