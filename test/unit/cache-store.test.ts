@@ -421,11 +421,14 @@ for (let round = 0; round < 3; round++) {
       await mkdir(dir + '/out/' + id, { recursive: true });
       // Same content from both processes (the same task produces the same bytes): two small outputs
       // (inline in the entry) and a large one (a blob). Each replaced by a rename, so that the other
-      // process never reads one half-written: the store is under test here, not torn outputs.
+      // process never reads one half-written: the store is under test here, not torn outputs. The
+      // temp files are outside the output directory, which the other process's out/<id>/** matches.
+      await mkdir(dir + '/tmp', { recursive: true });
       for (let k = 0; k < 3; k++) {
         const file = dir + '/out/' + id + '/f' + k;
-        await writeFile(file + '.' + who, (id + ':' + k + '\\n').repeat(k === 2 ? 20000 : 2000));
-        await rename(file + '.' + who, file);
+        const tmp = dir + '/tmp/' + id + '-f' + k + '.' + who;
+        await writeFile(tmp, (id + ':' + k + '\\n').repeat(k === 2 ? 20000 : 2000));
+        await rename(tmp, file);
       }
       await cache.save(node, l.fingerprint, [{ stream: 'stdout', chunk: who + ' ran ' + id + '\\n' }]);
     }
