@@ -175,6 +175,26 @@ task('deploy', {
   assert.equal((await rig.fabric(['evidence', 'verify', dir])).code, 0);
 });
 
+rigTest('fabric run with a GPG key in the config: every node envelope is signed with it and the packet verifies', async (rig) => {
+  const gina = await gpgHome('gina');
+  try {
+    await setup(rig, { '.fabricrc.json': JSON.stringify({ signing: { gpgKey: gina.fpr, gpgHome: gina.home } }) });
+    const r = await rig.fabric(['run', 'gen']);
+    assert.equal(r.code, 0, r.stderr);
+    const dir = await lastPacket(rig);
+    const ring = rig.path('ring');
+    await mkdir(ring);
+    await copyFile(gina.pubFile, join(ring, 'gina.asc'));
+    const v = await rig.fabric(['evidence', 'verify', dir, '--keyring', ring]);
+    assert.equal(v.code, 0, v.stdout);
+    const lines = (await readFile(join(dir, 'nodes/gen/attestations.intoto.jsonl'), 'utf8')).trim().split('\n');
+    assert.equal(lines.length, 2);
+    for (const l of lines) assert.deepEqual((JSON.parse(l) as { signatures: { keyid: string }[] }).signatures.map((x) => x.keyid), [gina.fpr]);
+  } finally {
+    await gina.dispose();
+  }
+}, { ms: 120_000 });
+
 rigTest('fabric evidence verify: one flipped byte in any file fails and names the file; --check-outputs sees changed outputs', async (rig) => {
   await setup(rig);
   assert.equal((await rig.fabric(['run', 'after'])).code, 1);
