@@ -20,9 +20,9 @@ import type { AbsFileDigest, CachedLog, CacheLookup, CacheProvider, KnownDigests
 import { computeKey, SecretDigester, type CacheKey, type KeyContext } from './fingerprint.js';
 import { diffKeys, summarizeChanges } from './diff.js';
 import { absolutePath, expandGlobs, isPlainPattern, unmatchedPatterns, type SeenStat } from './files.js';
-import { StatCache, toFileStat } from './stat-cache.js';
+import { StatCache, toFileStat, type HashedFile } from './stat-cache.js';
 import { INLINE_LOGS_MAX, INLINE_OUTPUT_MAX, INLINE_OUTPUTS_TOTAL, STORE_FORMAT, Store, inlineBytes, inlineOf, validLogs, type CacheEntry, type EntryFileStat, type EntrySummary, type RunOutcome, type RunRecord, type StoredOutput } from './store.js';
-import { RUN_FORMAT, validSummary } from './runs.js';
+import { RUN_FORMAT } from './runs.js';
 import { RACY_WINDOW_MS } from '../util/racy.js';
 import { errorMessage, readIfSmall } from './fsutil.js';
 
@@ -188,14 +188,14 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
   const recordStart = async (node: Node, p: Pending) => {
     const { prev, fingerprint } = p;
     if (prev?.last.fingerprint === fingerprint && prev.last.outcome === 'started') return;
-    await record(node, p, { fingerprint, at: now(), outcome: 'started' }, prev?.lastSuccess, validSummary(prev?.entry) ? prev.entry : undefined);
+    await record(node, p, { fingerprint, at: now(), outcome: 'started' }, prev?.lastSuccess, prev?.entry);
   };
 
   /** `entry`: the summary of the entry a hit used, if a later hit may rely on it (a stored run has none yet). */
   const recordSuccess = async (node: Node, p: Pending, outcome: Exclude<RunOutcome, 'started'>, entry?: EntrySummary) => {
     const { prev, fingerprint } = p;
     // A hit on what was already the last success changes nothing (a no-op run writes no records).
-    if (prev && prev.last.fingerprint === fingerprint && prev.last.outcome !== 'started' && prev.lastSuccess?.fingerprint === fingerprint && sameSummary(validSummary(prev.entry) ? prev.entry : undefined, entry)) return;
+    if (prev && prev.last.fingerprint === fingerprint && prev.last.outcome !== 'started' && prev.lastSuccess?.fingerprint === fingerprint && sameSummary(prev.entry, entry)) return;
     const mark = { fingerprint, at: now(), outcome };
     await record(node, p, mark, mark, entry);
   };
@@ -207,12 +207,12 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
    */
   async function summaryHit(node: Node, p: Pending, inputs: readonly AbsFileDigest[] | undefined): Promise<CacheLookup | undefined> {
     const s = p.prev?.entry;
-    if (!validSummary(s) || s.fingerprint !== p.fingerprint || s.format !== STORE_FORMAT) return undefined;
+    if (!s || s.fingerprint !== p.fingerprint || s.format !== STORE_FORMAT) return undefined;
     const file = store.entryStat(p.fingerprint);
     if (!file || !sameEntryFile(file, s)) return undefined;
-    const targets = s.outputs.map((o) => absolutePath(node.cwd, o.path));
-    if (!targets.every((t) => isInside(opts.repoRoot, t))) return undefined;
-    const current = await statCache.hashFiles(targets);
+    const now = await outputsNow(node, s.outputs);
+    if ('outside' in now) return undefined; // reading the entry reports it
+    const { targets, current } = now;
     const outputs: AbsFileDigest[] = [];
     for (let i = 0; i < targets.length; i++) {
       const o = s.outputs[i]!;
@@ -297,13 +297,21 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
     return { state: 'corrupt', detail: `the stored logs of entry ${entry.fingerprint.slice(0, 12)} are not a log array` };
   }
 
+  /**
+   * An entry's outputs as absolute paths, with what is there now (through the stat cache); `outside`:
+   * the first one that lies outside the repository (nothing is looked at then).
+   */
+  async function outputsNow(node: Node, outputs: readonly { readonly path: string }[]): Promise<{ readonly outside: string } | { readonly targets: string[]; readonly current: Map<string, HashedFile> }> {
+    const targets = outputs.map((o) => absolutePath(node.cwd, o.path));
+    const outside = targets.find((t) => !isInside(opts.repoRoot, t));
+    return outside !== undefined ? { outside } : { targets, current: await statCache.hashFiles(targets) };
+  }
+
   /** Puts the entry's outputs in place; files already identical (per the stat cache) are left alone. */
   async function restore(node: Node, entry: CacheEntry): Promise<Restore> {
-    const targets = entry.outputs.map((o) => absolutePath(node.cwd, o.path));
-    for (const t of targets) {
-      if (!isInside(opts.repoRoot, t)) return { state: 'corrupt', detail: `cache entry ${entry.fingerprint.slice(0, 12)} names an output outside the repository (${t})` };
-    }
-    const current = await statCache.hashFiles(targets);
+    const now = await outputsNow(node, entry.outputs);
+    if ('outside' in now) return { state: 'corrupt', detail: `cache entry ${entry.fingerprint.slice(0, 12)} names an output outside the repository (${now.outside})` };
+    const { targets, current } = now;
     const restored: string[] = [];
     const outputs: AbsFileDigest[] = [];
     for (let i = 0; i < entry.outputs.length; i++) {

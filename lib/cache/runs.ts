@@ -100,8 +100,8 @@ export interface EntrySummary extends EntryFileStat {
 
 const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
 
-/** Whether `x` is a well-formed {@link EntrySummary} (a damaged one is not used: the entry is read). */
-export function validSummary(x: unknown): x is EntrySummary {
+/** Whether `x` is a well-formed {@link EntrySummary}. */
+function validSummary(x: unknown): x is EntrySummary {
   if (!x || typeof x !== 'object') return false;
   const e = x as Record<string, unknown>;
   return (
@@ -130,6 +130,13 @@ export function validRun(x: unknown): x is RunRecord {
   return r.v === RUN_FORMAT && typeof r.node === 'string' && typeof r.task === 'string' && validMark(r.last) && (r.lastSuccess === undefined || validMark(r.lastSuccess));
 }
 
+/** A record whose entry summary is damaged keeps the rest: its node's next hit reads the entry. */
+function withValidSummary(r: RunRecord): RunRecord {
+  if (r.entry === undefined || validSummary(r.entry)) return r;
+  const { entry: _damaged, ...rest } = r;
+  return rest;
+}
+
 /** The records in `file`; a missing or damaged file has none (a damaged record is skipped). */
 export async function readRunsFile(file: string): Promise<{ readonly records: RunRecord[]; readonly bytes: number }> {
   let text: string | undefined;
@@ -142,7 +149,7 @@ export async function readRunsFile(file: string): Promise<{ readonly records: Ru
   try {
     const doc = JSON.parse(text) as Partial<RunsDoc>;
     if (doc.v !== RUN_FORMAT || !Array.isArray(doc.runs)) return { records: [], bytes: Buffer.byteLength(text) };
-    return { records: doc.runs.filter(validRun), bytes: Buffer.byteLength(text) };
+    return { records: doc.runs.filter(validRun).map(withValidSummary), bytes: Buffer.byteLength(text) };
   } catch {
     return { records: [], bytes: Buffer.byteLength(text) };
   }
