@@ -13,7 +13,8 @@
  * in the store directory (a plain hash of a short secret could be brute-forced from the key file).
  */
 import { createHmac, createHash } from 'node:crypto';
-import { relative, sep } from 'node:path';
+import { sep } from 'node:path';
+import { relativeTo } from '../util/paths.js';
 import type { Node, ResolvedStep } from '../engine/graph.js';
 import type { NodeId } from '../engine/events.js';
 import { isSecretName } from '../util/redact.js';
@@ -101,8 +102,8 @@ export type KeyResult =
   | { readonly ok: false; readonly missingDependency: NodeId };
 
 function relPath(from: string, to: string): string {
-  const r = relative(from, to);
-  return r === '' ? '.' : r.split(sep).join('/');
+  const r = relativeTo(from, to);
+  return r === '' ? '.' : sep === '/' ? r : r.split(sep).join('/');
 }
 
 /** Secret values of the node, longest first (so a secret containing another is replaced whole). */

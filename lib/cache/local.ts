@@ -25,6 +25,7 @@ import { INLINE_LOGS_MAX, INLINE_OUTPUT_MAX, INLINE_OUTPUTS_TOTAL, STORE_FORMAT,
 import { RUN_FORMAT } from './runs.js';
 import { RACY_WINDOW_MS } from '../util/racy.js';
 import { errorMessage, readIfSmall } from './fsutil.js';
+import { relativeTo } from '../util/paths.js';
 
 export interface LocalCacheOptions {
   /** Absolute store directory (`<repo>/.fabric/cache` by default). */
@@ -90,7 +91,7 @@ export function notCacheableReason(node: Node): string {
 }
 
 function isInside(root: string, p: string): boolean {
-  const r = relative(root, p);
+  const r = relativeTo(root, p);
   return r === '' || (!r.startsWith('..' + sep) && r !== '..' && !isAbsolute(r));
 }
 

@@ -20,7 +20,8 @@
  */
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { appendFile, mkdir, rename, rm } from 'node:fs/promises';
-import { join, relative, sep } from 'node:path';
+import { join, sep } from 'node:path';
+import { relativeTo } from '../util/paths.js';
 import type { EventSink, FabricEvent, Failure, NodeId } from '../engine/events.js';
 import type { Graph, Node } from '../engine/graph.js';
 import { graphDigest } from '../engine/plan.js';
@@ -456,8 +457,8 @@ class Writer implements EvidenceSink {
   }
 
   private rel(abs: string): string {
-    const r = relative(this.opts.repoRoot, abs);
-    return r === '' ? '.' : r.split(sep).join('/');
+    const r = relativeTo(this.opts.repoRoot, abs);
+    return r === '' ? '.' : sep === '/' ? r : r.split(sep).join('/');
   }
 
   private required(): number {
