@@ -59,6 +59,15 @@ Exit codes: 0 ok, 1 a task failed, 2 usage or definition error or refused by a g
     // A run that writes evidence asks git for the commit: the fork server starts now, while the
     // project loads, so that git (and the first commands) need not fork this process.
     if (!dryRun && flags['evidence'] !== false) groupSpawner.prepare?.();
+    // The modules the run needs after the project loads are loaded before it: loading the fabricfile
+    // turns Node's source maps on (for task code), and every module compiled after that has its map
+    // read and parsed, which fabric's own modules do not need (~9 ms per run for these).
+    const runModules = Promise.all([
+      import('../../evidence/run-id.js'),
+      dryRun ? undefined : import('../../cache/local.js'),
+      dryRun || flags['evidence'] === false ? undefined : import('../../evidence/sink.js'),
+    ]);
+    await runModules;
     const project = await loadProject(
       ctx,
       {
@@ -84,7 +93,7 @@ Exit codes: 0 ok, 1 a task failed, 2 usage or definition error or refused by a g
       throw e;
     }
     const op = defaultOperator(ctx.env);
-    const { newRunId } = await import('../../evidence/run-id.js');
+    const [{ newRunId }] = await runModules;
     const runId = newRunId();
 
     const sinks: EventSink[] = [];
@@ -93,7 +102,7 @@ Exit codes: 0 ok, 1 a task failed, 2 usage or definition error or refused by a g
     let cache: LocalCache | undefined;
     const git = await gitting;
     if (git) {
-      const { createEvidenceSink, loadSigners } = await import('../../evidence/sink.js');
+      const { createEvidenceSink, loadSigners } = (await runModules)[2] ?? (await import('../../evidence/sink.js'));
       // Signing keys are loaded before anything runs: a missing or unreadable key is a usage error now, not after the run.
       let signers;
       try {
@@ -127,7 +136,7 @@ Exit codes: 0 ok, 1 a task failed, 2 usage or definition error or refused by a g
     const sink = sinks.length === 1 ? sinks[0]! : new FanoutSink(sinks);
     // With --no-cache the provider still runs (disabled): it checks declared outputs, it just neither reads nor writes entries.
     if (!dryRun) {
-      const { createLocalCache } = await import('../../cache/local.js');
+      const { createLocalCache } = (await runModules)[1] ?? (await import('../../cache/local.js'));
       cache = createLocalCache({
         dir: config.cacheDir,
         repoRoot: project.repoRoot,
