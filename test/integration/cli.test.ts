@@ -63,6 +63,19 @@ rigTest('a syntax error and a throw at load time are located with a code frame',
   }
 });
 
+rigTest('a stack printed by task code at run time points at the TypeScript source', async (rig) => {
+  // run turns Node's source maps on for the fabricfile's bundle (fabric's own modules load before that).
+  await rig.write({
+    'fabricfile.ts': FF(`import './tasks/x.js';`),
+    'tasks/x.ts': FF(`\n\nfunction where(): string {\n  return new Error('here').stack ?? '';\n}\ntask('a', { run: (ctx) => ctx.log(where()) });`),
+  });
+  const r = await rig.fabric(['run', 'a', '--no-evidence', '--no-cache']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /Error: here/);
+  assert.match(r.stdout, /at where \(.*tasks\/x\.ts:5:10\)/, r.stdout);
+  assert.doesNotMatch(r.stdout, /fabricfile\.mjs:\d+/, 'no frame in the bundle');
+});
+
 rigTest('unknown task, command and flag get suggestions; bad params name their source', async (rig) => {
   await rig.write({ 'fabricfile.ts': FF(`task('dns.up', { description: 'up', params: { ENV: { enum: ['samakia-dns'], default: 'samakia-dns' } }, run: 'true' });`) });
   const t = await rig.fabric(['run', 'dns.upp']);
