@@ -34,6 +34,23 @@ Exit codes: 0 ok, 1 a task failed, 2 usage or definition error, 130 interrupted.
 Run 'fabric help <command>' for a command's flags.
 `;
 
+/**
+ * process.stdout or process.stderr, with the handler that makes a closed pipe (`fabric list | head`)
+ * no error worth a stack trace. Node builds each stream on first use (~1 ms for a pipe): a command
+ * that never writes to stderr does not pay for it.
+ */
+const guarded = new Set<'stdout' | 'stderr'>();
+function std(name: 'stdout' | 'stderr'): NodeJS.WriteStream {
+  const stream = process[name];
+  if (!guarded.has(name)) {
+    guarded.add(name);
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') throw e;
+    });
+  }
+  return stream;
+}
+
 async function main(argv: string[]): Promise<number> {
   let cwd = process.cwd();
   let file: string | undefined;
@@ -55,16 +72,16 @@ async function main(argv: string[]): Promise<number> {
     } else if (a.startsWith('--file=')) file = a.slice(7);
     else if (a === '--debug') debug = true;
     else if (a === '-V' || a === '--version') {
-      process.stdout.write(`fabric ${VERSION}\n`);
+      std('stdout').write(`fabric ${VERSION}\n`);
       return EXIT.ok;
     } else if (a === '-h' || a === '--help') {
-      process.stdout.write(GLOBAL_HELP);
+      std('stdout').write(GLOBAL_HELP);
       return EXIT.ok;
     } else break;
   }
   const rest = argv.slice(i);
   if (rest.length === 0) {
-    process.stdout.write(GLOBAL_HELP);
+    std('stdout').write(GLOBAL_HELP);
     return EXIT.ok;
   }
   let name = rest[0]!;
@@ -83,7 +100,7 @@ async function main(argv: string[]): Promise<number> {
     }
   }
   // Commands write stdout through a buffer flushed at the end of each event-loop turn (see out.ts).
-  const stdout = turnBuffered(process.stdout);
+  const stdout = turnBuffered(std('stdout'));
   const controller = new AbortController();
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -91,7 +108,7 @@ async function main(argv: string[]): Promise<number> {
     if (signals === 1) controller.abort(sig);
     else if (signals >= 3) {
       stdout.flush();
-      process.stderr.write('fabric: third signal, exiting now\n');
+      std('stderr').write('fabric: third signal, exiting now\n');
       process.exit(EXIT.interrupted);
     }
   };
@@ -111,8 +128,11 @@ async function main(argv: string[]): Promise<number> {
     argv,
     env: process.env,
     stdout,
-    stderr: after(stdout, process.stderr),
-    stdin: process.stdin,
+    stderr: after(stdout, () => std('stderr')),
+    // process.stdin builds a stream on first use (~1 ms); only a confirmation prompt needs it.
+    get stdin() {
+      return process.stdin;
+    },
     globals: { file, cwd, debug },
     signal: controller.signal,
   };
@@ -123,13 +143,13 @@ async function main(argv: string[]): Promise<number> {
     stdout.flush();
     if (e instanceof UsageError) return usage(e.message, e.hint);
     if (e instanceof DiagnosticsError) {
-      process.stderr.write(formatDiagnostics(e.diagnostics, { cwd }));
-      if (debug && e.stack) process.stderr.write(e.stack + '\n');
+      std('stderr').write(formatDiagnostics(e.diagnostics, { cwd }));
+      if (debug && e.stack) std('stderr').write(e.stack + '\n');
       return EXIT.usage;
     }
-    process.stderr.write(`fabric: internal error: ${e instanceof Error ? e.message : String(e)}\n`);
-    if (debug && e instanceof Error && e.stack) process.stderr.write(e.stack + '\n');
-    else process.stderr.write('This is a bug in fabric. Rerun with --debug and report the output with the fabric version (fabric --version).\n');
+    std('stderr').write(`fabric: internal error: ${e instanceof Error ? e.message : String(e)}\n`);
+    if (debug && e instanceof Error && e.stack) std('stderr').write(e.stack + '\n');
+    else std('stderr').write('This is a bug in fabric. Rerun with --debug and report the output with the fabric version (fabric --version).\n');
     return EXIT.failed;
   } finally {
     stdout.flush();
@@ -140,7 +160,7 @@ async function main(argv: string[]): Promise<number> {
 
 async function help(name: string | undefined): Promise<number> {
   if (!name) {
-    process.stdout.write(GLOBAL_HELP);
+    std('stdout').write(GLOBAL_HELP);
     return EXIT.ok;
   }
   const entry = COMMANDS[name];
@@ -149,28 +169,22 @@ async function help(name: string | undefined): Promise<number> {
     return usage(`no command "${name}"`, near ? `did you mean 'fabric help ${near}'?` : undefined);
   }
   const mod = (await entry.load()).default;
-  process.stdout.write(mod.help().trimEnd() + '\n');
+  std('stdout').write(mod.help().trimEnd() + '\n');
   return EXIT.ok;
 }
 
 function usage(message: string, hint?: string): number {
-  process.stderr.write(`fabric: ${message}\n${hint ? `  ${hint}\n` : ''}Run 'fabric --help' for usage.\n`);
+  std('stderr').write(`fabric: ${message}\n${hint ? `  ${hint}\n` : ''}Run 'fabric --help' for usage.\n`);
   return EXIT.usage;
 }
 
-// A closed pipe (`fabric list | head`) is not an error worth a stack trace.
-for (const stream of [process.stdout, process.stderr]) {
-  stream.on('error', (e: NodeJS.ErrnoException) => {
-    if (e.code !== 'EPIPE') throw e;
-  });
-}
 
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
   },
   (e: unknown) => {
-    process.stderr.write(`fabric: internal error: ${String(e)}\n`);
+    std('stderr').write(`fabric: internal error: ${String(e)}\n`);
     process.exitCode = EXIT.failed;
   },
 );

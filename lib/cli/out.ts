@@ -46,18 +46,20 @@ export function turnBuffered(stream: Out): TurnBufferedOut {
   };
 }
 
-/** A stream written only after `first` was flushed (stderr after stdout). */
-export function after(first: TurnBufferedOut, stream: Out): Out {
+/** A stream written only after `first` was flushed (stderr after stdout), obtained on first use. */
+export function after(first: TurnBufferedOut, open: () => Out): Out {
+  let stream: Out | undefined;
+  const get = (): Out => (stream ??= open());
   return {
     write(text: string): unknown {
       first.flush();
-      return stream.write(text);
+      return get().write(text);
     },
     get isTTY() {
-      return stream.isTTY;
+      return get().isTTY;
     },
     get columns() {
-      return stream.columns;
+      return get().columns;
     },
   };
 }

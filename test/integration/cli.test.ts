@@ -1,10 +1,10 @@
 // The CLI's own behaviour on bad and good input: located definition errors, suggestions, list, graph,
 // config, fabricfile discovery and the warm-start bundle cache.
 import * as assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, chmodSync, cpSync, symlinkSync, utimesSync, readFileSync, statSync, existsSync, writeFileSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { ROOT, rigTest, test } from '../helpers/rig.js';
+import { FABRIC_BIN, ROOT, rigTest, test } from '../helpers/rig.js';
 
 const FF = (body: string) => `import { task } from 'fabric';\n${body}\n`;
 
@@ -74,6 +74,24 @@ rigTest('a stack printed by task code at run time points at the TypeScript sourc
   assert.match(r.stdout, /Error: here/);
   assert.match(r.stdout, /at where \(.*tasks\/x\.ts:5:10\)/, r.stdout);
   assert.doesNotMatch(r.stdout, /fabricfile\.mjs:\d+/, 'no frame in the bundle');
+});
+
+rigTest('a reader that closes the pipe early (fabric list | head) ends the listing quietly', async (rig) => {
+  // Far more than a pipe holds, so that fabric is still writing when the reader has gone.
+  const tasks = Array.from({ length: 3000 }, (_, i) => `task('group${i % 7}.task${i}', { description: '${'d'.repeat(60)} ${i}', run: 'true' });`).join('\n');
+  await rig.write({ 'fabricfile.ts': FF(tasks) });
+  const child = spawn(process.execPath, [FABRIC_BIN, 'list'], { cwd: rig.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+  let first = '';
+  child.stdout.once('data', (b: Buffer) => {
+    first = b.toString('utf8');
+    child.stdout.destroy();
+  });
+  const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+  assert.match(first, /group0/);
+  assert.equal(stderr, '', 'no error and no stack trace');
+  assert.equal(code, 0);
 });
 
 rigTest('unknown task, command and flag get suggestions; bad params name their source', async (rig) => {

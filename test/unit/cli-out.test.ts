@@ -27,11 +27,14 @@ timedTest('what one turn writes leaves in one write, at the end of the turn', as
 timedTest('flush writes at once; stderr through after() flushes stdout first, so the two stay in order', async () => {
   const log: string[] = [];
   const out = turnBuffered(recorder(log, 'out'));
-  const err = after(out, recorder(log, 'err'));
+  let opened = 0;
+  const err = after(out, () => (opened++, recorder(log, 'err')));
+  assert.equal(opened, 0, 'stderr is not obtained before it is used (Node builds it on first access)');
   out.write('status\n');
   err.write('warning\n');
   out.write('more\n');
   assert.deepEqual(log, ['out:status\n', 'err:warning\n']);
+  assert.equal(opened, 1);
   out.flush();
   assert.deepEqual(log, ['out:status\n', 'err:warning\n', 'out:more\n']);
   await turn();
@@ -48,7 +51,7 @@ timedTest('a large burst is written without waiting for the end of the turn; isT
   out.flush();
   assert.equal(out.isTTY, true);
   assert.equal(out.columns, 132);
-  assert.equal(after(out, recorder(log, 'err', { isTTY: false })).isTTY, false);
+  assert.equal(after(out, () => recorder(log, 'err', { isTTY: false })).isTTY, false);
 });
 
 rigTest('the CLI: every line of a run that prints a line per task reaches a pipe, status lines after output, the summary last', async (rig) => {
