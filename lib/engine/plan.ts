@@ -13,9 +13,17 @@ export function plannedNodes(graph: Graph): PlannedNode[] {
   return graph.order.map((id) => toPlanned(graph.nodes.get(id)!));
 }
 
+const digests = new WeakMap<Graph, string>();
+
 /** The digest of a graph's plan, computed over the unredacted plan (secret values do count). */
 export function graphDigest(graph: Graph): string {
-  return planDigest(graph.order.map((id) => toPlanned(graph.nodes.get(id)!, { redact: false })), graph.repoRoot);
+  // A run may ask twice (guard facts, evidence record); a graph does not change once built.
+  let digest = digests.get(graph);
+  if (digest === undefined) {
+    digest = planDigest(graph.order.map((id) => toPlanned(graph.nodes.get(id)!, { redact: false })), graph.repoRoot);
+    digests.set(graph, digest);
+  }
+  return digest;
 }
 
 /**

@@ -31,11 +31,31 @@ function byCodeUnit(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+/** Whether a key may be an array index (the regex only for keys that start with a digit). */
+function mayBeIndex(k: string): boolean {
+  const c = k.charCodeAt(0);
+  return c >= 48 && c <= 57 && isArrayIndex(k);
+}
+
 function orderedKeys(o: object): string[] {
-  const keys = Object.keys(o).sort(byCodeUnit);
-  if (!keys.some(isArrayIndex)) return keys;
+  const keys = Object.keys(o);
+  if (keys.length === 0) return keys;
+  if (keys.length > 1) keys.sort(byCodeUnit);
+  if (!keys.some(mayBeIndex)) return keys;
   const indices = keys.filter(isArrayIndex).sort((a, b) => Number(a) - Number(b));
   return [...indices, ...keys.filter((k) => !isArrayIndex(k))];
+}
+
+/** JSON.stringify of object keys, which repeat across the objects of a digest ("id", "params"...). */
+const quotedKeys = new Map<string, string>();
+function quotedKey(k: string): string {
+  let q = quotedKeys.get(k);
+  if (q === undefined) {
+    q = JSON.stringify(k);
+    if (quotedKeys.size >= 4096) quotedKeys.clear();
+    quotedKeys.set(k, q);
+  }
+  return q;
 }
 
 /** `undefined` where JSON.stringify would leave the value out (undefined in an object). */
@@ -63,7 +83,7 @@ function write(v: unknown): string | undefined {
       for (const k of orderedKeys(v)) {
         const s = write((v as Record<string, unknown>)[k]);
         if (s === undefined) continue;
-        out += (first ? '' : ',') + JSON.stringify(k) + ':' + s;
+        out += (first ? '' : ',') + quotedKey(k) + ':' + s;
         first = false;
       }
       return out + '}';

@@ -30,6 +30,7 @@ const CASES: [string, unknown][] = [
   ['falls back for a Date and a toJSON', { d: new Date(0), t: { toJSON: () => ({ b: 1, a: 2 }) } }],
   ['falls back for a Map (an empty object to JSON)', { m: new Map([['a', 1]]) }],
   ['a function is left out, as JSON.stringify does', { f: () => 1, a: 1 }],
+  ['keys that need escaping, repeated across objects (the writer keeps their quoted form)', [{ 'k"1': 1, 'ü\n': { 'k"1': 2, '\u2028': 3 } }, { 'k"1': 4, '\ud800': 5, '9x': 6, '1e3': 7 }]],
 ];
 
 for (const [title, value] of CASES) timedTest(`canonicalJson: ${title}`, () => assert.equal(canonicalJson(value), canonicalJsonGeneral(value)));

@@ -62,12 +62,11 @@ Exit codes: 0 ok, 1 a task failed, 2 usage or definition error or refused by a g
     // The modules the run needs after the project loads are loaded before it: loading the fabricfile
     // turns Node's source maps on (for task code), and every module compiled after that has its map
     // read and parsed, which fabric's own modules do not need (~9 ms per run for these).
-    const runModules = Promise.all([
+    const [runIdModule, cacheModule, sinkModule] = await Promise.all([
       import('../../evidence/run-id.js'),
       dryRun ? undefined : import('../../cache/local.js'),
       dryRun || flags['evidence'] === false ? undefined : import('../../evidence/sink.js'),
     ]);
-    await runModules;
     const project = await loadProject(
       ctx,
       {
@@ -93,8 +92,7 @@ Exit codes: 0 ok, 1 a task failed, 2 usage or definition error or refused by a g
       throw e;
     }
     const op = defaultOperator(ctx.env);
-    const [{ newRunId }] = await runModules;
-    const runId = newRunId();
+    const runId = runIdModule.newRunId();
 
     const sinks: EventSink[] = [];
     const eventsFile = (flags['events'] as string | undefined) ?? ctx.env['FABRIC_EVENT_LOG'];
@@ -102,7 +100,8 @@ Exit codes: 0 ok, 1 a task failed, 2 usage or definition error or refused by a g
     let cache: LocalCache | undefined;
     const git = await gitting;
     if (git) {
-      const { createEvidenceSink, loadSigners } = (await runModules)[2] ?? (await import('../../evidence/sink.js'));
+      // Loaded above unless --no-evidence was given (then evidence is off and this is not reached).
+      const { createEvidenceSink, loadSigners } = sinkModule ?? (await import('../../evidence/sink.js'));
       // Signing keys are loaded before anything runs: a missing or unreadable key is a usage error now, not after the run.
       let signers;
       try {
@@ -136,7 +135,7 @@ Exit codes: 0 ok, 1 a task failed, 2 usage or definition error or refused by a g
     const sink = sinks.length === 1 ? sinks[0]! : new FanoutSink(sinks);
     // With --no-cache the provider still runs (disabled): it checks declared outputs, it just neither reads nor writes entries.
     if (!dryRun) {
-      const { createLocalCache } = (await runModules)[1] ?? (await import('../../cache/local.js'));
+      const { createLocalCache } = cacheModule ?? (await import('../../cache/local.js'));
       cache = createLocalCache({
         dir: config.cacheDir,
         repoRoot: project.repoRoot,
