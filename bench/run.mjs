@@ -13,6 +13,7 @@
 //   --keep            keep the generated temp directories
 //   --json FILE       also write every sample as JSON (for comparing two runs)
 //   --baseline FILE   also time another fabric CLI (e.g. a build of the previous commit) as `baseline`
+//                     (its table adds CPU time, user + system from GNU time, for cases over 200 ms)
 //   --fabric-arg ARG  pass ARG to every fabric run command (repeatable; e.g. --fabric-arg=--no-evidence)
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -134,7 +135,7 @@ async function runCase(c, opts, log) {
     const order = ts.map((_, i) => ts[(i + rep) % ts.length]);
     for (const t of order) {
       const r = runOnce(t, c.label);
-      samples[t.name].push({ ms: r.ms, rssKiB: r.rssKiB });
+      samples[t.name].push({ ms: r.ms, rssKiB: r.rssKiB, cpuMs: r.cpuMs });
     }
     log(`  ${c.label} rep ${rep + 1}/${reps}: ${ts.map((t) => `${t.name} ${samples[t.name].at(-1).ms.toFixed(0)} ms`).join(', ')}`);
   }
@@ -148,10 +149,20 @@ function fmtRss(xs) {
   return v.length ? `${(Math.max(...v) / 1024).toFixed(0)} MiB` : 'n/a';
 }
 
-/** Median of paired ratios a_i / b_i (same repetition). */
-function pairedRatio(a, b) {
+/** Median of paired ratios a_i / b_i (same repetition) of `field` (wall ms unless told). */
+function pairedRatio(a, b, field = 'ms') {
   const n = Math.min(a.length, b.length);
-  return median(Array.from({ length: n }, (_, i) => a[i].ms / b[i].ms));
+  return median(Array.from({ length: n }, (_, i) => a[i][field] / b[i][field]));
+}
+
+/**
+ * CPU time (GNU time: user + system, with the children the process waited for) of a tool, or
+ * undefined: GNU time counts in 10 ms steps, too coarse below a few hundred milliseconds.
+ */
+function cpuSpan(xs) {
+  const v = xs.map((s) => s.cpuMs).filter((x) => x !== undefined);
+  if (v.length !== xs.length || v.length === 0 || median(v) < 200) return undefined;
+  return `${fmtMs(median(v))} (${fmtMs(Math.min(...v))}–${fmtMs(Math.max(...v))})`;
 }
 
 function summarize(c, samples) {
@@ -170,6 +181,13 @@ function summarize(c, samples) {
     rssFabric: fmtRss(samples.fabric),
     rssMake: samples.make ? fmtRss(samples.make) : '–',
     baseline: samples.baseline ? `${span('baseline')}; fabric / baseline ${fmtRatio(pairedRatio(samples.fabric, samples.baseline))}` : undefined,
+    // CPU compares two fabric builds better than wall time on a shared machine (less sensitive to
+    // waiting for a CPU). It is not comparable with Make's: the commands are children of fabric's fork
+    // server, which fabric does not wait for, and of make itself.
+    baselineCpu:
+      samples.baseline && cpuSpan(samples.fabric) && cpuSpan(samples.baseline)
+        ? `${cpuSpan(samples.fabric)} against ${cpuSpan(samples.baseline)}; ${fmtRatio(pairedRatio(samples.fabric, samples.baseline, 'cpuMs'))}`
+        : undefined,
     noev: samples['fabric-noev']
       ? [
           span('fabric-noev'),
@@ -214,8 +232,15 @@ function table(rows) {
   }
   const base = rows.filter((r) => r.baseline);
   if (base.length) {
-    lines.push('', 'Baseline (another fabric build, same arguments):', '', '| case | baseline ms; ratio |', '|---|---|');
-    for (const r of base) lines.push(`| ${r.label} | ${r.baseline} |`);
+    const cpu = base.some((r) => r.baselineCpu);
+    lines.push(
+      '',
+      'Baseline (another fabric build, same arguments; CPU is user + system time of fabric and the processes it waited for, not of the commands):',
+      '',
+      `| case | baseline ms; ratio |${cpu ? ' CPU ms, fabric against baseline; ratio |' : ''}`,
+      `|---|---|${cpu ? '---|' : ''}`,
+    );
+    for (const r of base) lines.push(`| ${r.label} | ${r.baseline} |${cpu ? ` ${r.baselineCpu ?? 'n/a (under 200 ms: GNU time counts 10 ms steps)'} |` : ''}`);
   }
   const extra = rows.filter((r) => r.noev);
   if (extra.length) {

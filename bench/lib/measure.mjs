@@ -1,6 +1,7 @@
-// Timing one command: wall-clock time measured here around a synchronous spawn, and peak RSS of the
-// command itself from GNU time (`/usr/bin/time -f %M`, the child's ru_maxrss in KiB). Both tools go
-// through the same wrapper, so its own fork/exec cost is in every sample alike (and in the floor).
+// Timing one command: wall-clock time measured here around a synchronous spawn, and peak RSS and CPU
+// time of the command from GNU time (`/usr/bin/time -f '%M %U %S'`: the child's ru_maxrss in KiB, and
+// its user and system seconds, including the children it waited for). Both tools go through the same
+// wrapper, so its own fork/exec cost is in every sample alike (and in the floor).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,18 +21,21 @@ const rssFile = join(scratch, 'rss');
  * and discarded. Returns wall ms, peak RSS in KiB (undefined without GNU time), exit code, output size.
  */
 export function timeCommand(file, args, { cwd, env }) {
-  const argv = GNU_TIME ? [GNU_TIME, ['-f', '%M', '-o', rssFile, file, ...args]] : [file, args];
+  const argv = GNU_TIME ? [GNU_TIME, ['-f', '%M %U %S', '-o', rssFile, file, ...args]] : [file, args];
   const t0 = process.hrtime.bigint();
   const r = spawnSync(argv[0], argv[1], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 30 });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   let rssKiB;
+  let cpuMs;
   if (GNU_TIME) {
+    // The last line: GNU time writes "Command exited with non-zero status N" before it on a failure.
     const lines = readFileSync(rssFile, 'utf8').trim().split('\n');
-    const n = Number(lines[lines.length - 1]);
-    rssKiB = Number.isFinite(n) ? n : undefined;
+    const [rss, user, sys] = lines[lines.length - 1].split(' ').map(Number);
+    rssKiB = Number.isFinite(rss) ? rss : undefined;
+    cpuMs = Number.isFinite(user) && Number.isFinite(sys) ? (user + sys) * 1000 : undefined;
   }
   if (r.error) throw r.error;
-  return { ms, rssKiB, code: r.status, signal: r.signal, outBytes: r.stdout.length, stderr: r.stderr.toString('utf8'), stdout: r.stdout };
+  return { ms, rssKiB, cpuMs, code: r.status, signal: r.signal, outBytes: r.stdout.length, stderr: r.stderr.toString('utf8'), stdout: r.stdout };
 }
 
 export function cleanupScratch() {
