@@ -178,7 +178,6 @@ function usage(message: string, hint?: string): number {
   return EXIT.usage;
 }
 
-
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
