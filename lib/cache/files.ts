@@ -6,6 +6,7 @@
 import type FastGlobModule from 'fast-glob';
 import { readdirSync, statSync, type Stats } from 'node:fs';
 import { isAbsolute, posix, relative, resolve, sep } from 'node:path';
+import { absolutePath } from '../util/paths.js';
 
 const ALWAYS_IGNORED = ['**/.git/**'];
 
@@ -69,32 +70,6 @@ function literal(p: string, isDynamic: (p: string) => boolean): string | undefin
   const n = posix.normalize(p);
   return n === '.' || n.endsWith('/') || isAbsolute(n) ? undefined : n;
 }
-
-/**
- * `resolve(cwd, rel)` for the relative paths the expansion returns, by concatenation when `rel` is
- * already normalized (no `.` or `..` segment, no empty one): the same string at a fraction of the cost.
- */
-export function absolutePath(cwd: string, rel: string): string {
-  if (sep !== '/' || !normalizedRelative(rel) || !normalizedCwd(cwd)) return resolve(cwd, rel);
-  return cwd === '/' ? cwd + rel : cwd + '/' + rel;
-}
-
-/** normalizedAbsolute of the last directory asked about (the calls come in runs of one node's cwd). */
-let lastCwd: string | undefined;
-let lastCwdNormalized = false;
-function normalizedCwd(cwd: string): boolean {
-  if (cwd !== lastCwd) {
-    lastCwd = cwd;
-    lastCwdNormalized = normalizedAbsolute(cwd);
-  }
-  return lastCwdNormalized;
-}
-
-const normalizedRelative = (p: string): boolean =>
-  p !== '' && p !== '.' && !p.startsWith('/') && !p.startsWith('./') && !p.includes('..') && !p.includes('//') && !p.includes('/./') && !p.endsWith('/') && !p.endsWith('/.');
-
-const normalizedAbsolute = (p: string): boolean =>
-  p === '/' || (p.startsWith('/') && !p.endsWith('/') && !p.includes('//') && !p.includes('/./') && !p.includes('/../') && !p.endsWith('/.') && !p.endsWith('/..'));
 
 function isIgnored(rel: string, abs: string, ignoreDirs: readonly string[]): boolean {
   // Anything named .git, or under it: what fast-glob's `**/.git/**` ignores (a `.git` file included).

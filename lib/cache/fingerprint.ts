@@ -14,12 +14,12 @@
  */
 import { createHmac, createHash } from 'node:crypto';
 import { sep } from 'node:path';
-import { relativeTo } from '../util/paths.js';
+import { absolutePath, relativeTo } from '../util/paths.js';
 import type { Node, ResolvedStep } from '../engine/graph.js';
 import type { NodeId } from '../engine/events.js';
 import { isSecretName } from '../util/redact.js';
 import { canonicalJson } from '../util/canonical-json.js';
-import { absolutePath, expandGlobs, type SeenStat } from './files.js';
+import { expandGlobs, type SeenStat } from './files.js';
 import type { StatCache } from './stat-cache.js';
 import type { AbsFileDigest } from './types.js';
 

@@ -19,13 +19,13 @@ import type { NodeId } from '../engine/events.js';
 import type { AbsFileDigest, CachedLog, CacheLookup, CacheProvider, KnownDigests } from './types.js';
 import { computeKey, SecretDigester, type CacheKey, type KeyContext } from './fingerprint.js';
 import { diffKeys, summarizeChanges } from './diff.js';
-import { absolutePath, expandGlobs, isPlainPattern, unmatchedPatterns, type SeenStat } from './files.js';
+import { expandGlobs, isPlainPattern, unmatchedPatterns, type SeenStat } from './files.js';
 import { StatCache, toFileStat, type HashedFile } from './stat-cache.js';
 import { INLINE_LOGS_MAX, INLINE_OUTPUT_MAX, INLINE_OUTPUTS_TOTAL, STORE_FORMAT, Store, inlineBytes, inlineOf, validLogs, type CacheEntry, type EntryFileStat, type EntrySummary, type RunOutcome, type RunRecord, type StoredOutput } from './store.js';
 import { RUN_FORMAT } from './runs.js';
 import { RACY_WINDOW_MS } from '../util/racy.js';
 import { errorMessage, readIfSmall } from './fsutil.js';
-import { relativeTo } from '../util/paths.js';
+import { absolutePath, relativeTo } from '../util/paths.js';
 
 export interface LocalCacheOptions {
   /** Absolute store directory (`<repo>/.fabric/cache` by default). */

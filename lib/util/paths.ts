@@ -1,34 +1,45 @@
 /**
- * `path.relative` for the hot paths (an evidence record lists every input, 10,000 in a large tree;
- * the cache checks every output path): Node's version resolves both arguments again on every call,
- * ~2 µs each. When both paths are already normalized and absolute and `p` lies under `root`, the
- * answer is a slice; anything else goes to `path.relative`, so the results are the same.
+ * `path.resolve` and `path.relative` for the hot paths, where Node's versions normalize their
+ * arguments again on every call (~1-2 µs each): the cache joins every input and output path to its
+ * cwd, and an evidence record lists every input relative to the repository root (10,000 in a large
+ * tree). When the paths are already normalized, the answer is a concatenation or a slice; anything
+ * else goes to Node's function, so the results are the same (test/unit/paths.test.ts checks both
+ * against Node's on tables and random paths).
  */
 import { relative, resolve, sep } from 'node:path';
 
-/** Roots seen, with whether each is normalized (a handful per run: the repository, task cwds). */
-const normalizedRoots = new Map<string, boolean>();
+/** A relative path with no empty, `.` or `..` segment (conservative: any `..` in it counts). */
+const normalizedRelative = (p: string): boolean =>
+  p !== '' && p !== '.' && !p.startsWith('/') && !p.startsWith('./') && !p.includes('..') && !p.includes('//') && !p.includes('/./') && !p.endsWith('/') && !p.endsWith('/.');
 
-/** A relative path with a segment that `path.resolve` would change: empty, `.` or `..`. */
-const NOT_NORMAL = /(?:^|\/)\.\.?(?:\/|$)|\/\/|^\/|\/$/;
+/** An absolute path that `path.resolve` returns unchanged. */
+const normalizedAbsolute = (p: string): boolean =>
+  p === '/' || (p.startsWith('/') && !p.endsWith('/') && !p.includes('//') && !p.includes('/./') && !p.includes('/../') && !p.endsWith('/.') && !p.endsWith('/..'));
 
-function rootIsNormal(root: string): boolean {
-  let ok = normalizedRoots.get(root);
-  if (ok === undefined) {
-    ok = resolve(root) === root;
-    if (normalizedRoots.size > 256) normalizedRoots.clear();
-    normalizedRoots.set(root, ok);
+/** normalizedAbsolute of the last directory asked about (the calls come in runs of one cwd or root). */
+let lastDir: string | undefined;
+let lastDirNormalized = false;
+function normalizedDir(dir: string): boolean {
+  if (dir !== lastDir) {
+    lastDir = dir;
+    lastDirNormalized = normalizedAbsolute(dir);
   }
-  return ok;
+  return lastDirNormalized;
 }
 
-/** `path.relative(root, p)`, with a fast path for a normalized absolute `p` under a normalized `root`. */
+/** `path.resolve(cwd, rel)`, by concatenation when both are already normalized. */
+export function absolutePath(cwd: string, rel: string): string {
+  if (sep !== '/' || !normalizedRelative(rel) || !normalizedDir(cwd)) return resolve(cwd, rel);
+  return cwd === '/' ? cwd + rel : cwd + '/' + rel;
+}
+
+/** `path.relative(root, p)`, by a slice when both are normalized and `p` lies under `root`. */
 export function relativeTo(root: string, p: string): string {
-  if (sep === '/' && p.length > root.length && p.charCodeAt(root.length) === 47 && p.startsWith(root) && rootIsNormal(root)) {
+  if (sep === '/' && p.length > root.length + 1 && p.charCodeAt(root.length) === 47 && p.startsWith(root) && normalizedDir(root)) {
     // (root '/' never gets here: p[1] would be a name's first character, not '/'.)
     const rest = p.slice(root.length + 1);
-    if (rest !== '' && !NOT_NORMAL.test(rest)) return rest;
-  } else if (p === root && rootIsNormal(root)) {
+    if (normalizedRelative(rest)) return rest;
+  } else if (p === root && normalizedDir(root)) {
     return '';
   }
   return relative(root, p);

@@ -1,8 +1,9 @@
-// relativeTo (lib/util/paths.ts) must answer exactly what path.relative does: evidence records and
-// the cache's outside-the-repository check use it. A table of the edge cases, then random paths.
+// absolutePath and relativeTo (lib/util/paths.ts) must answer exactly what path.resolve and
+// path.relative do: the cache's paths, evidence records and the outside-the-repository check use them.
+// Tables of the edge cases, then random paths.
 import * as assert from 'node:assert/strict';
-import { relative } from 'node:path';
-import { relativeTo } from '../../lib/util/paths.js';
+import { relative, resolve } from 'node:path';
+import { absolutePath, relativeTo } from '../../lib/util/paths.js';
 import { timedTest, test } from '../helpers/rig.js';
 
 const CASES: [string, string][] = [
@@ -56,5 +57,11 @@ timedTest('relativeTo agrees with path.relative on 20,000 random paths', () => {
     assert.equal(relativeTo(root, p), relative(root, p), `relativeTo(${JSON.stringify(root)}, ${JSON.stringify(p)})`);
   }
 }, { ms: 30_000 });
+
+timedTest('absolutePath is path.resolve, also for the paths it hands over to resolve', () => {
+  const cwds = ['/', '/repo', '/repo/sub', '/repo/', '/repo//sub', '/repo/./sub', '/repo/../other', '/repo/sub/..', '/repo/.', 'relative/dir', ''];
+  const rels = ['a', 'a/b.txt', '.env', 'dir/.hidden/x', 'a..b', '..', '../x', 'a/../b', './a', 'a//b', 'a/./b', 'a/', 'a/.', '.', '', '/abs', 'é€/x y'];
+  for (const cwd of cwds) for (const rel of rels) assert.equal(absolutePath(cwd, rel), resolve(cwd, rel), JSON.stringify([cwd, rel]));
+});
 
 test.run();
