@@ -20,7 +20,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { GNU_TIME, cleanupScratch, median, timeCommand } from './lib/measure.mjs';
+import { GNU_TIME, cleanupScratch, fileCreationMicros, median, timeCommand } from './lib/measure.mjs';
 import { WORKLOADS } from './lib/workloads.mjs';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
@@ -73,6 +73,7 @@ function machine() {
     node: process.version,
     make: firstLine('make', ['--version']),
     loadStart: loadavg().map((x) => x.toFixed(2)).join(' '),
+    fsStart: fileCreationMicros(),
   };
 }
 
@@ -258,6 +259,7 @@ function report(m, opts, rows, notes) {
 - machine: ${m.nproc} CPUs (nproc), ${m.cpu}, ${m.memory} RAM, Linux ${m.kernel}
 - node ${m.node}, ${m.make}; peak RSS from ${GNU_TIME ? `GNU time (\`${GNU_TIME} -f %M\`)` : 'n/a (GNU time not installed)'}
 - load average (1/5/15 min) at start ${m.loadStart}, at end ${loadavg().map((x) => x.toFixed(2)).join(' ')}
+- creating a small file (write + rename, what cache entries and evidence records cost): ${m.fsStart.toFixed(0)} µs at start, ${fileCreationMicros().toFixed(0)} µs at end
 - ${opts.reps} timed repetitions per case and tool (start-up cases: ${opts.reps * 4}) after an untimed warm-up, order rotated each repetition;
   times are medians (min–max) in ms; ratios are medians of the per-repetition ratios
 - fabric: \`node ${opts.fabric === join(REPO, 'bin', 'fabric.js') ? 'bin/fabric.js' : opts.fabric} run all -j 2\` with the default configuration
@@ -276,7 +278,7 @@ async function main() {
   }
   if (!existsSync(opts.fabric)) throw new Error(`no fabric CLI at ${opts.fabric}`);
   const m = machine();
-  log(`fabric bench: ${m.nproc} CPUs, ${m.cpu}, node ${m.node}, ${m.make}, load ${m.loadStart}`);
+  log(`fabric bench: ${m.nproc} CPUs, ${m.cpu}, node ${m.node}, ${m.make}, load ${m.loadStart}, file creation ${m.fsStart.toFixed(0)} µs`);
   const rows = [];
   const notes = [];
   const all = [];

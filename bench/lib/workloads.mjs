@@ -4,7 +4,7 @@
 //
 // A workload is a list of cases; a case names what is timed for each tool and what must be done
 // (untimed) before each timed run. Commands are [file, ...args] run with `cwd`.
-import { mkdirSync, writeFileSync, rmSync, existsSync, readFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync, existsSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
@@ -161,10 +161,19 @@ export const WORKLOADS = [
       write(mdir, { Makefile: mk, ...inputs });
       for (const d of [fdir, mdir]) mkdirSync(join(d, 'out'), { recursive: true });
       let serial = 0;
+      // A cold start moves out/ and the cache aside instead of deleting them: on ext4, files created in
+      // the minutes after a mass deletion cost up to ten times more (the inode allocator skips recently
+      // deleted inodes: `recently_deleted` in a kernel profile; bench/RESULTS.md, sixth pass), which
+      // measured the file system digesting the previous repetition, more so for the tool that creates
+      // more files. The moved directories go with the workload's temp directory at the end.
+      let trashed = 0;
       const cold = (dir) => () => {
-        rmSync(join(dir, 'out'), { recursive: true, force: true });
+        const trash = join(dir, '..', `trash-${++trashed}`);
+        mkdirSync(trash);
+        for (const sub of ['out', join('.fabric', 'cache')]) {
+          if (existsSync(join(dir, sub))) renameSync(join(dir, sub), join(trash, sub.replace(/[\\/]/g, '-')));
+        }
         mkdirSync(join(dir, 'out'));
-        rmSync(join(dir, '.fabric', 'cache'), { recursive: true, force: true });
       };
       // A new content every time (never one seen before: fabric's cache would restore it instead of running).
       const touchLeaf = (dir) => () => {
