@@ -15,6 +15,7 @@
 //   --baseline FILE   also time another fabric CLI (e.g. a build of the previous commit) as `baseline`
 //                     (its table adds CPU time, user + system from GNU time, for cases over 200 ms)
 //   --fabric-arg ARG  pass ARG to every fabric run command (repeatable; e.g. --fabric-arg=--no-evidence)
+//   --no-settle       start at once, even while creating a file is slow (see settleFileSystem below)
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
@@ -26,7 +27,7 @@ import { WORKLOADS } from './lib/workloads.mjs';
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 
 function parseOptions(argv) {
-  const o = { baseline: undefined, fabricArgs: [], reps: 5, only: undefined, fabric: join(REPO, 'bin', 'fabric.js'), build: true, extra: true, out: join(REPO, 'bench', 'RESULTS.md'), write: true, keep: false, json: undefined };
+  const o = { settle: true, baseline: undefined, fabricArgs: [], reps: 5, only: undefined, fabric: join(REPO, 'bin', 'fabric.js'), build: true, extra: true, out: join(REPO, 'bench', 'RESULTS.md'), write: true, keep: false, json: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -44,6 +45,7 @@ function parseOptions(argv) {
     else if (a === '--keep') o.keep = true;
     else if (a === '--json') o.json = resolve(value());
     else if (a === '--baseline') o.baseline = resolve(value());
+    else if (a === '--no-settle') o.settle = false;
     else if (a === '--fabric-arg') o.fabricArgs.push(value());
     else if (a.startsWith('--fabric-arg=')) o.fabricArgs.push(a.slice('--fabric-arg='.length));
     else throw new Error(`unknown option ${a} (see the comment at the top of bench/run.mjs)`);
@@ -269,6 +271,25 @@ ${table(rows)}
 ${notes.length ? '\n' + notes.map((n) => `- ${n}`).join('\n') + '\n' : ''}<!-- bench:end -->`;
 }
 
+/**
+ * Waits (up to five minutes) while creating a small file costs over SETTLED_US: after mass deletions
+ * (a test suite's temp directories, a previous bench) ext4 skips the recently freed inodes and creating
+ * files costs up to ten times more for minutes (RESULTS.md, sixth pass). The cases that create many
+ * files (evidence on, W5 cold) would measure that instead of the tools. The probe itself creates and
+ * removes 600 files a time, too few to keep the state going.
+ */
+const SETTLED_US = 150;
+async function settleFileSystem(log) {
+  const deadline = Date.now() + 5 * 60_000;
+  let us = fileCreationMicros(200);
+  while (us > SETTLED_US && Date.now() < deadline) {
+    log(`  creating a file costs ${us.toFixed(0)} µs (over ${SETTLED_US}): waiting for the file system to settle`);
+    await sleep(15_000);
+    us = fileCreationMicros(200);
+  }
+  return us;
+}
+
 async function main() {
   const opts = parseOptions(process.argv.slice(2));
   const log = (s) => process.stderr.write(s + '\n');
@@ -277,6 +298,7 @@ async function main() {
     if (r.status !== 0) throw new Error('build failed');
   }
   if (!existsSync(opts.fabric)) throw new Error(`no fabric CLI at ${opts.fabric}`);
+  if (opts.settle) await settleFileSystem(log);
   const m = machine();
   log(`fabric bench: ${m.nproc} CPUs, ${m.cpu}, node ${m.node}, ${m.make}, load ${m.loadStart}, file creation ${m.fsStart.toFixed(0)} µs`);
   const rows = [];

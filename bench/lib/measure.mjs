@@ -55,7 +55,7 @@ export function median(xs) {
  * rounds). On the shared VM this drifts by several times within an hour; the evidence records make
  * the default configuration's cases follow it, so every run reports it at its start and end.
  */
-export function fileCreationMicros() {
+export function fileCreationMicros(files = 500) {
   const dir = mkdtempSync(join(tmpdir(), 'fabric-bench-fs-'));
   const data = 'x'.repeat(600);
   const rounds = [];
@@ -64,11 +64,11 @@ export function fileCreationMicros() {
       const sub = join(dir, String(r));
       mkdirSync(sub);
       const t0 = process.hrtime.bigint();
-      for (let i = 0; i < 500; i++) {
+      for (let i = 0; i < files; i++) {
         writeFileSync(join(sub, `${i}.tmp`), data);
         renameSync(join(sub, `${i}.tmp`), join(sub, String(i)));
       }
-      rounds.push(Number(process.hrtime.bigint() - t0) / 1e3 / 500);
+      rounds.push(Number(process.hrtime.bigint() - t0) / 1e3 / files);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
