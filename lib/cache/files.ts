@@ -194,13 +194,14 @@ function expandTrees(patterns: readonly string[], cwd: string, ignoreDirs: reado
     if (root === undefined && !isPlainPattern(p)) {
       const g = simpleGlob(p);
       if (!g) return undefined;
+      const abs = absolutePath(cwd, g.root);
       let st;
       try {
-        st = statSync(resolve(cwd, g.root), { throwIfNoEntry: false });
+        st = statSync(abs, { throwIfNoEntry: false });
       } catch {
         st = undefined;
       }
-      if (st?.isDirectory() && !walk(g.root, resolve(cwd, g.root), g.name, g.deep)) return undefined;
+      if (st?.isDirectory() && !walk(g.root, abs, g.name, g.deep)) return undefined;
       continue;
     }
     if (root === undefined) {

@@ -221,13 +221,31 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
       if (!cur || cur.sha256 !== o.sha256 || (cur.stat.mode & 0o7777) !== (o.mode & 0o7777)) return undefined;
       outputs.push({ path: targets[i]!, sha256: o.sha256, size: o.size });
     }
+    await recordHit(node, p, s, s.hasKey, file, s.outputs, inputs, outputs);
+    return { result: 'hit', fingerprint: p.fingerprint, logs: [], restored: [] };
+  }
+
+  /**
+   * What every hit records: the entry marked used, its key known to be in the entry, the run record
+   * (with a summary of the entry if a later hit may skip reading it: `base` undefined when not), and
+   * the digests the evidence packet may reuse when the entry's outputs are all the node declares.
+   */
+  async function recordHit(
+    node: Node,
+    p: Pending,
+    base: SummaryBase | undefined,
+    hasKey: boolean,
+    file: EntryFileStat,
+    held: readonly { readonly path: string }[],
+    inputs: readonly AbsFileDigest[] | undefined,
+    outputs: readonly AbsFileDigest[],
+  ): Promise<void> {
     // Marking the entry used changes its file's times: the summary follows them.
     const touched = await store.touchEntry(p.fingerprint, file.mtimeMs);
-    if (s.hasKey) keysInEntries.add(p.fingerprint);
+    if (hasKey) keysInEntries.add(p.fingerprint);
     mutatingRuns.delete(node.id);
-    await recordSuccess(node, p, 'cached', touched ? summaryOf(s, store.entryStat(p.fingerprint), Date.now()) : s);
-    if (outputsCoverGlobs(node, s.outputs)) digests.set(node.id, { inputs, outputs });
-    return { result: 'hit', fingerprint: p.fingerprint, logs: [], restored: [] };
+    await recordSuccess(node, p, 'cached', base && summaryOf(base, touched ? store.entryStat(p.fingerprint) : file, Date.now()));
+    if (outputsCoverGlobs(node, held)) digests.set(node.id, { inputs, outputs });
   }
 
   /**
@@ -414,12 +432,7 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
         await recordStart(node, p);
         return { result: 'miss', fingerprint: fp, detail: restored.detail };
       }
-      const touched = await store.touchEntry(fp, read.file.mtimeMs);
-      if (read.entry.keyJson !== undefined) keysInEntries.add(fp);
-      mutatingRuns.delete(node.id);
-      const base = summaryBase(read.entry);
-      await recordSuccess(node, p, 'cached', base && summaryOf(base, touched ? store.entryStat(fp) : read.file, Date.now()));
-      if (outputsCoverGlobs(node, read.entry.outputs)) digests.set(node.id, { inputs: kr.inputFiles, outputs: restored.outputs });
+      await recordHit(node, p, summaryBase(read.entry), read.entry.keyJson !== undefined, read.file, read.entry.outputs, kr.inputFiles, restored.outputs);
       return { result: 'hit', fingerprint: fp, logs: logs as CachedLog[], restored: restored.restored };
     },
 
