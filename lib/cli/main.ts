@@ -5,7 +5,7 @@
 import { resolve } from 'node:path';
 import { COMMANDS } from './commands.js';
 import { EXIT, type CliContext } from './context.js';
-import { after, turnBuffered } from './out.js';
+import { after, batched } from './out.js';
 import { UsageError } from './args.js';
 import { nearest } from '../util/suggest.js';
 import { VERSION } from './version.js';
@@ -99,8 +99,8 @@ async function main(argv: string[]): Promise<number> {
       name = 'run';
     }
   }
-  // Commands write stdout through a buffer flushed at the end of each event-loop turn (see out.ts).
-  const stdout = turnBuffered(std('stdout'));
+  // Commands write stdout through a buffer that holds text for at most a few milliseconds (see out.ts).
+  const stdout = batched(std('stdout'));
   const controller = new AbortController();
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {

@@ -1,25 +1,29 @@
 /**
- * The CLI's stdout: what is written in one turn of the event loop leaves in one write, at the end of
- * that turn (a run of 1000 cached tasks prints 1000+ status lines; one write each cost ~25 ms of a
- * 330 ms no-op run, bench/RESULTS.md). Nothing waits longer than the current turn, and stderr, which
- * shares the terminal, first flushes what stdout holds, so the two stay in order.
+ * The CLI's stdout: what is written within HOLD_MS leaves in one write (a run of 1000 tasks prints
+ * three lines per task; one write per line, or even per event-loop turn, was ~3400 writes to a pipe
+ * in a W1 run, each one a trip through Node's stream code and a wake-up of the reader: ~30 ms of CPU,
+ * bench/RESULTS.md). Nothing is held longer than HOLD_MS, more than HOLD_MAX characters are written at
+ * once, the CLI flushes before it returns, and stderr, which shares the terminal, first flushes what
+ * stdout holds, so the two stay in order.
  */
 import type { Out } from './context.js';
 
-export interface TurnBufferedOut extends Out {
+export interface BatchedOut extends Out {
   /** Writes what is held now (before exiting, or before writing elsewhere). */
   flush(): void;
 }
 
-/** Holds at most this many characters before writing without waiting for the end of the turn. */
+/** The longest any text is held: far below what a reader can notice, long enough to batch a busy run. */
+export const HOLD_MS = 10;
+/** Holds at most this many characters before writing without waiting. */
 const HOLD_MAX = 64 * 1024;
 
-export function turnBuffered(stream: Out): TurnBufferedOut {
+export function batched(stream: Out, holdMs: number = HOLD_MS): BatchedOut {
   let held: string[] = [];
   let size = 0;
-  let scheduled: NodeJS.Immediate | undefined;
+  let scheduled: NodeJS.Timeout | undefined;
   const flush = (): void => {
-    if (scheduled) clearImmediate(scheduled);
+    if (scheduled) clearTimeout(scheduled);
     scheduled = undefined;
     if (held.length === 0) return;
     const text = held.length === 1 ? held[0]! : held.join('');
@@ -33,7 +37,8 @@ export function turnBuffered(stream: Out): TurnBufferedOut {
       held.push(text);
       size += text.length;
       if (size >= HOLD_MAX) flush();
-      else scheduled ??= setImmediate(flush);
+      // Not unref'd: text written after the CLI's last flush still leaves before the process ends.
+      else scheduled ??= setTimeout(flush, holdMs);
       return true;
     },
     flush,
@@ -47,7 +52,7 @@ export function turnBuffered(stream: Out): TurnBufferedOut {
 }
 
 /** A stream written only after `first` was flushed (stderr after stdout), obtained on first use. */
-export function after(first: TurnBufferedOut, open: () => Out): Out {
+export function after(first: BatchedOut, open: () => Out): Out {
   let stream: Out | undefined;
   const get = (): Out => (stream ??= open());
   return {
