@@ -52,7 +52,16 @@ const PLAIN_COMMAND = /^[A-Za-z0-9_@+:,./-][A-Za-z0-9_@%+:,./-]*$/;
  * access, open, read and close (a thousand `/bin/true` tasks ask about the same file a thousand times).
  */
 type Probe = 'missing' | 'not-executable' | 'kernel' | 'script';
-const probes = new Map<string, { readonly key: string; readonly probe: Probe }>();
+interface KnownProbe {
+  readonly dev: number;
+  readonly ino: number;
+  readonly size: number;
+  readonly mtimeMs: number;
+  readonly ctimeMs: number;
+  readonly mode: number;
+  readonly probe: Probe;
+}
+const probes = new Map<string, KnownProbe>();
 
 function probe(path: string): Probe {
   let st;
@@ -63,9 +72,12 @@ function probe(path: string): Probe {
   }
   if (!st) return 'missing';
   if (!st.isFile()) return 'not-executable';
-  const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.mode}`;
+  // The identity is compared field by field: a key string of it cost more than the stat (two
+  // fractional milliseconds turned into text for every command).
   const known = probes.get(path);
-  if (known?.key === key) return known.probe;
+  if (known && known.dev === st.dev && known.ino === st.ino && known.size === st.size && known.mtimeMs === st.mtimeMs && known.ctimeMs === st.ctimeMs && known.mode === st.mode) {
+    return known.probe;
+  }
   let result: Probe;
   try {
     accessSync(path, fsConstants.X_OK);
@@ -73,7 +85,7 @@ function probe(path: string): Probe {
   } catch {
     result = 'not-executable';
   }
-  probes.set(path, { key, probe: result });
+  probes.set(path, { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, mode: st.mode, probe: result });
   return result;
 }
 
@@ -132,6 +144,8 @@ const physical = new Map<string, { readonly dev: number; readonly ino: number; r
 function childPwd(cwd: string, inherited: string | undefined): string | undefined {
   try {
     const here = statSync(cwd);
+    // The same path names the same directory (the usual case: the task runs where fabric was started).
+    if (inherited === cwd) return inherited;
     if (inherited !== undefined && isAbsolute(inherited)) {
       try {
         const there = statSync(inherited);

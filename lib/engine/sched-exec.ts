@@ -173,7 +173,9 @@ class Attempt {
       if (this.cause) return this.fail(this.stopFailure());
       if (step.kind === 'command') {
         this.learnSecrets(step.secretEnvFiles);
-        const exit = await this.runCommand(step.cmd, step.display, node.cwd, { ...node.env, ...step.env });
+        // Most steps declare no env of their own: the node's (read-only) env is used as it is.
+        const env = hasKeys(step.env) ? { ...node.env, ...step.env } : node.env;
+        const exit = await this.runCommand(step.cmd, step.display, node.cwd, env);
         if (this.cause) return this.fail(this.stopFailure());
         const code = exit.code;
         exitCode = code;
@@ -348,4 +350,9 @@ export async function runAttempt(node: Node, deps: ExecDeps): Promise<AttemptRes
     deps.signal.removeEventListener('abort', onAbort);
     await attempt.settle();
   }
+}
+
+function hasKeys(o: object): boolean {
+  for (const _ in o) return true;
+  return false;
 }

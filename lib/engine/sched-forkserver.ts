@@ -236,7 +236,8 @@ const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(Object.entries(osConstants.
 export function launchable(l: Launch): boolean {
   const ok = (s: string) => !s.includes('\0');
   if (l.file === '' || !ok(l.file) || !ok(l.argv0) || !ok(l.cwd) || !l.args.every(ok)) return false;
-  for (const [k, v] of Object.entries(l.env)) if (k === '' || k.includes('=') || !ok(k) || !ok(v)) return false;
+  const env = l.env;
+  for (const k in env) if (k === '' || k.includes('=') || !ok(k) || !ok(env[k]!)) return false;
   return true;
 }
 
@@ -341,9 +342,11 @@ export class ForkServer {
     const id = this.nextId++;
     this.commands.set(id, events);
     this.setRef(true);
-    const fields = [l.file, l.argv0, l.cwd, String(l.args.length), ...l.args];
-    for (const [k, v] of Object.entries(l.env)) fields.push(k, v);
-    this.send('S', id, Buffer.from(fields.join('\0'), 'utf8'));
+    let body = `${l.file}\0${l.argv0}\0${l.cwd}\0${l.args.length}`;
+    for (const a of l.args) body += '\0' + a;
+    const env = l.env;
+    for (const k in env) body += '\0' + k + '\0' + env[k];
+    this.send('S', id, body);
     return { stopReading: () => this.send('C', id) };
   }
 
@@ -352,13 +355,16 @@ export class ForkServer {
     this.child.stdin!.end();
   }
 
-  private send(op: 'S' | 'C', id: number, body?: Buffer): void {
+  /** One frame: length (LE u32, of what follows), the op, the command id (LE u32), the body (UTF-8). */
+  private send(op: 'S' | 'C', id: number, body = ''): void {
     if (this.lostReason !== undefined) return;
-    const head = Buffer.alloc(9);
-    head.writeUInt32LE(5 + (body?.length ?? 0), 0);
-    head.write(op, 4, 'latin1');
-    head.writeUInt32LE(id, 5);
-    this.child.stdin!.write(body ? Buffer.concat([head, body]) : head);
+    const size = Buffer.byteLength(body, 'utf8');
+    const frame = Buffer.allocUnsafe(9 + size);
+    frame.writeUInt32LE(5 + size, 0);
+    frame[4] = op.charCodeAt(0);
+    frame.writeUInt32LE(id, 5);
+    if (size > 0) frame.write(body, 9, 'utf8');
+    this.child.stdin!.write(frame);
   }
 
   /** Keeps the event loop alive only while commands are running, so an idle server never holds fabric. */

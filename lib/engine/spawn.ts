@@ -191,6 +191,17 @@ function launchPlan(spec: SpawnSpec): Launch[] {
   return plan;
 }
 
+/**
+ * Whether the fork server can take the plan: its last launch (the command as given, or bash) is the
+ * one to check. A direct exec before it adds only fields that cannot hold a NUL (plain words, a path
+ * found in PATH, the working directory's path, SHLVL's digits) to the same environment, so it can be
+ * sent whenever the last launch can (tested in sched-direct.test.ts); checking it too walked the whole
+ * environment once more per command.
+ */
+function serverTakes(plan: readonly Launch[]): boolean {
+  return launchable(plan[plan.length - 1]!);
+}
+
 const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).map(([name, n]) => [n, name]));
 
 /** The message Node's `spawn` gives for an errno, so that both spawn paths report failures alike. */
@@ -420,7 +431,7 @@ export async function startForkServerSpawner(kind?: ForkServerKind): Promise<(Sp
     server: own,
     spawn: (spec) => {
       const plan = launchPlan(spec);
-      return own.ready && plan.every(launchable) ? new ServerProcess(spec, own, plan) : new GroupProcess(spec, plan);
+      return own.ready && serverTakes(plan) ? new ServerProcess(spec, own, plan) : new GroupProcess(spec, plan);
     },
     close: () => own.close(),
   };
@@ -436,6 +447,6 @@ export const groupSpawner: Spawner = {
   spawn: (spec) => {
     const plan = launchPlan(spec);
     const s = forkServer();
-    return s?.ready && plan.every(launchable) ? new ServerProcess(spec, s, plan) : new GroupProcess(spec, plan);
+    return s?.ready && serverTakes(plan) ? new ServerProcess(spec, s, plan) : new GroupProcess(spec, plan);
   },
 };

@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, realpathSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { directExec } from '../../lib/engine/sched-direct.js';
 import { groupSpawner, type StreamName } from '../../lib/engine/spawn.js';
+import { launchable } from '../../lib/engine/sched-forkserver.js';
 import { rigTest, test } from '../helpers/rig.js';
 
 const PATH = process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin';
@@ -23,6 +24,8 @@ function viaBash(cmd: string, cwd: string, env: Record<string, string>) {
 function viaDirect(cmd: string, cwd: string, env: Record<string, string>) {
   const d = directExec(cmd, cwd, env);
   assert.ok(d, `expected the fast path for ${JSON.stringify(cmd)}`);
+  // The spawner checks only the bash launch for the fork server's protocol: the direct one must pass too.
+  assert.ok(launchable({ file: d.file, argv0: d.argv0, args: d.args, cwd, env: d.env }), `the direct launch of ${JSON.stringify(cmd)} can be sent`);
   const r = spawnSync(d.file, [...d.args], { cwd, env: { ...d.env }, argv0: d.argv0, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
