@@ -35,15 +35,19 @@ try {
   await rm(tmp, { recursive: true, force: true });
   throw e;
 }
-// The native fork server (lib/engine/forkserver.c): commands start in about half the time of the Perl
-// server's. Without a C compiler fabric uses the Perl server, so a failed compile is a warning.
-{
-  const src = join(root, 'lib/engine/forkserver.c');
-  const out = join(tmp, 'fabric-forkserver');
+// The native helpers: the fork server (lib/engine/forkserver.c), with which commands start in about
+// half the time of the Perl server's, and the tree walker (lib/cache/walker.c), which lists and stats
+// large input trees. Without a C compiler fabric uses the Perl server and walks in JavaScript, so a
+// failed compile is a warning.
+for (const [src, name, without] of [
+  ['lib/engine/forkserver.c', 'fabric-forkserver', 'commands will start through the Perl server'],
+  ['lib/cache/walker.c', 'fabric-walk', 'input trees will be walked in JavaScript'],
+]) {
+  const out = join(tmp, name);
   const tried = [];
   let built = false;
   for (const cc of [process.env.CC, 'cc', 'gcc', 'clang'].filter(Boolean)) {
-    const r = spawnSync(cc, ['-O2', '-Wall', '-Wextra', '-o', out, src], { cwd: root, encoding: 'utf8' });
+    const r = spawnSync(cc, ['-O2', '-Wall', '-Wextra', '-o', out, join(root, src)], { cwd: root, encoding: 'utf8' });
     if (r.status === 0) {
       built = true;
       break;
@@ -51,7 +55,7 @@ try {
     tried.push(`${cc}: ${r.error ? r.error.code : (r.stderr || `exit ${r.status}`).trim()}`);
     if (!r.error) break; // a compiler that ran and failed: the others would fail alike
   }
-  if (!built) console.warn(`fabric build: the native fork server was not built, commands will start through the Perl server (${tried.join('; ')})`);
+  if (!built) console.warn(`fabric build: ${name} was not built, ${without} (${tried.join('; ')})`);
 }
 const dist = join(root, 'dist');
 await rename(dist, old).catch((e) => {

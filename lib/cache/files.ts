@@ -4,8 +4,10 @@
  * under it. Dotfiles match; `.git` and the cache directory itself are never inputs.
  */
 import type FastGlobModule from 'fast-glob';
+import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync, type Stats } from 'node:fs';
 import { isAbsolute, posix, relative, resolve, sep } from 'node:path';
+import { nativeHelper } from '../util/native.js';
 import { absolutePath } from '../util/paths.js';
 
 const ALWAYS_IGNORED = ['**/.git/**'];
@@ -26,13 +28,28 @@ const PLAIN = /^[^*?[\](){}!\\]*$/;
 export const isPlainPattern = (p: string): boolean => PLAIN.test(p);
 const notDynamic = (): boolean => false;
 
+/** The fields of a regular file's stat that the stat cache compares (StatCache's FileStat). */
+export interface SeenFields {
+  readonly size: number;
+  readonly mtimeMs: number;
+  readonly ctimeMs: number;
+  readonly ino: number;
+  readonly mode: number;
+}
+
 /**
- * The stat of a file taken while expanding a literal pattern, with `Date.now()` just before it: the
- * stat cache reuses it instead of taking it again (`StatCache.hashFiles`), keyed by absolute path.
+ * The stat of a regular file taken while expanding a pattern (a literal path, or a tree walked by the
+ * native walker), with `Date.now()` just before it: the stat cache reuses it instead of taking it
+ * again (`StatCache.hashFiles`), keyed by absolute path.
  */
 export interface SeenStat {
-  readonly stats: Stats;
+  readonly stat: SeenFields;
   readonly at: number;
+}
+
+/** The fields of `s` that the stat cache compares. */
+export function seenFields(s: Stats): SeenFields {
+  return { size: s.size, mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs, ino: s.ino, mode: s.mode };
 }
 
 function isNegated(p: string): boolean {
@@ -104,7 +121,7 @@ function expandLiterals(
     if (st.isDirectory()) return undefined;
     if (st.isFile() && !isIgnored(rel, abs, ignoreDirs)) {
       out.push(rel);
-      seen?.set(abs, { stats: st, at });
+      seen?.set(abs, { stat: seenFields(st), at });
     }
   }
   return [...new Set(out)].sort();
@@ -151,6 +168,60 @@ function simpleGlob(p: string): { readonly root: string; readonly deep: boolean;
 const ODD_NAME = /[\u0000-\u001f\u007f\\]/;
 
 /**
+ * A walk that meets more entries than this hands the tree to the native walker (when it was built):
+ * below it, a walk in JavaScript costs less than starting a process.
+ */
+const NATIVE_WALK_ABOVE = 1000;
+const WALKER_NAME = 'fabric-walk';
+let walkerPath: string | null | undefined;
+
+/** The native walker (lib/cache/walker.c), or null without one. `setNativeWalker` replaces it (tests). */
+function walker(): string | null {
+  if (walkerPath === undefined) walkerPath = nativeHelper(WALKER_NAME) ?? null;
+  return walkerPath;
+}
+
+/** Tests: use this walker (null: none, undefined: the built one), and count its uses. */
+export function setNativeWalker(path: string | null | undefined): void {
+  walkerPath = path;
+  nativeWalks.count = 0;
+}
+export const nativeWalks = { count: 0 };
+
+const RECORD = 8;
+const HEADER = 8;
+
+/**
+ * The regular files under the directory `abs` as the native walker lists them: paths relative to it,
+ * and per file its stat fields (undefined when the walker could not take them: the caller stats the
+ * file itself). 'link': a symbolic link lies under it; undefined: no walker, or it failed (walk in
+ * JavaScript). `skip`: absolute paths it neither enters nor lists.
+ */
+function nativeWalk(abs: string, skip: readonly string[]): { readonly rels: string[]; readonly stats: (SeenFields | undefined)[] } | 'link' | undefined {
+  const file = walker();
+  if (!file) return undefined;
+  nativeWalks.count++;
+  const r = spawnSync(file, [abs, ...skip], { stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 1 << 30 });
+  if (r.status === 3) return 'link';
+  const out = r.stdout;
+  if (r.status !== 0 || r.error || !out || out.length < HEADER || out.toString('latin1', 0, 4) !== 'FWK1') return undefined;
+  const n = new Uint32Array(out.buffer.slice(out.byteOffset + 4, out.byteOffset + 8))[0]!; // the machine's byte order
+  const numsEnd = HEADER + n * RECORD * 8;
+  if (out.length < numsEnd) return undefined;
+  // The doubles in the machine's byte order, copied to an aligned buffer.
+  const nums = new Float64Array(out.buffer.slice(out.byteOffset + HEADER, out.byteOffset + numsEnd));
+  const rels = n === 0 ? [] : out.toString('utf8', numsEnd, out.length - 1).split('\0');
+  if (rels.length !== n) return undefined;
+  const stats: (SeenFields | undefined)[] = new Array(n);
+  for (let i = 0, o = 0; i < n; i++, o += RECORD) {
+    const mode = nums[o + 6]!;
+    // Milliseconds exactly as Node computes them from the seconds and nanoseconds (msFromTimeSpec).
+    stats[i] = mode < 0 ? undefined : { size: nums[o]!, mtimeMs: nums[o + 1]! * 1e3 + nums[o + 2]! / 1e6, ctimeMs: nums[o + 3]! * 1e3 + nums[o + 4]! / 1e6, ino: nums[o + 5]!, mode };
+  }
+  return { rels, stats };
+}
+
+/**
  * The other common cases, without fast-glob: every pattern is `dir/**`, a literal naming a file or a
  * directory (which means `dir/**`), or a simple name pattern under a static directory (`simpleGlob`).
  * The directories are walked synchronously with what fast-glob's options below ask for: dotfiles
@@ -158,11 +229,19 @@ const ODD_NAME = /[\u0000-\u001f\u007f\\]/;
  * symbolic link anywhere in a walked directory, an odd file name, or anything else hands over to
  * fast-glob (undefined), which follows links. test/unit/cache-files-lazy.test.ts checks the results
  * against fast-glob's.
+ *
+ * A deep walk that meets more than NATIVE_WALK_ABOVE entries starts again in the native walker, which
+ * also stats the files: their stats go into `seen` for the stat cache, so a large tree costs one
+ * process instead of a Node `Stats` object per file (test/unit/cache-walker.test.ts compares the two).
  */
-function expandTrees(patterns: readonly string[], cwd: string, ignoreDirs: readonly string[]): string[] | undefined {
+function expandTrees(patterns: readonly string[], cwd: string, ignoreDirs: readonly string[], seen?: Map<string, SeenStat>): string[] | undefined {
   const out = new Set<string>();
-  /** Adds the files under `rel` (at any depth when `deep`) whose name `match` accepts (all without one). */
-  const walk = (rel: string, abs: string, match?: RegExp, deep = true): boolean => {
+  const TOO_MANY = 'native';
+  /**
+   * Adds the files under `rel` (at any depth when `deep`) whose name `match` accepts (all without one)
+   * to `found`; false: hand over to fast-glob; TOO_MANY: more than `budget.left` entries.
+   */
+  const walk = (rel: string, abs: string, found: string[], budget: { left: number }, match?: RegExp, deep = true): boolean | typeof TOO_MANY => {
     if (isIgnored(rel, abs, ignoreDirs)) return true;
     let entries;
     try {
@@ -170,6 +249,7 @@ function expandTrees(patterns: readonly string[], cwd: string, ignoreDirs: reado
     } catch {
       return true;
     }
+    if ((budget.left -= entries.length) < 0) return TOO_MANY;
     // Paths are built by concatenation (abs is normalized), not path.resolve: 10,000 files cost ~10 ms
     // of resolve. An entry can only be an ignored directory, or lie under one, when one of them lies
     // under this directory; otherwise no entry is checked.
@@ -182,10 +262,48 @@ function expandTrees(patterns: readonly string[], cwd: string, ignoreDirs: reado
       if (match && ODD_NAME.test(name)) return false;
       const child = `${rel}/${name}`;
       if (e.isDirectory()) {
-        if (deep && !walk(child, prefix + name, match, deep)) return false;
+        if (deep) {
+          const r = walk(child, prefix + name, found, budget, match, deep);
+          if (r !== true) return r;
+        }
       } else if (e.isFile() && (!match || match.test(name))) {
-        if (!inner || !isIgnored(child, prefix + name, ignoreDirs)) out.add(child);
+        if (!inner || !isIgnored(child, prefix + name, ignoreDirs)) found.push(child);
       }
+    }
+    return true;
+  };
+  /** The walk of one root: in JavaScript, or natively once it proves large. */
+  const walkRoot = (rel: string, abs: string, match?: RegExp, deep = true): boolean => {
+    const found: string[] = [];
+    const budget = { left: deep && walker() ? NATIVE_WALK_ABOVE : Infinity };
+    const r = walk(rel, abs, found, budget, match, deep);
+    if (r === false) return false;
+    if (r === true) {
+      for (const f of found) out.add(f);
+      return true;
+    }
+    const at = Date.now();
+    const prefix = abs.endsWith(sep) ? abs : abs + sep;
+    const native = nativeWalk(abs, ignoreDirs.filter((d) => d.startsWith(prefix)));
+    if (native === 'link') return false;
+    if (native === undefined) {
+      // The walker failed: walk in JavaScript after all.
+      const again: string[] = [];
+      if (walk(rel, abs, again, { left: Infinity }, match, deep) !== true) return false;
+      for (const f of again) out.add(f);
+      return true;
+    }
+    const { rels, stats } = native;
+    for (let i = 0; i < rels.length; i++) {
+      const p = rels[i]!;
+      const name = p.slice(p.lastIndexOf('/') + 1);
+      if (match) {
+        if (ODD_NAME.test(p)) return false;
+        if (!match.test(name)) continue;
+      }
+      out.add(`${rel}/${p}`);
+      const st = stats[i];
+      if (seen && st) seen.set(prefix + p, { stat: st, at });
     }
     return true;
   };
@@ -201,7 +319,7 @@ function expandTrees(patterns: readonly string[], cwd: string, ignoreDirs: reado
       } catch {
         st = undefined;
       }
-      if (st?.isDirectory() && !walk(g.root, abs, g.name, g.deep)) return undefined;
+      if (st?.isDirectory() && !walkRoot(g.root, abs, g.name, g.deep)) return undefined;
       continue;
     }
     if (root === undefined) {
@@ -229,7 +347,7 @@ function expandTrees(patterns: readonly string[], cwd: string, ignoreDirs: reado
     }
     if (!st?.isDirectory()) continue;
     // A link on the way to the root (fast-glob resolves it) is fine; inside the tree it is not.
-    if (!walk(root, resolve(cwd, root))) return undefined;
+    if (!walkRoot(root, resolve(cwd, root))) return undefined;
   }
   return [...out].sort();
 }
@@ -248,7 +366,7 @@ export async function expandGlobs(patterns: readonly string[], cwd: string, igno
     const direct = expandLiterals(patterns, cwd, ignoreDirs, notDynamic, seen);
     if (direct) return direct;
   }
-  const trees = expandTrees(patterns, cwd, ignoreDirs);
+  const trees = expandTrees(patterns, cwd, ignoreDirs, seen);
   if (trees) return trees;
   const fg = await fastGlob();
   if (!plain) {

@@ -19,7 +19,7 @@ import type { NodeId } from '../engine/events.js';
 import type { AbsFileDigest, CachedLog, CacheLookup, CacheProvider, KnownDigests } from './types.js';
 import { computeKey, SecretDigester, type CacheKey, type KeyContext } from './fingerprint.js';
 import { diffKeys, summarizeChanges } from './diff.js';
-import { expandGlobs, isPlainPattern, unmatchedPatterns, type SeenStat } from './files.js';
+import { expandGlobs, isPlainPattern, seenFields, unmatchedPatterns, type SeenFields, type SeenStat } from './files.js';
 import { StatCache, toFileStat, type HashedFile } from './stat-cache.js';
 import { INLINE_LOGS_MAX, INLINE_OUTPUT_MAX, INLINE_OUTPUTS_TOTAL, STORE_FORMAT, Store, inlineBytes, inlineOf, validLogs, type CacheEntry, type EntryFileStat, type EntrySummary, type RunOutcome, type RunRecord, type StoredOutput } from './store.js';
 import { RUN_FORMAT } from './runs.js';
@@ -78,7 +78,7 @@ export function defaultIgnoreDirs(repoRoot: string, cacheDir: string, more: read
 }
 
 /** Whether two stats are of the same, unchanged file (inode, size, modification and change times). */
-function sameFile(a: Stats | undefined, b: Stats | undefined): boolean {
+function sameFile(a: SeenFields | undefined, b: SeenFields | undefined): boolean {
   return a !== undefined && b !== undefined && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs;
 }
 
@@ -169,7 +169,7 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
    * stat, taken by missingOutputs). save() stores nothing if any differs once it has read them: another
    * process (a second run of the same task) wrote them in between, and the store would keep a mix.
    */
-  const afterRun = new Map<NodeId, Map<string, Stats>>();
+  const afterRun = new Map<NodeId, Map<string, SeenFields>>();
   /** What `fileDigests` answers (this run only). */
   const digests = new Map<NodeId, { inputs?: readonly AbsFileDigest[] | undefined; outputs?: readonly AbsFileDigest[] | undefined }>();
 
@@ -263,13 +263,17 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
     });
 
   /** The node's declared output files now: absolute path → stat. */
-  async function outputStats(node: Node): Promise<Map<string, Stats>> {
+  async function outputStats(node: Node): Promise<Map<string, SeenFields>> {
     const seen = new Map<string, SeenStat>();
     const rels = await expandGlobs(node.outputs, node.cwd, [opts.dir], seen);
-    const out = new Map<string, Stats>();
+    const out = new Map<string, SeenFields>();
     for (const rel of rels) {
       const abs = absolutePath(node.cwd, rel);
-      const st = seen.get(abs)?.stats ?? statSync(abs, { throwIfNoEntry: false });
+      let st = seen.get(abs)?.stat;
+      if (!st) {
+        const taken = statSync(abs, { throwIfNoEntry: false });
+        if (taken) st = seenFields(taken);
+      }
       if (st) out.set(abs, st);
     }
     return out;
@@ -460,8 +464,12 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
         for (let i = 0; i < rels.length; i++) {
           const seenStat = seen.get(abs[i]!);
           const at = seenStat?.at ?? Date.now();
-          const st = seenStat?.stats ?? statSync(abs[i]!, { throwIfNoEntry: false });
-          if (!st?.isFile() || st.size > Math.min(INLINE_OUTPUT_MAX, inlineBudget)) continue;
+          let st = seenStat?.stat;
+          if (!st) {
+            const taken = statSync(abs[i]!, { throwIfNoEntry: false });
+            st = taken?.isFile() ? seenFields(taken) : undefined;
+          }
+          if (!st || st.size > Math.min(INLINE_OUTPUT_MAX, inlineBudget)) continue;
           let bytes: Buffer | undefined;
           try {
             bytes = readIfSmall(abs[i]!, Math.min(INLINE_OUTPUT_MAX, inlineBudget));
@@ -472,7 +480,7 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
           const sha256 = createHash('sha256').update(bytes).digest('hex');
           inlineBudget -= bytes.length;
           inline.set(i, { path: rels[i]!, mode: st.mode & 0o7777, sha256, size: bytes.length, inline: inlineOf(bytes) });
-          if (bytes.length === st.size) statCache.remember(abs[i]!, toFileStat(st), sha256, at);
+          if (bytes.length === st.size) statCache.remember(abs[i]!, st, sha256, at);
         }
         const hashed = await statCache.hashFiles(abs.filter((_, i) => !inline.has(i)), seen);
         const outputs: StoredOutput[] = [];

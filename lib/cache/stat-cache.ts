@@ -168,17 +168,23 @@ export class StatCache {
       for (let j = i; j < end; j++) {
         const p = paths[j]!;
         const pre = seen?.get(p);
-        const at = pre ? Math.min(pre.at, this.now()) : this.now();
-        let st: Stats | undefined = pre?.stats;
-        if (!pre) {
+        let at: number;
+        let s: FileStat;
+        if (pre) {
+          // Seen stats are of regular files only.
+          at = Math.min(pre.at, this.now());
+          s = pre.stat;
+        } else {
+          at = this.now();
+          let st: Stats | undefined;
           try {
             st = statSync(p, { throwIfNoEntry: false });
           } catch {
             st = undefined;
           }
+          if (!st || !st.isFile()) continue;
+          s = toFileStat(st);
         }
-        if (!st || !st.isFile()) continue;
-        const s = toFileStat(st);
         const sha256 = this.reusable(p, s);
         if (sha256 !== undefined) {
           this.counters.reused++;

@@ -31,8 +31,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { nativeHelper } from '../util/native.js';
 
 const PERL_CANDIDATES = ['/usr/bin/perl', '/bin/perl'];
 /** The native server (forkserver.c), compiled by scripts/build.mjs into dist/ when a C compiler is present. */
@@ -254,21 +253,6 @@ function findPerl(): string | undefined {
   return PERL_CANDIDATES.find(executable);
 }
 
-/**
- * The native server beside this module's bundle: dist/ holds it, and this module runs from dist/ or
- * dist/chunks/ (the CLI), or from build/lib/engine/ (the compiled tests, beside dist/ in the package).
- */
-function findNative(): string | undefined {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 4; i++) {
-    for (const p of [join(dir, NATIVE_SERVER_NAME), join(dir, 'dist', NATIVE_SERVER_NAME)]) if (executable(p)) return p;
-    const up = dirname(dir);
-    if (up === dir) break;
-    dir = up;
-  }
-  return undefined;
-}
-
 /** Which server runs the commands: the native one when it was built, else Perl's. */
 export type ForkServerKind = 'native' | 'perl';
 
@@ -291,7 +275,7 @@ export class ForkServer {
    * undefined when there is none to run.
    */
   static start(kind?: ForkServerKind): ForkServer | undefined {
-    const native = kind === 'perl' ? undefined : findNative();
+    const native = kind === 'perl' ? undefined : nativeHelper(NATIVE_SERVER_NAME);
     const perl = native || kind === 'native' ? undefined : findPerl();
     if (!native && !perl) return undefined;
     try {
