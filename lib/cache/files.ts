@@ -4,7 +4,7 @@
  * under it. Dotfiles match; `.git` and the cache directory itself are never inputs.
  */
 import type FastGlobModule from 'fast-glob';
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readdirSync, statSync, type Stats } from 'node:fs';
 import { isAbsolute, posix, relative, resolve, sep } from 'node:path';
 import { nativeHelper } from '../util/native.js';
@@ -188,23 +188,52 @@ export function setNativeWalker(path: string | null | undefined): void {
 }
 export const nativeWalks = { count: 0 };
 
+/** What the native walker lists: paths relative to the walked directory, and their stat fields. */
+interface NativeListing {
+  readonly rels: string[];
+  /** Per file; undefined when the walker could not take it (the caller stats the file itself). */
+  readonly stats: (SeenFields | undefined)[];
+}
+
+/** At most this much output is read from the walker (some 1.4 million files); past it, the walk is JavaScript's. */
+const MAX_LISTING = 1 << 30;
+
+/**
+ * The regular files under the directory `abs` as the native walker lists them. 'link': a symbolic
+ * link lies under it; undefined: no walker, or it failed (walk in JavaScript). `skip`: absolute paths
+ * it neither enters nor lists. The walker runs as a child process while this process goes on (the
+ * stat cache is loaded meanwhile, see `hashInputs`).
+ */
+function nativeWalk(abs: string, skip: readonly string[]): Promise<NativeListing | 'link' | undefined> {
+  const file = walker();
+  if (!file) return Promise.resolve(undefined);
+  nativeWalks.count++;
+  return new Promise((resolve) => {
+    let child;
+    try {
+      child = spawn(file, [abs, ...skip], { stdio: ['ignore', 'pipe', 'ignore'] });
+    } catch {
+      resolve(undefined);
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    child.stdout!.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= MAX_LISTING) chunks.push(c);
+      else child.kill('SIGKILL');
+    });
+    child.on('error', () => resolve(undefined));
+    child.on('close', (code) => resolve(code === 3 ? 'link' : code === 0 && size <= MAX_LISTING ? parseListing(Buffer.concat(chunks, size)) : undefined));
+  });
+}
+
 const RECORD = 8;
 const HEADER = 8;
 
-/**
- * The regular files under the directory `abs` as the native walker lists them: paths relative to it,
- * and per file its stat fields (undefined when the walker could not take them: the caller stats the
- * file itself). 'link': a symbolic link lies under it; undefined: no walker, or it failed (walk in
- * JavaScript). `skip`: absolute paths it neither enters nor lists.
- */
-function nativeWalk(abs: string, skip: readonly string[]): { readonly rels: string[]; readonly stats: (SeenFields | undefined)[] } | 'link' | undefined {
-  const file = walker();
-  if (!file) return undefined;
-  nativeWalks.count++;
-  const r = spawnSync(file, [abs, ...skip], { stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 1 << 30 });
-  if (r.status === 3) return 'link';
-  const out = r.stdout;
-  if (r.status !== 0 || r.error || !out || out.length < HEADER || out.toString('latin1', 0, 4) !== 'FWK1') return undefined;
+/** The walker's output (walker.c): "FWK1", a count, the records' doubles, then the NUL-terminated paths. */
+function parseListing(out: Buffer): NativeListing | undefined {
+  if (out.length < HEADER || out.toString('latin1', 0, 4) !== 'FWK1') return undefined;
   const n = new Uint32Array(out.buffer.slice(out.byteOffset + 4, out.byteOffset + 8))[0]!; // the machine's byte order
   const numsEnd = HEADER + n * RECORD * 8;
   if (out.length < numsEnd) return undefined;
@@ -234,7 +263,7 @@ function nativeWalk(abs: string, skip: readonly string[]): { readonly rels: stri
  * also stats the files: their stats go into `seen` for the stat cache, so a large tree costs one
  * process instead of a Node `Stats` object per file (test/unit/cache-walker.test.ts compares the two).
  */
-function expandTrees(patterns: readonly string[], cwd: string, ignoreDirs: readonly string[], seen?: Map<string, SeenStat>): string[] | undefined {
+async function expandTrees(patterns: readonly string[], cwd: string, ignoreDirs: readonly string[], seen?: Map<string, SeenStat>): Promise<string[] | undefined> {
   const out = new Set<string>();
   const TOO_MANY = 'native';
   /**
@@ -273,7 +302,7 @@ function expandTrees(patterns: readonly string[], cwd: string, ignoreDirs: reado
     return true;
   };
   /** The walk of one root: in JavaScript, or natively once it proves large. */
-  const walkRoot = (rel: string, abs: string, match?: RegExp, deep = true): boolean => {
+  const walkRoot = async (rel: string, abs: string, match?: RegExp, deep = true): Promise<boolean> => {
     const found: string[] = [];
     const budget = { left: deep && walker() ? NATIVE_WALK_ABOVE : Infinity };
     const r = walk(rel, abs, found, budget, match, deep);
@@ -284,7 +313,7 @@ function expandTrees(patterns: readonly string[], cwd: string, ignoreDirs: reado
     }
     const at = Date.now();
     const prefix = abs.endsWith(sep) ? abs : abs + sep;
-    const native = nativeWalk(abs, ignoreDirs.filter((d) => d.startsWith(prefix)));
+    const native = await nativeWalk(abs, ignoreDirs.filter((d) => d.startsWith(prefix)));
     if (native === 'link') return false;
     if (native === undefined) {
       // The walker failed: walk in JavaScript after all.
@@ -319,7 +348,7 @@ function expandTrees(patterns: readonly string[], cwd: string, ignoreDirs: reado
       } catch {
         st = undefined;
       }
-      if (st?.isDirectory() && !walkRoot(g.root, abs, g.name, g.deep)) return undefined;
+      if (st?.isDirectory() && !(await walkRoot(g.root, abs, g.name, g.deep))) return undefined;
       continue;
     }
     if (root === undefined) {
@@ -347,7 +376,7 @@ function expandTrees(patterns: readonly string[], cwd: string, ignoreDirs: reado
     }
     if (!st?.isDirectory()) continue;
     // A link on the way to the root (fast-glob resolves it) is fine; inside the tree it is not.
-    if (!walkRoot(root, resolve(cwd, root))) return undefined;
+    if (!(await walkRoot(root, resolve(cwd, root)))) return undefined;
   }
   return [...out].sort();
 }
@@ -366,7 +395,7 @@ export async function expandGlobs(patterns: readonly string[], cwd: string, igno
     const direct = expandLiterals(patterns, cwd, ignoreDirs, notDynamic, seen);
     if (direct) return direct;
   }
-  const trees = expandTrees(patterns, cwd, ignoreDirs, seen);
+  const trees = await expandTrees(patterns, cwd, ignoreDirs, seen);
   if (trees) return trees;
   const fg = await fastGlob();
   if (!plain) {

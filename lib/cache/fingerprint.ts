@@ -174,7 +174,10 @@ export async function hashInputs(
   ctx: Pick<KeyContext, 'statCache' | 'ignoreDirs'>,
 ): Promise<{ readonly inputs: Record<string, string>; readonly files: AbsFileDigest[] | undefined }> {
   const seen = new Map<string, SeenStat>();
-  const rels = await expandGlobs(node.inputs, node.cwd, ctx.ignoreDirs, seen);
+  const expanding = expandGlobs(node.inputs, node.cwd, ctx.ignoreDirs, seen);
+  // A large tree is listed by the native walker, in another process: the stat cache loads meanwhile.
+  if (node.inputs.length > 0) ctx.statCache.preload();
+  const rels = await expanding;
   if (rels.length === 0) return { inputs: {}, files: [] };
   const abs = rels.map((r) => absolutePath(node.cwd, r));
   const hashed = await ctx.statCache.hashFiles(abs, seen);

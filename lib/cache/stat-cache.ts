@@ -116,6 +116,14 @@ export class StatCache {
     private readonly now: () => number = Date.now,
   ) {}
 
+  /**
+   * Starts loading the rows now (the file is read at once, parsed in the next microtask): a caller
+   * that is about to wait for something else, such as the native walker, lets the load use the wait.
+   */
+  preload(): void {
+    void this.load();
+  }
+
   private load(): Promise<void> {
     this.loading ??= (async () => {
       if (!this.file) return;
