@@ -279,6 +279,38 @@ timedTest('the native fork server is built whenever a C compiler is present, and
   }
 });
 
+timedTest('native: silent long commands are reported started at once, also while more start (a started frame is never held until the exit)', async () => {
+  const server = ForkServer.start('native');
+  if (!server) return; // no C compiler here (the test above says whether that is so)
+  try {
+    assert.ok(await server.whenReady());
+    const t0 = Date.now();
+    const started: number[] = [];
+    const exited: Promise<void>[] = [];
+    // Twenty `sleep 2` started 1 ms apart: each start adds a 'started' frame while earlier ones are held.
+    for (let i = 0; i < 20; i++) {
+      exited.push(
+        new Promise<void>((resolve, reject) => {
+          server.launch({ file: '/bin/sleep', argv0: 'sleep', args: ['2'], cwd: '/', env: ENV }, {
+            started: () => started.push(Date.now() - t0),
+            failed: (errno) => reject(new Error(`failed: ${errno}`)),
+            data: () => undefined,
+            exit: () => undefined,
+            closed: () => resolve(),
+            lost: (r) => reject(new Error(r)),
+          });
+        }),
+      );
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal(started.length, 20, 'every command reported started within a second of a two-second run');
+    await Promise.all(exited);
+  } finally {
+    server.close();
+  }
+}, { ms: 20_000 });
+
 timedTest('an idle fork server does not keep the process alive', async () => {
   const { spawnSync } = await import('node:child_process');
   const url = new URL('../../lib/engine/spawn.js', import.meta.url).href;
