@@ -29,9 +29,8 @@
  * closed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants as fsConstants } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { nativeHelper } from '../util/native.js';
+import { executable, nativeHelper } from '../util/native.js';
 
 const PERL_CANDIDATES = ['/usr/bin/perl', '/bin/perl'];
 /** The native server (forkserver.c), compiled by scripts/build.mjs into dist/ when a C compiler is present. */
@@ -238,15 +237,6 @@ export function launchable(l: Launch): boolean {
   const env = l.env;
   for (const k in env) if (k === '' || k.includes('=') || !ok(k) || !ok(env[k]!)) return false;
   return true;
-}
-
-function executable(p: string): boolean {
-  try {
-    accessSync(p, fsConstants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function findPerl(): string | undefined {

@@ -3,7 +3,8 @@ import { accessSync, constants as fsConstants } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-function executable(p: string): boolean {
+/** Whether `p` is a file this process may execute. */
+export function executable(p: string): boolean {
   try {
     accessSync(p, fsConstants.X_OK);
     return true;
