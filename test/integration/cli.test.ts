@@ -4,7 +4,7 @@ import * as assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, chmodSync, cpSync, symlinkSync, utimesSync, readFileSync, statSync, existsSync, writeFileSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { FABRIC_BIN, ROOT, rigTest, test } from '../helpers/rig.js';
+import { FABRIC_BIN, ROOT, fixture, rigTest, test } from '../helpers/rig.js';
 
 const FF = (body: string) => `import { task } from 'fabric';\n${body}\n`;
 
@@ -405,6 +405,29 @@ rigTest("list hides tasks tagged 'internal' unless --all", async (rig) => {
   const names = async (args: string[]) => (JSON.parse((await rig.fabric(['list', '--json', ...args])).stdout) as { name: string }[]).map((t) => t.name);
   assert.deepEqual(await names([]), ['up']);
   assert.deepEqual(await names(['--all']), ['up', 'up:step']);
+});
+
+rigTest('a task’s output reaches a pipe while the task still runs (stdout holds text only briefly)', async (rig) => {
+  // The task prints a line, then waits until the test has seen that line: output held until the task
+  // (or the run) ends would never arrive, and the run would time out.
+  const wait = `${JSON.stringify(process.execPath)} ${JSON.stringify(fixture('wait-for.mjs'))} .release-t`;
+  await rig.write({ 'fabricfile.ts': FF(`task('t', { run: ${JSON.stringify(`echo first-line && ${wait} && echo second-line`)} });`) });
+  let seen = '';
+  let r;
+  try {
+    r = await rig.fabric(['run', 't', '-o', 'plain', '--no-evidence'], {
+      timeoutMs: 30_000,
+      onSpawn: (child) => {
+        child.stdout!.on('data', (d: Buffer | string) => {
+          if (!seen.includes('[t] first-line') && (seen += String(d)).includes('[t] first-line')) void rig.release('t');
+        });
+      },
+    });
+  } finally {
+    await rig.release('t'); // a wait-for left behind by a failed run exits too
+  }
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(r.stdout.indexOf('[t] first-line') < r.stdout.indexOf('[t] second-line'), r.stdout);
 });
 
 test.run();
