@@ -181,9 +181,12 @@ function walker(): string | null {
   return walkerPath;
 }
 
-/** Tests: use this walker (null: none, undefined: the built one), and count its uses. */
-export function setNativeWalker(path: string | null | undefined): void {
+let nativeAbove = NATIVE_WALK_ABOVE;
+
+/** Tests: use this walker (null: none, undefined: the built one) above this many entries, and count its uses. */
+export function setNativeWalker(path: string | null | undefined, above = NATIVE_WALK_ABOVE): void {
   walkerPath = path;
+  nativeAbove = above;
   nativeWalks.count = 0;
 }
 export const nativeWalks = { count: 0 };
@@ -304,7 +307,7 @@ async function expandTrees(patterns: readonly string[], cwd: string, ignoreDirs:
   /** The walk of one root: in JavaScript, or natively once it proves large. */
   const walkRoot = async (rel: string, abs: string, match?: RegExp, deep = true): Promise<boolean> => {
     const found: string[] = [];
-    const budget = { left: deep && walker() ? NATIVE_WALK_ABOVE : Infinity };
+    const budget = { left: deep && walker() ? nativeAbove : Infinity };
     const r = walk(rel, abs, found, budget, match, deep);
     if (r === false) return false;
     if (r === true) {

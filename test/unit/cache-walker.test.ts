@@ -154,6 +154,46 @@ rigTest('the stat cache takes the walker’s stats: the same digests, and unchan
   assert.ok(after.digests.includes(createHash('sha256').update('X/Y').digest('hex')));
 });
 
+rigTest('random trees: the native walker (used for every walk here) and the JavaScript walk list the same files', async (rig) => {
+  if (!WALKER) return;
+  // A fixed seed: the same trees every run.
+  let seed = 20261127;
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed % n;
+  };
+  const NAMES = ['a', 'b.txt', '.hidden', 'sp ace', 'é€', '𝄞', 'x.json', '.git', 'cache', 'dir.d', '-dash', '#hash', 'UPPER', 'a..b', 'z'];
+  for (let t = 0; t < 8; t++) {
+    const root = `t${t}`;
+    const files: Record<string, string> = {};
+    const dirs: string[] = [root];
+    for (let i = 0; i < 60; i++) {
+      const parent = dirs[rand(dirs.length)]!;
+      const name = `${NAMES[rand(NAMES.length)]}${rand(3) === 0 ? String(i) : ''}`;
+      const path = `${parent}/${name}`;
+      if (rand(3) === 0 && !Object.keys(files).some((f) => f === path || f.startsWith(`${path}/`))) dirs.push(path);
+      else if (!dirs.includes(path)) files[path] = `${t}:${i}`;
+    }
+    // A file whose path a later directory would need is dropped (write() cannot make both).
+    const filePaths = Object.keys(files).filter((f) => !dirs.some((d) => d.startsWith(`${f}/`)));
+    await rig.write(Object.fromEntries(filePaths.map((f) => [f, files[f]!])));
+    for (const d of dirs) mkdirSync(rig.path(...d.split('/')), { recursive: true });
+    const ignoreDirs = dirs.filter((d) => d.endsWith('/cache')).map((d) => rig.path(...d.split('/')));
+    for (const patterns of [[`${root}/**`], [root], [`${root}/**/*.txt`], [`${root}/**/x.json`, `${root}/**/b.txt`]]) {
+      setNativeWalker(undefined, 0);
+      const seen = new Map<string, SeenStat>();
+      const native = await expandGlobs(patterns, rig.dir, ignoreDirs, seen);
+      const walks = nativeWalks.count;
+      setNativeWalker(null);
+      const js = await expandGlobs(patterns, rig.dir, ignoreDirs);
+      setNativeWalker(undefined);
+      assert.deepEqual(native, js, `tree ${t}, ${JSON.stringify(patterns)}`);
+      assert.ok(walks > 0, `tree ${t}: the walker was used`);
+      for (const [abs, s] of seen) assert.equal(s.stat.size, statSync(abs).size, abs);
+    }
+  }
+});
+
 test('the walker refuses a relative root and reports a missing one (the caller walks in JavaScript)', () => {
   if (!WALKER) return;
   assert.equal(spawnSync(WALKER, ['relative/dir']).status, 2);
