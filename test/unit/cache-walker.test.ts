@@ -39,18 +39,24 @@ async function bigTree(rig: Rig, { odd = true } = {}): Promise<void> {
 
 const fastGlobOptions = (ignore: string[]) => ({ dot: true, onlyFiles: true, followSymbolicLinks: true, unique: true, suppressErrors: true, ignore: ['**/.git/**', ...ignore] });
 
-async function threeWays(rig: Rig, patterns: string[], ignoreDirs: string[], ignoreGlobs: string[]) {
-  const { default: fg } = await import('fast-glob');
-  setNativeWalker(undefined);
+/** The same patterns with the native walker (above `above` entries) and with the JavaScript walk only. */
+async function bothWalks(rig: Rig, patterns: string[], ignoreDirs: string[], above?: number) {
+  setNativeWalker(undefined, above);
   const seen = new Map<string, SeenStat>();
   const native = await expandGlobs(patterns, rig.dir, ignoreDirs, seen);
   const walks = nativeWalks.count;
   setNativeWalker(null);
   const js = await expandGlobs(patterns, rig.dir, ignoreDirs);
   setNativeWalker(undefined);
+  return { native, js, seen, walks };
+}
+
+async function threeWays(rig: Rig, patterns: string[], ignoreDirs: string[], ignoreGlobs: string[]) {
+  const { default: fg } = await import('fast-glob');
+  const both = await bothWalks(rig, patterns, ignoreDirs);
   // A directory literal means dir/** (expandGlobs says so to fast-glob too).
   const viaFg = (await fg(patterns.map((p) => (p === 'tree' ? 'tree/**' : p)), { cwd: rig.dir, ...fastGlobOptions(ignoreGlobs) })).sort();
-  return { native, js, viaFg, seen, walks };
+  return { ...both, viaFg };
 }
 
 rigTest('the native walker lists what the JavaScript walk and fast-glob list, and its stats are Node’s', async (rig) => {
@@ -180,13 +186,7 @@ rigTest('random trees: the native walker (used for every walk here) and the Java
     for (const d of dirs) mkdirSync(rig.path(...d.split('/')), { recursive: true });
     const ignoreDirs = dirs.filter((d) => d.endsWith('/cache')).map((d) => rig.path(...d.split('/')));
     for (const patterns of [[`${root}/**`], [root], [`${root}/**/*.txt`], [`${root}/**/x.json`, `${root}/**/b.txt`]]) {
-      setNativeWalker(undefined, 0);
-      const seen = new Map<string, SeenStat>();
-      const native = await expandGlobs(patterns, rig.dir, ignoreDirs, seen);
-      const walks = nativeWalks.count;
-      setNativeWalker(null);
-      const js = await expandGlobs(patterns, rig.dir, ignoreDirs);
-      setNativeWalker(undefined);
+      const { native, js, seen, walks } = await bothWalks(rig, patterns, ignoreDirs, 0);
       assert.deepEqual(native, js, `tree ${t}, ${JSON.stringify(patterns)}`);
       assert.ok(walks > 0, `tree ${t}: the walker was used`);
       for (const [abs, s] of seen) assert.equal(s.stat.size, statSync(abs).size, abs);
