@@ -12,7 +12,12 @@ import { fileURLToPath } from 'node:url';
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const N = 1000;
 const J = 2;
-const reps = Number(process.argv[process.argv.indexOf('--reps') + 1] ?? 0) || 7;
+const repsAt = process.argv.indexOf('--reps');
+const reps = repsAt > 0 ? Number(process.argv[repsAt + 1]) : 7;
+if (!Number.isInteger(reps) || reps < 1) {
+  console.error('spawn-floor: --reps needs a whole number ≥ 1');
+  process.exit(2);
+}
 const server = join(REPO, 'build', 'lib', 'engine', 'sched-forkserver.js');
 if (!existsSync(server)) {
   console.error(`spawn-floor: ${server} is missing; run \`npm test\` (it compiles build/) first`);

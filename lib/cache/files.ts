@@ -28,8 +28,8 @@ const PLAIN = /^[^*?[\](){}!\\]*$/;
 export const isPlainPattern = (p: string): boolean => PLAIN.test(p);
 const notDynamic = (): boolean => false;
 
-/** The fields of a regular file's stat that the stat cache compares (StatCache's FileStat). */
-export interface SeenFields {
+/** The fields of a regular file's stat that the stat cache compares (size, times, inode) and its mode. */
+export interface FileStat {
   readonly size: number;
   readonly mtimeMs: number;
   readonly ctimeMs: number;
@@ -43,13 +43,29 @@ export interface SeenFields {
  * again (`StatCache.hashFiles`), keyed by absolute path.
  */
 export interface SeenStat {
-  readonly stat: SeenFields;
+  readonly stat: FileStat;
   readonly at: number;
 }
 
-/** The fields of `s` that the stat cache compares. */
-export function seenFields(s: Stats): SeenFields {
+export function toFileStat(s: Stats): FileStat {
   return { size: s.size, mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs, ino: s.ino, mode: s.mode };
+}
+
+/**
+ * The stat of the regular file `abs`: the one `seen` holds, else one taken now, with the time just
+ * before it was taken (`now`); undefined when there is no regular file there.
+ */
+export function regularFileStat(abs: string, seen: ReadonlyMap<string, SeenStat> | undefined, now: () => number = Date.now): SeenStat | undefined {
+  const pre = seen?.get(abs);
+  if (pre) return pre;
+  const at = now();
+  let st: Stats | undefined;
+  try {
+    st = statSync(abs, { throwIfNoEntry: false });
+  } catch {
+    st = undefined;
+  }
+  return st?.isFile() ? { stat: toFileStat(st), at } : undefined;
 }
 
 function isNegated(p: string): boolean {
@@ -121,7 +137,7 @@ function expandLiterals(
     if (st.isDirectory()) return undefined;
     if (st.isFile() && !isIgnored(rel, abs, ignoreDirs)) {
       out.push(rel);
-      seen?.set(abs, { stat: seenFields(st), at });
+      seen?.set(abs, { stat: toFileStat(st), at });
     }
   }
   return [...new Set(out)].sort();
@@ -195,7 +211,7 @@ export const nativeWalks = { count: 0 };
 interface NativeListing {
   readonly rels: string[];
   /** Per file; undefined when the walker could not take it (the caller stats the file itself). */
-  readonly stats: (SeenFields | undefined)[];
+  readonly stats: (FileStat | undefined)[];
 }
 
 /** At most this much output is read from the walker (some 1.4 million files); past it, the walk is JavaScript's. */
@@ -244,7 +260,7 @@ function parseListing(out: Buffer): NativeListing | undefined {
   const nums = new Float64Array(out.buffer.slice(out.byteOffset + HEADER, out.byteOffset + numsEnd));
   const rels = n === 0 ? [] : out.toString('utf8', numsEnd, out.length - 1).split('\0');
   if (rels.length !== n) return undefined;
-  const stats: (SeenFields | undefined)[] = new Array(n);
+  const stats: (FileStat | undefined)[] = new Array(n);
   for (let i = 0, o = 0; i < n; i++, o += RECORD) {
     const mode = nums[o + 6]!;
     // Milliseconds exactly as Node computes them from the seconds and nanoseconds (msFromTimeSpec).
@@ -328,10 +344,9 @@ async function expandTrees(patterns: readonly string[], cwd: string, ignoreDirs:
     const { rels, stats } = native;
     for (let i = 0; i < rels.length; i++) {
       const p = rels[i]!;
-      const name = p.slice(p.lastIndexOf('/') + 1);
       if (match) {
         if (ODD_NAME.test(p)) return false;
-        if (!match.test(name)) continue;
+        if (!match.test(p.slice(p.lastIndexOf('/') + 1))) continue;
       }
       out.add(`${rel}/${p}`);
       const st = stats[i];

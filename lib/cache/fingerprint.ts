@@ -13,8 +13,7 @@
  * in the store directory (a plain hash of a short secret could be brute-forced from the key file).
  */
 import { createHmac, createHash } from 'node:crypto';
-import { sep } from 'node:path';
-import { absolutePath, relativeTo } from '../util/paths.js';
+import { absolutePath, relativePosix } from '../util/paths.js';
 import type { Node, ResolvedStep } from '../engine/graph.js';
 import type { NodeId } from '../engine/events.js';
 import { isSecretName } from '../util/redact.js';
@@ -100,11 +99,6 @@ export type KeyResult =
     }
   /** A dependency has no fingerprint (it was not computed), so neither has this node. */
   | { readonly ok: false; readonly missingDependency: NodeId };
-
-function relPath(from: string, to: string): string {
-  const r = relativeTo(from, to);
-  return r === '' ? '.' : sep === '/' ? r : r.split(sep).join('/');
-}
 
 /** Secret values of the node, longest first (so a secret containing another is replaced whole). */
 function secretValues(node: Node, ctx: KeyContext): string[] {
@@ -217,7 +211,7 @@ export async function computeKey(node: Node, depFingerprints: ReadonlyMap<NodeId
   const { inputs, files } = await hashInputs(node, ctx);
   const key: CacheKey = {
     arch: process.arch,
-    cwd: relPath(ctx.repoRoot, node.cwd),
+    cwd: relativePosix(ctx.repoRoot, node.cwd),
     deps: sortedRecord(deps),
     effect: node.effect,
     env: sortedRecord(env),

@@ -11,7 +11,6 @@
  * does not read the entry: one stat of it (runs.ts, `EntrySummary`).
  */
 import { createHash } from 'node:crypto';
-import { statSync, type Stats } from 'node:fs';
 import { chmod } from 'node:fs/promises';
 import { isAbsolute, join, posix, relative, sep } from 'node:path';
 import type { Node } from '../engine/graph.js';
@@ -19,8 +18,8 @@ import type { NodeId } from '../engine/events.js';
 import type { AbsFileDigest, CachedLog, CacheLookup, CacheProvider, KnownDigests } from './types.js';
 import { computeKey, SecretDigester, type CacheKey, type KeyContext } from './fingerprint.js';
 import { diffKeys, summarizeChanges } from './diff.js';
-import { expandGlobs, isPlainPattern, seenFields, unmatchedPatterns, type SeenFields, type SeenStat } from './files.js';
-import { StatCache, toFileStat, type HashedFile } from './stat-cache.js';
+import { expandGlobs, isPlainPattern, regularFileStat, unmatchedPatterns, type FileStat, type SeenStat } from './files.js';
+import { StatCache, type HashedFile } from './stat-cache.js';
 import { INLINE_LOGS_MAX, INLINE_OUTPUT_MAX, INLINE_OUTPUTS_TOTAL, STORE_FORMAT, Store, inlineBytes, inlineOf, validLogs, type CacheEntry, type EntryFileStat, type EntrySummary, type RunOutcome, type RunRecord, type StoredOutput } from './store.js';
 import { RUN_FORMAT } from './runs.js';
 import { RACY_WINDOW_MS } from '../util/racy.js';
@@ -78,7 +77,7 @@ export function defaultIgnoreDirs(repoRoot: string, cacheDir: string, more: read
 }
 
 /** Whether two stats are of the same, unchanged file (inode, size, modification and change times). */
-function sameFile(a: SeenFields | undefined, b: SeenFields | undefined): boolean {
+function sameFile(a: FileStat | undefined, b: FileStat | undefined): boolean {
   return a !== undefined && b !== undefined && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs;
 }
 
@@ -169,7 +168,7 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
    * stat, taken by missingOutputs). save() stores nothing if any differs once it has read them: another
    * process (a second run of the same task) wrote them in between, and the store would keep a mix.
    */
-  const afterRun = new Map<NodeId, Map<string, SeenFields>>();
+  const afterRun = new Map<NodeId, Map<string, FileStat>>();
   /** What `fileDigests` answers (this run only). */
   const digests = new Map<NodeId, { inputs?: readonly AbsFileDigest[] | undefined; outputs?: readonly AbsFileDigest[] | undefined }>();
 
@@ -263,18 +262,14 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
     });
 
   /** The node's declared output files now: absolute path → stat. */
-  async function outputStats(node: Node): Promise<Map<string, SeenFields>> {
+  async function outputStats(node: Node): Promise<Map<string, FileStat>> {
     const seen = new Map<string, SeenStat>();
     const rels = await expandGlobs(node.outputs, node.cwd, [opts.dir], seen);
-    const out = new Map<string, SeenFields>();
+    const out = new Map<string, FileStat>();
     for (const rel of rels) {
       const abs = absolutePath(node.cwd, rel);
-      let st = seen.get(abs)?.stat;
-      if (!st) {
-        const taken = statSync(abs, { throwIfNoEntry: false });
-        if (taken) st = seenFields(taken);
-      }
-      if (st) out.set(abs, st);
+      const got = regularFileStat(abs, seen);
+      if (got) out.set(abs, got.stat);
     }
     return out;
   }
@@ -462,14 +457,9 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
         const inline = new Map<number, StoredOutput>();
         let inlineBudget = INLINE_OUTPUTS_TOTAL;
         for (let i = 0; i < rels.length; i++) {
-          const seenStat = seen.get(abs[i]!);
-          const at = seenStat?.at ?? Date.now();
-          let st = seenStat?.stat;
-          if (!st) {
-            const taken = statSync(abs[i]!, { throwIfNoEntry: false });
-            st = taken?.isFile() ? seenFields(taken) : undefined;
-          }
-          if (!st || st.size > Math.min(INLINE_OUTPUT_MAX, inlineBudget)) continue;
+          const got = regularFileStat(abs[i]!, seen);
+          if (!got || got.stat.size > Math.min(INLINE_OUTPUT_MAX, inlineBudget)) continue;
+          const { stat: st, at } = got;
           let bytes: Buffer | undefined;
           try {
             bytes = readIfSmall(abs[i]!, Math.min(INLINE_OUTPUT_MAX, inlineBudget));

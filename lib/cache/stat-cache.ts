@@ -13,10 +13,12 @@
  * few at a time.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, readFileSync, statSync, type Stats } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import type { SeenStat } from './files.js';
+import { regularFileStat, type FileStat, type SeenStat } from './files.js';
+
+export type { FileStat };
 import { errorMessage, readIfExists, writeAtomic } from './fsutil.js';
 import { RACY_WINDOW_MS } from '../util/racy.js';
 
@@ -58,14 +60,6 @@ function takeSyncBudget(size: number): boolean {
 /** `[size, mtimeMs, ctimeMs, ino, sha256, recordedAtMs]`: compact, since there may be 10^5 of them. */
 export type StatRow = [number, number, number, number, string, number];
 
-export interface FileStat {
-  readonly size: number;
-  readonly mtimeMs: number;
-  readonly ctimeMs: number;
-  readonly ino: number;
-  readonly mode: number;
-}
-
 export interface HashedFile {
   readonly sha256: string;
   readonly stat: FileStat;
@@ -79,10 +73,6 @@ function usable(size: unknown, mtimeMs: unknown, ctimeMs: unknown, ino: unknown,
 /** Whether a recorded row may be reused for a file with stat `s`. */
 export function rowIsUsable(row: StatRow, s: FileStat): boolean {
   return usable(row[0], row[1], row[2], row[3], row[5], s);
-}
-
-export function toFileStat(s: Stats): FileStat {
-  return { size: s.size, mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs, ino: s.ino, mode: s.mode };
 }
 
 export async function sha256File(path: string, size?: number): Promise<string> {
@@ -175,24 +165,11 @@ export class StatCache {
       const end = Math.min(paths.length, i + STAT_BATCH);
       for (let j = i; j < end; j++) {
         const p = paths[j]!;
-        const pre = seen?.get(p);
-        let at: number;
-        let s: FileStat;
-        if (pre) {
-          // Seen stats are of regular files only.
-          at = Math.min(pre.at, this.now());
-          s = pre.stat;
-        } else {
-          at = this.now();
-          let st: Stats | undefined;
-          try {
-            st = statSync(p, { throwIfNoEntry: false });
-          } catch {
-            st = undefined;
-          }
-          if (!st || !st.isFile()) continue;
-          s = toFileStat(st);
-        }
+        const got = regularFileStat(p, seen, this.now);
+        if (!got) continue;
+        // A seen stat's time comes from the real clock; this cache's may be another (tests).
+        const at = Math.min(got.at, this.now());
+        const s = got.stat;
         const sha256 = this.reusable(p, s);
         if (sha256 !== undefined) {
           this.counters.reused++;

@@ -20,8 +20,8 @@
  */
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { appendFile, mkdir, rename, rm } from 'node:fs/promises';
-import { join, sep } from 'node:path';
-import { relativeTo } from '../util/paths.js';
+import { join } from 'node:path';
+import { relativePosix } from '../util/paths.js';
 import type { EventSink, FabricEvent, Failure, NodeId } from '../engine/events.js';
 import type { Graph, Node } from '../engine/graph.js';
 import { graphDigest } from '../engine/plan.js';
@@ -457,8 +457,7 @@ class Writer implements EvidenceSink {
   }
 
   private rel(abs: string): string {
-    const r = relativeTo(this.opts.repoRoot, abs);
-    return r === '' ? '.' : sep === '/' ? r : r.split(sep).join('/');
+    return relativePosix(this.opts.repoRoot, abs);
   }
 
   private required(): number {

@@ -44,3 +44,9 @@ export function relativeTo(root: string, p: string): string {
   }
   return relative(root, p);
 }
+
+/** `relativeTo` as keys and evidence record paths: `/` between segments, and `.` for the root itself. */
+export function relativePosix(root: string, p: string): string {
+  const r = relativeTo(root, p);
+  return r === '' ? '.' : sep === '/' ? r : r.split(sep).join('/');
+}

@@ -3,7 +3,7 @@
 // Tables of the edge cases, then random paths.
 import * as assert from 'node:assert/strict';
 import { relative, resolve } from 'node:path';
-import { absolutePath, relativeTo } from '../../lib/util/paths.js';
+import { absolutePath, relativePosix, relativeTo } from '../../lib/util/paths.js';
 import { timedTest, test } from '../helpers/rig.js';
 
 const CASES: [string, string][] = [
@@ -62,6 +62,13 @@ timedTest('absolutePath is path.resolve, also for the paths it hands over to res
   const cwds = ['/', '/repo', '/repo/sub', '/repo/', '/repo//sub', '/repo/./sub', '/repo/../other', '/repo/sub/..', '/repo/.', 'relative/dir', ''];
   const rels = ['a', 'a/b.txt', '.env', 'dir/.hidden/x', 'a..b', '..', '../x', 'a/../b', './a', 'a//b', 'a/./b', 'a/', 'a/.', '.', '', '/abs', 'é€/x y'];
   for (const cwd of cwds) for (const rel of rels) assert.equal(absolutePath(cwd, rel), resolve(cwd, rel), JSON.stringify([cwd, rel]));
+});
+
+timedTest('relativePosix: the root itself is ".", anything else is relativeTo', () => {
+  assert.equal(relativePosix('/repo', '/repo'), '.');
+  assert.equal(relativePosix('/repo', '/repo/a/b.txt'), 'a/b.txt');
+  assert.equal(relativePosix('/repo', '/elsewhere/x'), '../elsewhere/x');
+  assert.equal(relativePosix('/', '/a'), 'a');
 });
 
 test.run();

@@ -134,8 +134,9 @@ Exit codes: 0 ok, 1 a task failed, 2 usage or definition error or refused by a g
     }
     const sink = sinks.length === 1 ? sinks[0]! : new FanoutSink(sinks);
     // With --no-cache the provider still runs (disabled): it checks declared outputs, it just neither reads nor writes entries.
-    if (!dryRun) {
-      const { createLocalCache } = cacheModule ?? (await import('../../cache/local.js'));
+    if (cacheModule) {
+      // Loaded above exactly when this is not a dry run.
+      const { createLocalCache } = cacheModule;
       cache = createLocalCache({
         dir: config.cacheDir,
         repoRoot: project.repoRoot,
