@@ -180,8 +180,15 @@ function simpleGlob(p: string): { readonly root: string; readonly deep: boolean;
   return { root: parts.join('/'), deep, name: new RegExp(`^${source}$`) };
 }
 
-/** File names the fast path leaves to fast-glob: control characters (line ends included) and backslashes. */
+/** File names the fast path leaves to fast-glob when it matches names: control characters (line ends included) and backslashes. */
 const ODD_NAME = /[\u0000-\u001f\u007f\\]/;
+/**
+ * Line ends (what a regular expression's `.` does not match): fast-glob's `**` never lists a path with
+ * one, and how it treats them depends on the pattern's shape (`dir/*` lists `dir/a\nb`, `dir/**` does
+ * not). A walk that meets one leaves the whole tree to fast-glob, so that the same pattern over the
+ * same tree gives the same files whichever way it is expanded (docs/cache.md).
+ */
+const LINE_END = /[\n\r\u2028\u2029]/;
 
 /**
  * A walk that meets more entries than this hands the tree to the native walker (when it was built):
@@ -212,6 +219,8 @@ interface NativeListing {
   readonly rels: string[];
   /** Per file; undefined when the walker could not take it (the caller stats the file itself). */
   readonly stats: (FileStat | undefined)[];
+  /** Some path has a line end (see LINE_END). */
+  readonly lineEnds: boolean;
 }
 
 /** At most this much output is read from the walker (some 1.4 million files); past it, the walk is JavaScript's. */
@@ -258,7 +267,8 @@ function parseListing(out: Buffer): NativeListing | undefined {
   if (out.length < numsEnd) return undefined;
   // The doubles in the machine's byte order, copied to an aligned buffer.
   const nums = new Float64Array(out.buffer.slice(out.byteOffset + HEADER, out.byteOffset + numsEnd));
-  const rels = n === 0 ? [] : out.toString('utf8', numsEnd, out.length - 1).split('\0');
+  const joined = n === 0 ? '' : out.toString('utf8', numsEnd, out.length - 1);
+  const rels = n === 0 ? [] : joined.split('\0');
   if (rels.length !== n) return undefined;
   const stats: (FileStat | undefined)[] = new Array(n);
   for (let i = 0, o = 0; i < n; i++, o += RECORD) {
@@ -266,7 +276,7 @@ function parseListing(out: Buffer): NativeListing | undefined {
     // Milliseconds exactly as Node computes them from the seconds and nanoseconds (msFromTimeSpec).
     stats[i] = mode < 0 ? undefined : { size: nums[o]!, mtimeMs: nums[o + 1]! * 1e3 + nums[o + 2]! / 1e6, ctimeMs: nums[o + 3]! * 1e3 + nums[o + 4]! / 1e6, ino: nums[o + 5]!, mode };
   }
-  return { rels, stats };
+  return { rels, stats, lineEnds: LINE_END.test(joined) };
 }
 
 /**
@@ -307,7 +317,7 @@ async function expandTrees(patterns: readonly string[], cwd: string, ignoreDirs:
       const name = e.name;
       if (e.isSymbolicLink()) return false;
       if (name === '.git') continue;
-      if (match && ODD_NAME.test(name)) return false;
+      if (LINE_END.test(name) || (match && ODD_NAME.test(name))) return false;
       const child = `${rel}/${name}`;
       if (e.isDirectory()) {
         if (deep) {
@@ -333,7 +343,7 @@ async function expandTrees(patterns: readonly string[], cwd: string, ignoreDirs:
     const at = Date.now();
     const prefix = abs.endsWith(sep) ? abs : abs + sep;
     const native = await nativeWalk(abs, ignoreDirs.filter((d) => d.startsWith(prefix)));
-    if (native === 'link') return false;
+    if (native === 'link' || native?.lineEnds) return false;
     if (native === undefined) {
       // The walker failed: walk in JavaScript after all.
       const again: string[] = [];

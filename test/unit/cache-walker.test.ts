@@ -26,8 +26,8 @@ async function bigTree(rig: Rig, { odd = true } = {}): Promise<void> {
     'tree/a.json': 'j', 'tree/d3/b.json': 'j', 'other/b.txt': 'b', 'file.txt': 'f',
   });
   await rig.write(files);
-  // Names a name pattern hands to fast-glob.
-  if (odd) await rig.write({ 'tree/line\nend.txt': 'n', 'tree/back\\slash.txt': 'b' });
+  // Names a name pattern hands to fast-glob (a walk of the whole tree lists them; line ends: below).
+  if (odd) await rig.write({ 'tree/back\\slash.txt': 'b', 'tree/tab\there.txt': 't' });
   mkdirSync(rig.path('tree', 'empty'));
   mkdirSync(rig.path('tree', 'locked'));
   writeFileSync(rig.path('tree', 'locked', 'secret.txt'), 's');
@@ -68,10 +68,8 @@ rigTest('the native walker lists what the JavaScript walk and fast-glob list, an
     for (const patterns of [['tree/**'], ['tree'], ['tree/**', 'other/**', 'file.txt'], ['tree/**/*.json'], ['tree/**/*.txt'], ['tree/sub/**', 'tree/**']]) {
       const r = await threeWays(rig, patterns, ignoreDirs, ignoreGlobs);
       assert.deepEqual(r.native, r.js, `native and JavaScript walks: ${JSON.stringify(patterns)}`);
-      // fast-glob never lists a name with a line end; both walks list it for a tree (bench/RESULTS.md).
-      const LINE_END = 'tree/line\nend.txt';
-      const fgPlus = r.viaFg.includes(LINE_END) || !r.js.includes(LINE_END) ? r.viaFg : [...r.viaFg, LINE_END].sort();
-      assert.deepEqual(r.native, fgPlus, `native walk and fast-glob: ${JSON.stringify(patterns)}`);
+      assert.deepEqual(r.native, r.viaFg, `native walk and fast-glob: ${JSON.stringify(patterns)}`);
+      if (!patterns[0]!.startsWith('tree/**/*.')) assert.ok(r.native.includes('tree/tab\there.txt') && r.native.includes('tree/back\\slash.txt'));
       assert.ok(r.native.length > (patterns[0] === 'tree/**/*.json' ? 2 : 1000));
       // A name pattern meeting a name with a line end or a backslash goes to fast-glob (compared above).
       if (patterns[0]!.startsWith('tree/**/*.')) continue;
@@ -120,6 +118,30 @@ rigTest('a symbolic link in a large tree, or a walker that fails, gives the same
     assert.deepEqual(got, (await (await import('fast-glob')).default(['tree/**'], { cwd: rig.dir, ...fastGlobOptions(['tree/d29/**']) })).sort(), broken);
   }
   setNativeWalker(undefined);
+});
+
+rigTest('a name with a line end sends the tree to fast-glob from either walk: the same files whichever way', async (rig) => {
+  if (!WALKER) return;
+  await bigTree(rig, { odd: false });
+  chmodSync(rig.path('tree', 'locked'), 0o755);
+  const odd = ['tree/d7/line\nend.txt', 'tree/d12/car\rriage.txt', 'tree/sub/sep\u2028arator.txt', 'tree/d3/new\nline-dir/inner.txt'];
+  await rig.write(Object.fromEntries(odd.map((p) => [p, 'x'])));
+  for (const patterns of [['tree'], ['tree/**'], ['tree/**', 'file.txt'], ['tree/**/*.txt']]) {
+    // The native walk: the JavaScript walk's budget (10 entries) is spent in the tree's first directory.
+    const r = await threeWays(rig, patterns, [], []);
+    const small = await bothWalks(rig, patterns, [], 10);
+    assert.ok(small.walks > 0, `the walker was asked: ${JSON.stringify(patterns)}`);
+    for (const [how, got] of [['native', small.native], ['JavaScript', r.js], ['default', r.native]] as const) {
+      assert.deepEqual(got, r.viaFg, `${how} walk and fast-glob: ${JSON.stringify(patterns)}`);
+      if (!patterns.includes('tree/**/*.txt')) for (const p of odd) assert.ok(!got.includes(p), `${how}: ${JSON.stringify(p)} is not listed by **`);
+    }
+    assert.ok(r.viaFg.length > 1000);
+    if (patterns.includes('tree/**/*.txt')) assert.ok(r.viaFg.includes(odd[0]!), 'fast-glob lists it for a name pattern');
+  }
+  // fast-glob's own rule, which the walks follow: dir/* and dir/**/*.txt list such a name, dir/** does not.
+  const { default: fg } = await import('fast-glob');
+  assert.deepEqual(await expandGlobs(['tree/d7/*'], rig.dir), (await fg('tree/d7/*', { cwd: rig.dir, ...fastGlobOptions([]) })).sort());
+  assert.ok((await expandGlobs(['tree/d7/*'], rig.dir)).includes(odd[0]!));
 });
 
 rigTest('the stat cache takes the walker’s stats: the same digests, and unchanged files are not read again', async (rig) => {
