@@ -46,6 +46,8 @@ export interface RunOptions {
   /** Called with the child as soon as it is spawned (signals, etc). */
   onSpawn?: (child: ChildProcess) => void;
   timeoutMs?: number;
+  /** Node as a user starts it: without the `--enable-source-maps` the tests otherwise add (for fabric's own stacks). */
+  plainNode?: boolean;
 }
 
 export function briefOf(events: readonly FabricEvent[], types?: readonly string[]): string[] {
@@ -96,7 +98,7 @@ export class Rig {
   fabric(args: readonly string[], opts: RunOptions = {}): Promise<FabricRun> {
     const env: Record<string, string | undefined> = { ...process.env, CI: undefined, GITHUB_ACTIONS: undefined, FORCE_COLOR: '0', ...opts.env };
     for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
-    const child = spawn(process.execPath, ['--enable-source-maps', FABRIC_BIN, ...args], {
+    const child = spawn(process.execPath, [...(opts.plainNode ? [] : ['--enable-source-maps']), FABRIC_BIN, ...args], {
       cwd: opts.cwd ?? this.dir,
       env: env as NodeJS.ProcessEnv,
       stdio: ['pipe', 'pipe', 'pipe'],

@@ -29,7 +29,7 @@ task('lint', { description: 'dup' });`),
   assert.ok(r.stderr.indexOf('fabricfile.ts:3:42') < r.stderr.indexOf('fabricfile.ts:4:1'), r.stderr);
   // list maps the call sites it reports through the bundle's source map itself (Node's source maps
   // stay off); run turns Node's on before loading: both print the same locations.
-  const e = await rig.fabric(['run', 'build']);
+  const e = await rig.fabric(['run', 'build'], { plainNode: true });
   assert.equal(e.code, 2);
   const located = (text: string) => text.split('\n').filter((l) => /\.ts:\d+:\d+ /.test(l)).sort();
   assert.deepEqual(located(e.stderr), located(r.stderr));
@@ -57,23 +57,27 @@ rigTest('a syntax error and a throw at load time are located with a code frame',
   // The same throw from an imported module, through list (call site mapped by fabric) and run (by Node).
   await rig.write({ 'fabricfile.ts': FF(`import './tasks/x.js';`), 'tasks/x.ts': FF(`\n\nconst n: any = null;\ntask('a', { run: n.cmd });`) });
   for (const args of [['list'], ['run', 'a']]) {
-    const x = await rig.fabric(args);
+    const x = await rig.fabric(args, { plainNode: true });
     assert.equal(x.code, 2);
     assert.match(x.stderr, /tasks\/x\.ts:5:20 loading the fabricfile failed: Cannot read properties of null/, `${args.join(' ')}: ${x.stderr}`);
   }
 });
 
 rigTest('a stack printed by task code at run time points at the TypeScript source', async (rig) => {
-  // run turns Node's source maps on for the fabricfile's bundle (fabric's own modules load before that).
+  // run maps every stack's frames in the bundle through its source map (read when a stack first needs it).
+  const later = `async function later(): Promise<string> {\n  await new Promise((r) => setTimeout(r, 1));\n  return new TypeError().stack ?? '';\n}`;
   await rig.write({
     'fabricfile.ts': FF(`import './tasks/x.js';`),
-    'tasks/x.ts': FF(`\n\nfunction where(): string {\n  return new Error('here').stack ?? '';\n}\ntask('a', { run: (ctx) => ctx.log(where()) });`),
+    'tasks/x.ts': FF(`\n\nfunction where(): string {\n  return new Error('here').stack ?? '';\n}\n${later}\ntask('a', { run: async (ctx) => { ctx.log(where()); ctx.log(await later()); } });`),
   });
-  const r = await rig.fabric(['run', 'a', '--no-evidence', '--no-cache']);
+  const r = await rig.fabric(['run', 'a', '--no-evidence', '--no-cache'], { plainNode: true });
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /Error: here/);
-  assert.match(r.stdout, /at where \(.*tasks\/x\.ts:5:10\)/, r.stdout);
+  assert.match(r.stdout, /\[a\] Error: here\n\[a\]     at where \(.*tasks\/x\.ts:5:10\)\n/, r.stdout);
+  // Lines and columns of the source: the call in the task function, an async frame, a header without a message.
+  assert.match(r.stdout, /\n\[a\]     at (?:Object\.)?run (?:\[as fn\] )?\(.*tasks\/x\.ts:11:\d+\)\n/, r.stdout);
+  assert.match(r.stdout, /\[a\] TypeError\n\[a\]     at later \(.*tasks\/x\.ts:9:10\)\n\[a\]     at async (?:Object\.)?run (?:\[as fn\] )?\(.*tasks\/x\.ts:11:\d+\)\n/, r.stdout);
   assert.doesNotMatch(r.stdout, /fabricfile\.mjs:\d+/, 'no frame in the bundle');
+  assert.match(r.stdout, /\n\[a\]     at (?:async )?\S+ \(\S+:\d+:\d+\)\n/, 'fabric\'s own frames follow');
 });
 
 rigTest('a reader that closes the pipe early (fabric list | head) ends the listing quietly', async (rig) => {

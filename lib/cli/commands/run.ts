@@ -59,9 +59,7 @@ Exit codes: 0 ok, 1 a task failed, 2 usage or definition error or refused by a g
     // A run that writes evidence asks git for the commit: the fork server starts now, while the
     // project loads, so that git (and the first commands) need not fork this process.
     if (!dryRun && flags['evidence'] !== false) groupSpawner.prepare?.();
-    // The modules the run needs after the project loads are loaded before it: loading the fabricfile
-    // turns Node's source maps on (for task code), and every module compiled after that has its map
-    // read and parsed, which fabric's own modules do not need (~9 ms per run for these).
+    // The modules the run needs after the project loads are loaded with it.
     const [runIdModule, cacheModule, sinkModule] = await Promise.all([
       import('../../evidence/run-id.js'),
       dryRun ? undefined : import('../../cache/local.js'),
