@@ -21,7 +21,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { GNU_TIME, cleanupScratch, fileCreationMicros, median, timeCommand } from './lib/measure.mjs';
+import { GNU_TIME, cleanupScratch, fileCreationMicros, median, processStartMicros, timeCommand } from './lib/measure.mjs';
 import { WORKLOADS } from './lib/workloads.mjs';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
@@ -76,6 +76,7 @@ function machine() {
     make: firstLine('make', ['--version']),
     loadStart: loadavg().map((x) => x.toFixed(2)).join(' '),
     fsStart: fileCreationMicros(),
+    procStart: processStartMicros(),
   };
 }
 
@@ -262,6 +263,7 @@ function report(m, opts, rows, notes) {
 - node ${m.node}, ${m.make}; peak RSS from ${GNU_TIME ? `GNU time (\`${GNU_TIME} -f %M\`)` : 'n/a (GNU time not installed)'}
 - load average (1/5/15 min) at start ${m.loadStart}, at end ${loadavg().map((x) => x.toFixed(2)).join(' ')}
 - creating a small file (write + rename, what cache entries and evidence records cost): ${m.fsStart.toFixed(0)} µs at start, ${fileCreationMicros().toFixed(0)} µs at end
+- starting a process (\`/bin/true\` from a shell loop: fork, exec, wait; what Make pays per command): ${m.procStart.toFixed(0)} µs at start, ${processStartMicros().toFixed(0)} µs at end
 - ${opts.reps} timed repetitions per case and tool (start-up cases: ${opts.reps * 4}) after an untimed warm-up, order rotated each repetition;
   times are medians (min–max) in ms; ratios are medians of the per-repetition ratios
 - fabric: \`node ${opts.fabric === join(REPO, 'bin', 'fabric.js') ? 'bin/fabric.js' : opts.fabric} run all -j 2\` with the default configuration
@@ -300,7 +302,7 @@ async function main() {
   if (!existsSync(opts.fabric)) throw new Error(`no fabric CLI at ${opts.fabric}`);
   if (opts.settle) await settleFileSystem(log);
   const m = machine();
-  log(`fabric bench: ${m.nproc} CPUs, ${m.cpu}, node ${m.node}, ${m.make}, load ${m.loadStart}, file creation ${m.fsStart.toFixed(0)} µs`);
+  log(`fabric bench: ${m.nproc} CPUs, ${m.cpu}, node ${m.node}, ${m.make}, load ${m.loadStart}, file creation ${m.fsStart.toFixed(0)} µs, process start ${m.procStart.toFixed(0)} µs`);
   const rows = [];
   const notes = [];
   const all = [];

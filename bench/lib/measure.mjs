@@ -75,3 +75,20 @@ export function fileCreationMicros(files = 500) {
   }
   return median(rounds);
 }
+
+/**
+ * Microseconds to start and reap one process (`/bin/true`, from a shell loop: fork + exec + wait, what
+ * Make pays per recipe line), the median of three rounds. It moves every ratio against Make: where
+ * starting a process is dear, Make's own time grows and fabric's overhead weighs less.
+ */
+export function processStartMicros(n = 200) {
+  const rounds = [];
+  for (let r = 0; r < 3; r++) {
+    const t0 = process.hrtime.bigint();
+    const res = spawnSync('/bin/sh', ['-c', `i=0; while [ $i -lt ${n} ]; do /bin/true; i=$((i+1)); done`], { stdio: 'ignore' });
+    if (res.status !== 0) return NaN;
+    rounds.push(Number(process.hrtime.bigint() - t0) / 1e3 / n);
+  }
+  return median(rounds);
+}
+
