@@ -118,14 +118,15 @@ rigTest('function steps: a timeout aborts ctx.signal and kills the groups ctx.$ 
   let aborted = false;
   const g = graphOf(rig.dir, {
     fn: {
-      timeoutMs: 3_000,
+      timeoutMs: 6_000,
       run: async (ctx: TaskContext) => {
         ctx.signal.addEventListener('abort', () => (aborted = true));
         void ctx.exec(`${fxSh('hang.mjs', pids, 'ignore-term')}`).catch(() => {});
         const hanging = ctx.$`${process.execPath} ${join(fileURLToPath(new URL('../../../test/fixtures/bin/', import.meta.url)), 'hang.mjs')} ${pids}`;
         hanging.catch(() => {});
-        // Both processes are up (the timeout is generous for a loaded machine); then hang until the timeout.
-        await until(() => pidsIn(pids).length === 2, 2_500, 'both pids recorded');
+        // Both processes are up (generous: on a machine where a process start costs ~4 ms and node's
+        // ~100 ms, 2.5 s was once not enough under the parallel suite); then hang until the timeout.
+        await until(() => pidsIn(pids).length === 2, 5_000, 'both pids recorded');
         await hanging;
       },
     },
