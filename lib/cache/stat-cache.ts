@@ -17,10 +17,10 @@ import { createReadStream, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { regularFileStat, type FileStat, type SeenStat } from './files.js';
-
-export type { FileStat };
 import { errorMessage, readIfExists, writeAtomic } from './fsutil.js';
 import { RACY_WINDOW_MS } from '../util/racy.js';
+
+export type { FileStat };
 
 /** The racy-timestamp window (util/racy.ts), re-exported for the stat cache's users. */
 export { RACY_WINDOW_MS };
