@@ -16,7 +16,7 @@ task('lint', { description: 'l', run: 'true' });`),
     'tasks/more.ts': FF(`task('codegen', { description: 'c', run: 'true' });
 task('lint', { description: 'dup' });`),
   });
-  const r = await rig.fabric(['list']);
+  const r = await rig.fabric(['list'], { plainNode: true });
   assert.equal(r.code, 2);
   // The import is hoisted: tasks/more.ts registers first, so the fabricfile's "lint" is the duplicate.
   assert.match(r.stderr, /fabricfile\.ts:3:42 Task "build" depends on "gen", which is not defined\./);
@@ -46,12 +46,12 @@ rigTest('a cycle prints its path and the declaration sites', async (rig) => {
 
 rigTest('a syntax error and a throw at load time are located with a code frame', async (rig) => {
   await rig.write({ 'fabricfile.ts': FF(`task('a', { run: 'true' );`) });
-  const r = await rig.fabric(['list']);
+  const r = await rig.fabric(['list'], { plainNode: true });
   assert.equal(r.code, 2);
   assert.match(r.stderr, /fabricfile\.ts:2:\d+ /);
   assert.match(r.stderr, /2 \| task\('a', \{ run: 'true' \);/);
   await rig.write({ 'fabricfile.ts': FF(`const cfg: any = undefined;\ntask('a', { run: cfg.command });`) });
-  const t = await rig.fabric(['list']);
+  const t = await rig.fabric(['list'], { plainNode: true });
   assert.equal(t.code, 2);
   assert.match(t.stderr, /fabricfile\.ts:3:22 loading the fabricfile failed: Cannot read properties of undefined/);
   // The same throw from an imported module, through list (call site mapped by fabric) and run (by Node).
