@@ -77,15 +77,26 @@ function machine() {
     loadStart: loadavg().map((x) => x.toFixed(2)).join(' '),
     fsStart: fileCreationMicros(),
     procStart: processStartMicros(),
+    unset: WITHOUT.filter((k) => process.env[k] !== undefined),
   };
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** The environment the tools get: ours, minus what would change their behaviour (CI mode, event logs, node flags). */
+/**
+ * Variables the tools run without: what would change their behaviour (CI mode, event logs, node
+ * flags), and what adds a cost to every Node start that is neither Node's own start-up nor fabric's.
+ * NODE_EXTRA_CA_CERTS makes Node 20 read and parse the named certificate bundle before any script
+ * runs: with a system bundle (~200 KB), `node -e 0` took 140 ms instead of 77 ms on the eighth and
+ * ninth passes' machine. It would be in the floor and in fabric alike, so every ratio against
+ * `node -e 0` would shrink towards 1 by a cost neither tool chose (and no run here needs TLS).
+ */
+const WITHOUT = ['CI', 'GITHUB_ACTIONS', 'FABRIC_EVENT_LOG', 'NODE_OPTIONS', 'NODE_EXTRA_CA_CERTS', 'FORCE_COLOR', 'MAKEFLAGS', 'MFLAGS', 'MAKELEVEL'];
+
+/** The environment the tools get: ours, minus WITHOUT. */
 function toolEnv() {
   const env = { ...process.env };
-  for (const k of ['CI', 'GITHUB_ACTIONS', 'FABRIC_EVENT_LOG', 'NODE_OPTIONS', 'FORCE_COLOR', 'MAKEFLAGS', 'MFLAGS', 'MAKELEVEL']) delete env[k];
+  for (const k of WITHOUT) delete env[k];
   return env;
 }
 
@@ -264,6 +275,7 @@ function report(m, opts, rows, notes) {
 - load average (1/5/15 min) at start ${m.loadStart}, at end ${loadavg().map((x) => x.toFixed(2)).join(' ')}
 - creating a small file (write + rename, what cache entries and evidence records cost): ${m.fsStart.toFixed(0)} µs at start, ${fileCreationMicros().toFixed(0)} µs at end
 - starting a process (\`/bin/true\` from a shell loop: fork, exec, wait; what Make pays per command): ${m.procStart.toFixed(0)} µs at start, ${processStartMicros().toFixed(0)} µs at end
+- the tools run without CI, NODE_OPTIONS, NODE_EXTRA_CA_CERTS, MAKEFLAGS and the like (bench/run.mjs \`WITHOUT\`); ${m.unset.length ? `set in the bench's environment and so removed: ${m.unset.map((k) => `\`${k}\``).join(', ')}` : 'none of them was set'}
 - ${opts.reps} timed repetitions per case and tool (start-up cases: ${opts.reps * 4}) after an untimed warm-up, order rotated each repetition;
   times are medians (min–max) in ms; ratios are medians of the per-repetition ratios
 - fabric: \`node ${opts.fabric === join(REPO, 'bin', 'fabric.js') ? 'bin/fabric.js' : opts.fabric} run all -j 2\` with the default configuration
@@ -302,7 +314,7 @@ async function main() {
   if (!existsSync(opts.fabric)) throw new Error(`no fabric CLI at ${opts.fabric}`);
   if (opts.settle) await settleFileSystem(log);
   const m = machine();
-  log(`fabric bench: ${m.nproc} CPUs, ${m.cpu}, node ${m.node}, ${m.make}, load ${m.loadStart}, file creation ${m.fsStart.toFixed(0)} µs, process start ${m.procStart.toFixed(0)} µs`);
+  log(`fabric bench: ${m.nproc} CPUs, ${m.cpu}, node ${m.node}, ${m.make}, load ${m.loadStart}, file creation ${m.fsStart.toFixed(0)} µs, process start ${m.procStart.toFixed(0)} µs${m.unset.length ? `, run without ${m.unset.join(' ')}` : ''}`);
   const rows = [];
   const notes = [];
   const all = [];
