@@ -9,6 +9,33 @@ import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import * as nodeFs from 'node:fs';
+
+// node:fs as the built-in module itself, not its ES module facade. Node builds the facade on the first
+// \`import ... from 'node:fs'\` by reading every export, getters included: \`fs.promises\`,
+// \`fs.ReadStream\` and the rest load fs/promises, readline and the whole streams stack (some 30
+// internal modules), which a command such as \`list\` never uses. The bundle's imports of node:fs
+// resolve to a module that re-exports the plain properties of the built-in one (a getter is not
+// exported: importing one fails the build). process.getBuiltinModule is Node 20.16; before it,
+// require through createRequire (node:module is in Node's start-up snapshot).
+const FS_EXPORTS = Object.entries(Object.getOwnPropertyDescriptors(nodeFs.default))
+  .filter(([name, d]) => 'value' in d && /^[A-Za-z_$][\w$]*$/.test(name))
+  .map(([name]) => name);
+const nodeFsModule = {
+  name: 'node-fs-without-facade',
+  setup(b) {
+    b.onResolve({ filter: /^node:fs$/ }, () => ({ path: 'node:fs', namespace: 'fabric-node-fs' }));
+    b.onLoad({ filter: /.*/, namespace: 'fabric-node-fs' }, () => ({
+      loader: 'js',
+      contents: [
+        "import { createRequire } from 'node:module';",
+        "const fs = process.getBuiltinModule ? process.getBuiltinModule('node:fs') : createRequire(import.meta.url)('node:fs');",
+        'export default fs;',
+        ...FS_EXPORTS.map((n) => `export const ${n} = fs.${n};`),
+      ].join('\n'),
+    }));
+  },
+};
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const tmp = join(root, `.dist-${process.pid}`);
@@ -28,6 +55,7 @@ try {
     sourcemap: 'linked',
     chunkNames: 'chunks/[name]-[hash]',
     logLevel: 'warning',
+    plugins: [nodeFsModule],
     legalComments: 'none',
     define: { __FABRIC_VERSION__: JSON.stringify(JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version) },
   });

@@ -4,8 +4,8 @@
  */
 import { resolve } from 'node:path';
 import { COMMANDS } from './commands.js';
-import { EXIT, type CliContext } from './context.js';
-import { after, batched } from './out.js';
+import { EXIT, type CliContext, type Out } from './context.js';
+import { after, batched, fdOut } from './out.js';
 import { UsageError } from './args.js';
 import { nearest } from '../util/suggest.js';
 import { VERSION } from './version.js';
@@ -51,6 +51,15 @@ function std(name: 'stdout' | 'stderr'): NodeJS.WriteStream {
   return stream;
 }
 
+/**
+ * Where a command's stdout goes: `run` writes through process.stdout (a slow reader must not stall
+ * the scheduler), every other command, which prints its answer and exits, to the file descriptor
+ * itself when it is a pipe, socket or file (out.ts `fdOut`: no streams stack at start-up).
+ */
+function stdoutFor(command: string): Out {
+  return command === 'run' ? std('stdout') : fdOut(1, () => std('stdout'));
+}
+
 async function main(argv: string[]): Promise<number> {
   let cwd = process.cwd();
   let file: string | undefined;
@@ -72,16 +81,16 @@ async function main(argv: string[]): Promise<number> {
     } else if (a.startsWith('--file=')) file = a.slice(7);
     else if (a === '--debug') debug = true;
     else if (a === '-V' || a === '--version') {
-      std('stdout').write(`fabric ${VERSION}\n`);
+      stdoutFor('version').write(`fabric ${VERSION}\n`);
       return EXIT.ok;
     } else if (a === '-h' || a === '--help') {
-      std('stdout').write(GLOBAL_HELP);
+      stdoutFor('help').write(GLOBAL_HELP);
       return EXIT.ok;
     } else break;
   }
   const rest = argv.slice(i);
   if (rest.length === 0) {
-    std('stdout').write(GLOBAL_HELP);
+    stdoutFor('help').write(GLOBAL_HELP);
     return EXIT.ok;
   }
   let name = rest[0]!;
@@ -100,7 +109,7 @@ async function main(argv: string[]): Promise<number> {
     }
   }
   // Commands write stdout through a buffer that holds text for at most a few milliseconds (see out.ts).
-  const stdout = batched(std('stdout'));
+  const stdout = batched(stdoutFor(name));
   const controller = new AbortController();
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -160,7 +169,7 @@ async function main(argv: string[]): Promise<number> {
 
 async function help(name: string | undefined): Promise<number> {
   if (!name) {
-    std('stdout').write(GLOBAL_HELP);
+    stdoutFor('help').write(GLOBAL_HELP);
     return EXIT.ok;
   }
   const entry = COMMANDS[name];
@@ -169,7 +178,7 @@ async function help(name: string | undefined): Promise<number> {
     return usage(`no command "${name}"`, near ? `did you mean 'fabric help ${near}'?` : undefined);
   }
   const mod = (await entry.load()).default;
-  std('stdout').write(mod.help().trimEnd() + '\n');
+  stdoutFor('help').write(mod.help().trimEnd() + '\n');
   return EXIT.ok;
 }
 

@@ -6,6 +6,7 @@
  * once, the CLI flushes before it returns, and stderr, which shares the terminal, first flushes what
  * stdout holds, so the two stay in order.
  */
+import { fstatSync, writeSync } from 'node:fs';
 import type { Out } from './context.js';
 
 export interface BatchedOut extends Out {
@@ -67,4 +68,67 @@ export function after(first: BatchedOut, open: () => Out): Out {
       return get().columns;
     },
   };
+}
+
+/** What `fdOut` falls back to: process.stdout, which also takes bytes. */
+export interface ByteOut extends Out {
+  write(data: string | Uint8Array): unknown;
+}
+
+/**
+ * Standard output written with write(2) on its file descriptor when that is a pipe, a socket or a
+ * file, and through `open()` (process.stdout) otherwise: a terminal, /dev/null, anything fstat cannot
+ * tell. Node builds process.stdout from its streams stack (net, stream and ~25 internal modules, ~5 ms
+ * on a pipe), which a command that prints its answer and exits does not need; `run` keeps the stream,
+ * whose writes never block the event loop.
+ *
+ * A pipe or socket can be in non-blocking mode (a parent that shares it may have set that): when a
+ * write would block, the rest of the bytes and everything after them go through the stream, which
+ * waits for the reader, so nothing is lost and the order holds. A reader that went away (EPIPE) ends
+ * the output quietly, as the stream's EPIPE handler does (`fabric list | head`).
+ */
+export function fdOut(fd: number, open: () => ByteOut): Out {
+  let stream: ByteOut | undefined;
+  const get = (): ByteOut => (stream ??= open());
+  let direct: boolean;
+  try {
+    const st = fstatSync(fd);
+    direct = st.isFIFO() || st.isSocket() || st.isFile();
+  } catch {
+    direct = false;
+  }
+  if (!direct) {
+    return {
+      write: (text: string) => get().write(text),
+      get isTTY() {
+        return get().isTTY;
+      },
+      get columns() {
+        return get().columns;
+      },
+    };
+  }
+  let closed = false;
+  const write = (text: string): unknown => {
+    if (stream) return stream.write(text);
+    if (closed || text.length === 0) return true;
+    const buf = Buffer.from(text, 'utf8');
+    let off = 0;
+    while (off < buf.length) {
+      try {
+        off += writeSync(fd, buf, off, buf.length - off);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'EINTR') continue;
+        if (code === 'EAGAIN') return get().write(buf.subarray(off));
+        if (code === 'EPIPE') {
+          closed = true;
+          return true;
+        }
+        throw e;
+      }
+    }
+    return true;
+  };
+  return { write, isTTY: false, columns: undefined };
 }

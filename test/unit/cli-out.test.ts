@@ -1,5 +1,9 @@
 import * as assert from 'node:assert/strict';
 import { rigTest, timedTest, test } from '../helpers/rig.js';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, batched, HOLD_MS } from '../../lib/cli/out.js';
 
 const turn = () => new Promise((r) => setImmediate(r));
@@ -67,6 +71,101 @@ timedTest('a large burst is written without waiting for the end of the turn; isT
   assert.equal(out.isTTY, true);
   assert.equal(out.columns, 132);
   assert.equal(after(out, () => recorder(log, 'err', { isTTY: false })).isTTY, false);
+});
+
+/**
+ * A child process that writes `total` bytes of numbered lines to stdout through fdOut, in 8 KiB
+ * pieces, and reports on stderr whether fdOut fell back to the stream (`open` called) and that it
+ * finished. `prep` runs first (e.g. touching process.stdout, which makes a pipe non-blocking).
+ */
+function fdOutChild(total: number, prep = '') {
+  const script = `import { fdOut } from ${JSON.stringify(new URL('../../lib/cli/out.js', import.meta.url).href)};
+${prep}
+let opened = false;
+const out = fdOut(1, () => { opened = true; return process.stdout; });
+let n = 0, size = 0, piece = '';
+while (size < ${total}) {
+  const line = 'line ' + String(n++).padStart(8, '0') + ' ' + 'é'.repeat(20) + '\\n';
+  piece += line;
+  size += Buffer.byteLength(line);
+  if (piece.length >= 8192) { out.write(piece); piece = ''; }
+}
+out.write(piece);
+process.stderr.write(JSON.stringify({ opened, isTTY: out.isTTY, lines: n }) + '\\n');`;
+  return spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function expectedLines(n: number): string {
+  let s = '';
+  for (let i = 0; i < n; i++) s += 'line ' + String(i).padStart(8, '0') + ' ' + 'é'.repeat(20) + '\n';
+  return s;
+}
+
+function collect(child: ReturnType<typeof spawn>): Promise<{ code: number | null; out: Buffer; err: string }> {
+  const out: Buffer[] = [];
+  let err = '';
+  child.stdout!.on('data', (c: Buffer) => out.push(c));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, out: Buffer.concat(out), err })));
+}
+
+timedTest('fdOut: on a blocking pipe every byte is written to the descriptor, without building process.stdout', async () => {
+  const r = await collect(fdOutChild(1 << 20));
+  assert.equal(r.code, 0, r.err);
+  const report = JSON.parse(r.err.trim()) as { opened: boolean; isTTY: boolean; lines: number };
+  assert.equal(report.opened, false, 'the stream is never built');
+  assert.equal(report.isTTY, false);
+  assert.ok(r.out.equals(Buffer.from(expectedLines(report.lines))), 'all the lines, in order, multi-byte characters whole');
+});
+
+timedTest('fdOut: a non-blocking pipe whose reader is slow gets the rest through the stream, nothing lost, order kept', async () => {
+  // Touching process.stdout makes a pipe non-blocking (libuv), as a parent sharing it could have.
+  const child = fdOutChild(4 << 20, 'process.stdout;');
+  // Read nothing for a while, so that the pipe fills and a write would block.
+  child.stdout!.pause();
+  await sleep(500);
+  const collecting = collect(child);
+  child.stdout!.resume(); // after an explicit pause(), a 'data' listener alone does not resume
+  const done = await collecting;
+  assert.equal(done.code, 0, done.err);
+  const report = JSON.parse(done.err.trim()) as { opened: boolean; lines: number };
+  assert.equal(report.opened, true, 'the write that would block went to the stream (the case is exercised)');
+  assert.ok(done.out.equals(Buffer.from(expectedLines(report.lines))), 'every line, in order, a character split across the switch intact');
+}, { ms: 60_000 });
+
+timedTest('fdOut: a reader that went away ends the output quietly (EPIPE), and later writes are dropped', async () => {
+  const child = fdOutChild(16 << 20);
+  const r = collect(child);
+  child.stdout!.once('data', () => child.stdout!.destroy());
+  const done = await r;
+  assert.equal(done.code, 0, done.err);
+  const report = JSON.parse(done.err.trim()) as { opened: boolean };
+  assert.equal(report.opened, false, 'no stream is built to write into a closed pipe');
+});
+
+timedTest('fdOut: a file is written directly; a character device (/dev/null, like a terminal) goes through the stream', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fabric-fdout-'));
+  try {
+    const file = join(dir, 'out.txt');
+    const script = (target: string) => `import { fdOut } from ${JSON.stringify(new URL('../../lib/cli/out.js', import.meta.url).href)};
+import { openSync } from 'node:fs';
+const fd = openSync(${JSON.stringify(target)}, 'w');
+let opened = false;
+const out = fdOut(fd, () => { opened = true; return { write: () => true, isTTY: true, columns: 80 }; });
+out.write('héllo\\n');
+process.stdout.write(JSON.stringify({ opened, isTTY: out.isTTY }));`;
+    const run = (target: string) =>
+      collect(spawn(process.execPath, ['--input-type=module', '-e', script(target)], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    const f = await run(file);
+    assert.equal(f.code, 0, f.err);
+    assert.deepEqual(JSON.parse(f.out.toString()), { opened: false, isTTY: false });
+    assert.equal(readFileSync(file, 'utf8'), 'héllo\n');
+    const d = await run('/dev/null');
+    assert.equal(d.code, 0, d.err);
+    assert.deepEqual(JSON.parse(d.out.toString()), { opened: true, isTTY: true }, "the stream's, as a terminal's would be");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 rigTest('the CLI: every line of a run that prints a line per task reaches a pipe, status lines after output, the summary last', async (rig) => {
