@@ -76,7 +76,8 @@ export async function walkFiles(dir: string, skipTop: readonly string[] = []): P
   return out.sort(compareBytes);
 }
 
-const NON_ASCII = /[^\x00-\x7f]/;
+/** A character outside ASCII (its UTF-8 bytes order differently from its UTF-16 code units). */
+export const NON_ASCII = /[^\x00-\x7f]/;
 
 /** Byte-wise (C locale) order of UTF-8 strings, as `LC_ALL=C sort` orders file names. */
 export function compareBytes(a: string, b: string): number {

@@ -3,7 +3,7 @@
  * verifies it with no fabric installed. One line per file, `<64 hex>  ./<path>`, sorted by path in
  * byte order (LC_ALL=C), as Samakia's packet scripts write it.
  */
-import { compareBytes } from './fsutil.js';
+import { compareBytes, NON_ASCII } from './fsutil.js';
 
 export interface ManifestEntry {
   readonly path: string;
@@ -11,7 +11,12 @@ export interface ManifestEntry {
 }
 
 export function formatManifest(entries: Iterable<ManifestEntry>): string {
-  const sorted = [...entries].sort((a, b) => compareBytes(a.path, b.path));
+  const sorted = [...entries];
+  // Paths that are all ASCII (fabric's node directories are) compare by code unit exactly as their
+  // bytes do: one test per path instead of two per comparison (a checkpoint of a 1000-node run sorts
+  // some 2000 paths, 15 times a run).
+  if (sorted.every((e) => !NON_ASCII.test(e.path))) sorted.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  else sorted.sort((a, b) => compareBytes(a.path, b.path));
   return sorted.map((e) => `${e.sha256}  ./${e.path}\n`).join('');
 }
 

@@ -46,6 +46,17 @@ test('manifest lines are sorted in byte order (C locale) and round-trip', () => 
     text.split('\n').filter(Boolean).map((l) => l.slice(66)),
     ['./Z.json', './nodes/a/x', './nodes/b/x', './run.json'],
   );
+  // Names outside ASCII sort by their UTF-8 bytes, where UTF-16 code units order differently: U+FF21
+  // (EF BC A1) before U+1F600 (F0 9F 98 80), whose first code unit (D83D) is the smaller one.
+  const wide = formatManifest([
+    { path: 'nodes/\u{1F600}', sha256: h('5') },
+    { path: 'nodes/\uFF21', sha256: h('6') },
+    { path: 'nodes/z', sha256: h('7') },
+  ]);
+  assert.deepEqual(
+    wide.split('\n').filter(Boolean).map((l) => l.slice(66)),
+    ['./nodes/z', './nodes/\uFF21', './nodes/\u{1F600}'],
+  );
   const back = parseManifest(text);
   assert.deepEqual(back.malformed, []);
   assert.deepEqual(back.entries.map((e) => e.path), ['Z.json', 'nodes/a/x', 'nodes/b/x', 'run.json']);
