@@ -14,7 +14,7 @@
  *                              a run record still names it (prune moves the key out first)
  *   runs.json                  the last recorded run of every node (task + params), cacheable or
  *                              not, written once per run (see runs.ts)
- *   stat-cache.json            see stat-cache.ts
+ *   stat-cache.bin             see stat-cache.ts (format 2 of it was stat-cache.json)
  *   hmac.key                   the random key for digests of secrets (mode 0600)
  *
  * Format 2 (this one) moved small outputs and the key into the entry; an entry of another format is
@@ -245,7 +245,7 @@ export class Store {
     this.keysDir = join(dir, 'keys');
     this.runs = new RunRecords(join(dir, 'runs.json'));
     this.legacyRunsDir = join(dir, 'runs');
-    this.statCacheFile = join(dir, 'stat-cache.json');
+    this.statCacheFile = join(dir, 'stat-cache.bin');
     this.hmacKeyFile = join(dir, 'hmac.key');
   }
 

@@ -11,9 +11,9 @@ import { analyze } from '../../lib/engine/analyze.js';
 import type { Graph } from '../../lib/engine/graph.js';
 import type { NodeId } from '../../lib/engine/events.js';
 import { createLocalCache } from '../../lib/cache/local.js';
-import type { Stats } from 'node:fs';
+import { readFileSync, statSync, type Stats } from 'node:fs';
 import type { SeenStat } from '../../lib/cache/files.js';
-import { StatCache, rowIsUsable, RACY_WINDOW_MS, type StatRow, type FileStat } from '../../lib/cache/stat-cache.js';
+import { StatCache, rowIsUsable, RACY_WINDOW_MS, formatStatCache, readStatCacheFile, type StatRow, type FileStat } from '../../lib/cache/stat-cache.js';
 import { inlineBytes, Store, TOUCH_AFTER_MS } from '../../lib/cache/store.js';
 import { parseDuration, parseSize, formatSize } from '../../lib/cache/units.js';
 import { ROOT, rigTest, timedTest, test, withTimeout, type Rig } from '../helpers/rig.js';
@@ -38,7 +38,7 @@ for (const [title, r, usable] of USABLE) timedTest(`stat cache row: ${title} →
 
 rigTest('stat cache: settled files are not re-read (a recorded hash is trusted), racy ones are', async (rig) => {
   await rig.write({ 'a.txt': 'aaa', 'b.txt': 'bbb', 'c.txt': 'ccc' });
-  const file = rig.path('stat-cache.json');
+  const file = rig.path('stat-cache.bin');
   const paths = ['a.txt', 'b.txt', 'c.txt'].map((p) => rig.path(p));
   // Pretend the hashes were recorded 10 s after the files were written: settled.
   const first = new StatCache(file, () => Date.now() + 10_000);
@@ -47,9 +47,9 @@ rigTest('stat cache: settled files are not re-read (a recorded hash is trusted),
   assert.deepEqual(first.counters, { hashed: 3, reused: 0 });
   assert.equal(await first.save(), undefined);
   // Forge the recorded hash of a.txt: a cache that trusts it proves the file was not read again.
-  const doc = JSON.parse(await readFile(file, 'utf8')) as { rows: unknown[] };
-  doc.rows[doc.rows.indexOf(paths[0]!) + 5] = sha('forged');
-  await writeFile(file, JSON.stringify(doc));
+  const rows = readStatCacheFile(file)!;
+  assert.deepEqual(rows.map((r) => r.path), [...paths].sort(), 'one row per file, sorted by path');
+  await writeFile(file, formatStatCache(rows.map((r) => (r.path === paths[0] ? { ...r, sha256: sha('forged') } : r))));
   const second = new StatCache(file);
   const h2 = await second.hashFiles(paths);
   assert.equal(h2.get(paths[0]!)!.sha256, sha('forged'));
@@ -89,12 +89,61 @@ rigTest('stat cache: hashing a large tree gives the event loop turns (synchronou
 });
 
 rigTest('stat cache: vanished files are absent; a damaged cache file is ignored and rewritten', async (rig) => {
-  await rig.write({ 'a.txt': 'a', 'stat-cache.json': '{"v":1,"rows":{"/x":[1,2' });
-  const c = new StatCache(rig.path('stat-cache.json'));
-  const h = await c.hashFiles([rig.path('a.txt'), rig.path('gone.txt'), rig.dir]);
-  assert.deepEqual([...h.keys()], [rig.path('a.txt')]);
+  await rig.write({ 'a.txt': 'a', 'b.txt': 'b' });
+  const file = rig.path('stat-cache.bin');
+  const settled = () => Date.now() + 10_000;
+  const first = new StatCache(file, settled);
+  await first.hashFiles([rig.path('a.txt'), rig.path('b.txt')]);
+  await first.save();
+  const good = readFileSync(file);
+  // Cut short, a wrong magic, a count that does not match the paths, another byte order, empty.
+  const damaged = [
+    good.subarray(0, good.length - 40),
+    Buffer.concat([Buffer.from('FSC2'), good.subarray(4)]),
+    Buffer.concat([good, Buffer.from('/extra/path\0')]),
+    Buffer.concat([good.subarray(0, 4), Buffer.from(good.subarray(4, 8)).reverse(), good.subarray(8)]),
+    Buffer.alloc(0),
+  ];
+  for (const bytes of damaged) {
+    await writeFile(file, bytes);
+    assert.equal(readStatCacheFile(file), undefined, 'not a stat cache');
+    const c = new StatCache(file, settled);
+    const h = await c.hashFiles([rig.path('a.txt'), rig.path('gone.txt'), rig.dir, rig.path('b.txt')]);
+    assert.deepEqual([...h.keys()], [rig.path('a.txt'), rig.path('b.txt')]);
+    assert.deepEqual(c.counters, { hashed: 2, reused: 0 }, 'nothing is trusted from a damaged file');
+    await c.save();
+    assert.deepEqual(readStatCacheFile(file)!.map((r) => r.path), [rig.path('a.txt'), rig.path('b.txt')], 'rewritten whole');
+  }
+});
+
+rigTest('stat cache: the rows of format 2 (stat-cache.json) are not read, and that file is removed when format 3 is saved', async (rig) => {
+  await rig.write({ 'a.txt': 'a' });
+  const st = statSync(rig.path('a.txt'));
+  await rig.write({ 'stat-cache.json': JSON.stringify({ v: 2, rows: [rig.path('a.txt'), st.size, st.mtimeMs, st.ctimeMs, st.ino, sha('forged'), Date.now() + 10_000] }) });
+  const c = new StatCache(rig.path('stat-cache.bin'));
+  assert.equal((await c.hashFiles([rig.path('a.txt')])).get(rig.path('a.txt'))!.sha256, sha('a'));
   await c.save();
-  assert.equal(JSON.parse(await rig.read('stat-cache.json')).v, 2);
+  assert.equal(rig.exists('stat-cache.json'), false);
+  assert.equal(readStatCacheFile(rig.path('stat-cache.bin'))![0]!.sha256, sha('a'));
+});
+
+rigTest('stat cache: lookups out of order, and of paths between and around the recorded ones, find exactly their own rows', async (rig) => {
+  const names = Array.from({ length: 40 }, (_, i) => `f${String(i).padStart(2, '0')}.txt`);
+  for (const n of names) await rig.write({ [n]: n });
+  const file = rig.path('stat-cache.bin');
+  const all = names.map((n) => rig.path(n));
+  const first = new StatCache(file, () => Date.now() + 10_000);
+  await first.hashFiles(all.filter((_, i) => i % 2 === 0)); // every other file recorded
+  await first.save();
+  const c = new StatCache(file, () => Date.now() + 10_000);
+  // Reversed, then shuffled by a fixed stride, then sorted: every order the hint and the search meet.
+  const orders = [[...all].reverse(), all.map((_, i) => all[(i * 7) % all.length]!), all];
+  for (const order of orders) {
+    const h = await c.hashFiles(order);
+    for (const p of all) assert.equal(h.get(p)!.sha256, sha(p.slice(p.lastIndexOf('/') + 1)), p);
+  }
+  assert.equal(c.counters.hashed, 20, 'each unrecorded file read once (then it is a fresh row)');
+  assert.equal(c.counters.reused, 3 * 20 + 2 * 20, 'each recorded file reused in every order, each fresh one after its first');
 });
 
 rigTest('stat cache: a stat taken by expandGlobs is used as is, with the time taken before it as the recording time', async (rig) => {

@@ -169,7 +169,7 @@ rigTest('the stat cache takes the walker’s stats: the same digests, and unchan
   const sample = a.digests[0];
   assert.match(String(sample), /^[0-9a-f]{64}$/);
   // Hashed once, then reused from the walker's stats.
-  const c = new StatCache(rig.path('stat-cache.json'), later);
+  const c = new StatCache(rig.path('stat-cache.bin'), later);
   await digests(true, c);
   const hashed = c.counters.hashed;
   await digests(true, c);
