@@ -9,16 +9,16 @@ import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import * as nodeFs from 'node:fs';
+import nodeFs from 'node:fs';
 
 // node:fs as the built-in module itself, not its ES module facade. Node builds the facade on the first
-// \`import ... from 'node:fs'\` by reading every export, getters included: \`fs.promises\`,
-// \`fs.ReadStream\` and the rest load fs/promises, readline and the whole streams stack (some 30
-// internal modules), which a command such as \`list\` never uses. The bundle's imports of node:fs
+// `import ... from 'node:fs'` by reading every export, getters included: `fs.promises`,
+// `fs.ReadStream` and the rest load fs/promises, readline and the whole streams stack (some 30
+// internal modules), which a command such as `list` never uses. The bundle's imports of node:fs
 // resolve to a module that re-exports the plain properties of the built-in one (a getter is not
 // exported: importing one fails the build). process.getBuiltinModule is Node 20.16; before it,
 // require through createRequire (node:module is in Node's start-up snapshot).
-const FS_EXPORTS = Object.entries(Object.getOwnPropertyDescriptors(nodeFs.default))
+const FS_EXPORTS = Object.entries(Object.getOwnPropertyDescriptors(nodeFs))
   .filter(([name, d]) => 'value' in d && /^[A-Za-z_$][\w$]*$/.test(name))
   .map(([name]) => name);
 const nodeFsModule = {

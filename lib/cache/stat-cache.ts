@@ -99,7 +99,7 @@ export async function sha256File(path: string, size?: number): Promise<string> {
   return h.digest('hex');
 }
 
-/** One row of the stat cache file, as `readStatCacheFile` gives it (tests, `fabric cache` tooling). */
+/** One row of the stat cache file, as `readStatCacheFile` gives it (tests; inspecting a cache by hand). */
 export interface StatCacheRow {
   readonly path: string;
   readonly size: number;
