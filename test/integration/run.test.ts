@@ -133,7 +133,7 @@ task('both', { effect: 'read-only', deps: ['h1', 'h2'] });`),
 rigTest('timeout fails the task with reason timeout; retries rerun a flaky task', async (rig) => {
   await rig.write({
     'fabricfile.ts': FF(`
-task('slow', { effect: 'read-only', timeout: '2s', run: [[NODE, fx('hang.mjs'), 'slow.pids']] });
+task('slow', { effect: 'read-only', timeout: '5s', run: [[NODE, fx('hang.mjs'), 'slow.pids']] });
 task('flaky', { effect: 'read-only', retries: 2, retryDelay: 10, run: [[NODE, fx('flaky.mjs'), 'flaky.count', '2']] });`),
   });
   const t = await rig.fabric(['run', 'slow', '--output=json', '--no-evidence']);

@@ -6,16 +6,18 @@ import { join } from 'node:path';
 import { rigTest, test } from '../helpers/rig.js';
 import { fx, fxSh, gone, graphOf, pidsIn, run, until } from './scheduler-helpers.js';
 
+// The timeouts below leave room for the hanging node processes to start (and record their pids)
+// first: under the parallel suite on a slow machine two node starts can take over two seconds.
 rigTest('a timeout kills the whole group (also a child ignoring SIGTERM) and fails with reason timeout', async (rig) => {
   const pids = rig.path('pids');
   const g = graphOf(rig.dir, {
-    slow: { timeoutMs: 2000, run: `${fxSh('hang.mjs', pids)} & ${fxSh('hang.mjs', pids, 'ignore-term')} & wait` },
+    slow: { timeoutMs: 5000, run: `${fxSh('hang.mjs', pids)} & ${fxSh('hang.mjs', pids, 'ignore-term')} & wait` },
   });
   const t0 = Date.now();
   const r = await run(g, { graceMs: 300 });
   const f = r.events.find((e) => e.type === 'task-failure');
-  assert.ok(f?.type === 'task-failure' && f.failure.reason === 'timeout' && f.failure.ms === 2000, JSON.stringify(f));
-  assert.ok(Date.now() - t0 >= 2000);
+  assert.ok(f?.type === 'task-failure' && f.failure.reason === 'timeout' && f.failure.ms === 5000, JSON.stringify(f));
+  assert.ok(Date.now() - t0 >= 5000);
   const all = [...pidsIn(pids), ...r.pids('slow')];
   assert.equal(all.length, 3);
   for (const pid of all) assert.ok(gone(pid), `pid ${pid} survived the timeout`);
@@ -46,7 +48,7 @@ rigTest('retries exhausted: the last failure is reported', async (rig) => {
 
 rigTest('a timed-out attempt is retried', async (rig) => {
   const counter = rig.path('counter');
-  const g = graphOf(rig.dir, { flaky: { retries: 1, timeoutMs: 2000, retryDelayMs: 5, run: fx('flaky.mjs', counter, '1', 'hang') } });
+  const g = graphOf(rig.dir, { flaky: { retries: 1, timeoutMs: 5000, retryDelayMs: 5, run: fx('flaky.mjs', counter, '1', 'hang') } });
   const r = await run(g, { graceMs: 200 });
   assert.equal(r.outcome.ok, true, JSON.stringify(r.brief()));
   const retry = r.events.find((e) => e.type === 'task-retry');
