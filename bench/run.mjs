@@ -87,9 +87,9 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * Variables the tools run without: what would change their behaviour (CI mode, event logs, node
  * flags), and what adds a cost to every Node start that is neither Node's own start-up nor fabric's.
  * NODE_EXTRA_CA_CERTS makes Node 20 read and parse the named certificate bundle before any script
- * runs: with a system bundle (~200 KB), `node -e 0` took 140 ms instead of 77 ms on the eighth and
- * ninth passes' machine. It would be in the floor and in fabric alike, so every ratio against
- * `node -e 0` would shrink towards 1 by a cost neither tool chose (and no run here needs TLS).
+ * runs: with a system bundle (~200 KB), `node -e 0` took 140 ms instead of 77 ms on the ninth pass's
+ * machine. It would be in the floor and in fabric alike, so every ratio against `node -e 0` would
+ * shrink towards 1 by a cost neither tool chose (and no run here needs TLS).
  */
 const WITHOUT = ['CI', 'GITHUB_ACTIONS', 'FABRIC_EVENT_LOG', 'NODE_OPTIONS', 'NODE_EXTRA_CA_CERTS', 'FORCE_COLOR', 'MAKEFLAGS', 'MFLAGS', 'MAKELEVEL'];
 
