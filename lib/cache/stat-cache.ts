@@ -42,7 +42,7 @@ const HEADER = 8;
 const NUMS = 5;
 const SHA_BYTES = 32;
 /** Where format 2 was kept: removed when format 3 is saved. */
-export const LEGACY_STAT_CACHE = 'stat-cache.json';
+const LEGACY_STAT_CACHE = 'stat-cache.json';
 const STAT_BATCH = 512;
 const HASH_CONCURRENCY = 8;
 const STREAM_ABOVE = 8 * 1024 * 1024;
