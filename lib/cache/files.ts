@@ -120,12 +120,22 @@ function expandLiterals(
   ignoreDirs: readonly string[],
   isDynamic: (p: string) => boolean,
   seen: Map<string, SeenStat> | undefined,
+  known: ((abs: string) => SeenStat | undefined) | undefined,
 ): string[] | undefined {
   const out: string[] = [];
   for (const p of patterns) {
     const rel = literal(p, isDynamic);
     if (rel === undefined) return undefined;
     const abs = absolutePath(cwd, rel);
+    // A regular file this run has stat'ed already (the stat cache's memo): no second stat.
+    const had = known?.(abs);
+    if (had) {
+      if (!isIgnored(rel, abs, ignoreDirs)) {
+        out.push(rel);
+        seen?.set(abs, had);
+      }
+      continue;
+    }
     const at = Date.now();
     let st;
     try {
@@ -412,22 +422,29 @@ async function expandTrees(patterns: readonly string[], cwd: string, ignoreDirs:
 /**
  * Files matched by `patterns` under `cwd`: relative paths with `/`, sorted by UTF-16 code units (the
  * default sort, without a callback per comparison), without duplicates. With `seen`, the stats taken
- * on the way (literal paths) are added to it.
+ * on the way (literal paths) are added to it. With `known`, a literal path that it says is a regular
+ * file (a stat this run took already) is not stat'ed again.
  */
-export async function expandGlobs(patterns: readonly string[], cwd: string, ignoreDirs: readonly string[] = [], seen?: Map<string, SeenStat>): Promise<string[]> {
+export async function expandGlobs(
+  patterns: readonly string[],
+  cwd: string,
+  ignoreDirs: readonly string[] = [],
+  seen?: Map<string, SeenStat>,
+  known?: (abs: string) => SeenStat | undefined,
+): Promise<string[]> {
   if (patterns.length === 0) return [];
   // One fast-glob call costs about a millisecond; a no-op over 1000 single-file tasks must not pay it,
   // nor loading fast-glob at all when every pattern is plain.
   const plain = patterns.every(isPlainPattern);
   if (plain) {
-    const direct = expandLiterals(patterns, cwd, ignoreDirs, notDynamic, seen);
+    const direct = expandLiterals(patterns, cwd, ignoreDirs, notDynamic, seen, known);
     if (direct) return direct;
   }
   const trees = await expandTrees(patterns, cwd, ignoreDirs, seen);
   if (trees) return trees;
   const fg = await fastGlob();
   if (!plain) {
-    const direct = expandLiterals(patterns, cwd, ignoreDirs, (p) => fg.isDynamicPattern(p), seen);
+    const direct = expandLiterals(patterns, cwd, ignoreDirs, (p) => fg.isDynamicPattern(p), seen, known);
     if (direct) return direct;
   }
   const positive = patterns.filter((p) => !isNegated(p)).map((p) => expandDirectory(fg, p, cwd));

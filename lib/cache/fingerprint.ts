@@ -168,7 +168,7 @@ export async function hashInputs(
   ctx: Pick<KeyContext, 'statCache' | 'ignoreDirs'>,
 ): Promise<{ readonly inputs: Record<string, string>; readonly files: AbsFileDigest[] | undefined }> {
   const seen = new Map<string, SeenStat>();
-  const expanding = expandGlobs(node.inputs, node.cwd, ctx.ignoreDirs, seen);
+  const expanding = expandGlobs(node.inputs, node.cwd, ctx.ignoreDirs, seen, ctx.statCache.known);
   // A large tree is listed by the native walker, in another process: the stat cache loads meanwhile.
   if (node.inputs.length > 0) ctx.statCache.preload();
   const rels = await expanding;

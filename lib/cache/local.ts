@@ -338,9 +338,13 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
       const cur = current.get(target);
       outputs.push({ path: target, sha256: o.sha256, size: o.size });
       if (cur && cur.sha256 === o.sha256) {
-        if ((cur.stat.mode & 0o7777) !== (o.mode & 0o7777)) await chmod(target, o.mode & 0o7777);
+        if ((cur.stat.mode & 0o7777) !== (o.mode & 0o7777)) {
+          statCache.endMemo(); // the file's stat changes: no stat taken before may be reused
+          await chmod(target, o.mode & 0o7777);
+        }
         continue;
       }
+      statCache.endMemo(); // an output is written back: no stat taken before may be reused
       if (o.inline) {
         const bytes = inlineBytes(o);
         if (!bytes) return { state: 'corrupt', detail: `the stored content of output ${o.path} (entry ${entry.fingerprint.slice(0, 12)}) does not match its hash` };
@@ -368,6 +372,10 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
   const provider: LocalCache = {
     store,
     statCache,
+
+    willRun(): void {
+      statCache.endMemo();
+    },
 
     async lookup(node, depFingerprints, { force }): Promise<CacheLookup> {
       if (!enabled) return { result: 'disabled', detail: 'the cache is disabled (--no-cache)' };

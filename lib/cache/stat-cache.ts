@@ -183,6 +183,13 @@ export class StatCache {
   /** The row after the last one found: where the next lookup of a sorted series is. */
   private next = 0;
   private fresh = new Map<string, StatRow>();
+  /**
+   * The stats this run has taken while nothing had run yet (null: no regular file there), so that a
+   * file is stat'ed once however many nodes read it: a no-op over a graph stats each output once as
+   * its producer's output, not again as every dependent's input. `endMemo` ends it for the rest of
+   * the run when anything may write files: a node about to run, a hit about to restore an output.
+   */
+  private memo: Map<string, SeenStat | null> | undefined = new Map();
   private loading: Promise<void> | undefined;
   private dirty = false;
   private readonly inflight = new Map<string, Promise<HashedFile | undefined>>();
@@ -244,6 +251,34 @@ export class StatCache {
     return -1;
   }
 
+  /**
+   * Ends the memo of stats for the rest of the run (see `memo`): from now on every stat is taken when
+   * it is asked for. Call it before anything in the run may write a file.
+   */
+  endMemo(): void {
+    this.memo = undefined;
+  }
+
+  /** The stat of the regular file `abs` this run took already, if the memo holds one (expandGlobs asks). */
+  readonly known = (abs: string): SeenStat | undefined => this.memo?.get(abs) ?? undefined;
+
+  /** `abs`'s stat: from `seen`, else from the memo, else taken now (and remembered while the memo lasts). */
+  private statOf(abs: string, seen: ReadonlyMap<string, SeenStat> | undefined): SeenStat | undefined {
+    const memo = this.memo;
+    const pre = seen?.get(abs);
+    if (pre) {
+      memo?.set(abs, pre);
+      return pre;
+    }
+    if (memo) {
+      const m = memo.get(abs);
+      if (m !== undefined) return m ?? undefined;
+    }
+    const got = regularFileStat(abs, undefined, this.now);
+    memo?.set(abs, got ?? null);
+    return got;
+  }
+
   /** The recorded hash of `p` if it may be reused for stat `s` (read in place: no row is built). */
   private reusable(p: string, s: FileStat): string | undefined {
     const f = this.fresh.get(p);
@@ -269,7 +304,7 @@ export class StatCache {
       const end = Math.min(paths.length, i + STAT_BATCH);
       for (let j = i; j < end; j++) {
         const p = paths[j]!;
-        const got = regularFileStat(p, seen, this.now);
+        const got = this.statOf(p, seen);
         if (!got) continue;
         // A seen stat's time comes from the real clock; this cache's may be another (tests).
         const at = Math.min(got.at, this.now());

@@ -60,6 +60,11 @@ export interface CacheProvider {
    * evidence writer avoid hashing the same files twice.
    */
   fileDigests?(node: Node): KnownDigests | undefined;
+  /**
+   * Called right before a node starts to run (its first attempt), whatever its lookup said: from then
+   * on files may change, so the cache stops reusing stats it took earlier in the run.
+   */
+  willRun?(node: Node): void;
   /** Called once after the run (also after a failed or interrupted one): persists the stat cache. */
   close?(): Promise<void>;
 }

@@ -365,6 +365,8 @@ class Scheduler {
       }
       if (this.preparing) await this.preparing;
     }
+    // From here on the node's steps may write files: the cache stops reusing this run's earlier stats.
+    cache?.willRun?.(node);
     let attempt = 1;
     let result: Awaited<ReturnType<typeof runAttempt>>;
     for (;;) {

@@ -2,7 +2,7 @@
 // builds them from task definitions; no process runs: each test "runs" a node by writing its outputs).
 import * as assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { chmod, readFile, readdir, rm, stat, writeFile, mkdir, truncate } from 'node:fs/promises';
+import { chmod, readFile, readdir, rm, stat, utimes, writeFile, mkdir, truncate } from 'node:fs/promises';
 import { join, dirname } from 'node:path';
 import type { TaskDef, TaskSpec } from '../../lib/api/types.js';
 import { analyze } from '../../lib/engine/analyze.js';
@@ -50,6 +50,7 @@ async function simulate(h: Harness, g: Graph, produce: (n: Node) => Promise<void
     lookups.set(id, l);
     if (l.result !== 'hit') {
       ran.push(id);
+      h.cache.willRun?.(node);
       await produce(node);
       const missing = await h.cache.missingOutputs(node);
       if (missing.length) throw new Error(`missing outputs of ${id}: ${missing.join(', ')}`);
@@ -64,6 +65,56 @@ async function simulate(h: Harness, g: Graph, produce: (n: Node) => Promise<void
 }
 
 const lint = (extra: TaskSpec = {}) => def('lint', { effect: 'read-only', run: 'echo lint', inputs: ['src/**'], ...extra });
+
+/** Rewrites `rel` with `text`, dated an hour back: only its size and ctime tell it changed, and no stat is racy. */
+async function rewriteOld(rig: Rig, rel: string, text: string): Promise<void> {
+  await writeFile(rig.path(rel), text);
+  const t = Date.now() / 1000 - 3600;
+  await utimes(rig.path(rel), t, t);
+}
+
+// ---- stats within a run ----
+
+rigTest("a file is stat'ed once per run until a node is about to run; after willRun every lookup stats afresh", async (rig) => {
+  await rig.write({ 'data.txt': 'one\n' });
+  await rewriteOld(rig, 'data.txt', 'one\n');
+  const look = def('look', { effect: 'read-only', run: 'true', inputs: ['data.txt'] });
+  const use = def('use', { effect: 'read-only', run: 'true', inputs: ['data.txt'] });
+  const g = graphOf(rig, [look, use], ['look', 'use']);
+  const h = cacheFor(rig);
+  await h.cache.lookup(g.nodes.get('look')!, new Map(), { force: false });
+  await rewriteOld(rig, 'data.txt', 'three\n');
+  // Nothing has run: the run's first look at data.txt stands (one stat per file per run).
+  const before = await h.cache.lookup(g.nodes.get('use')!, new Map(), { force: false });
+  h.cache.willRun!(g.nodes.get('look')!);
+  const after = await h.cache.lookup(g.nodes.get('use')!, new Map(), { force: false });
+  await h.cache.close();
+  // A new run (a new provider) sees the file as it is now: so must the lookup after willRun.
+  const fresh = cacheFor(rig);
+  const now = await fresh.cache.lookup(g.nodes.get('use')!, new Map(), { force: false });
+  await fresh.cache.close();
+  assert.notEqual(before.fingerprint, after.fingerprint, 'after willRun the changed file is seen');
+  assert.equal(after.fingerprint, now.fingerprint);
+});
+
+rigTest('a hit that writes an output back ends the stats of the run: a dependent reading that output sees what was restored', async (rig) => {
+  await rig.write({ 'src.txt': 'source\n' });
+  const gen = def('gen', { effect: 'read-only', run: 'true', inputs: ['src.txt'], outputs: ['out.txt'] });
+  const use = def('use', { effect: 'read-only', run: 'true', deps: ['gen'], inputs: ['out.txt'] });
+  const g = graphOf(rig, [gen, use], ['use']);
+  const first = await simulate(cacheFor(rig), g, async (n) => {
+    if (n.task.name === 'gen') await rewriteOld(rig, 'out.txt', 'generated\n');
+  });
+  assert.deepEqual(first.ran, ['gen', 'use']);
+  // The output is changed behind fabric's back; the next run restores it and the dependent is a hit.
+  await rewriteOld(rig, 'out.txt', 'tampered with\n');
+  const second = await simulate(cacheFor(rig), g);
+  assert.equal(second.result('gen'), 'hit');
+  assert.deepEqual((second.lookup('gen') as { restored?: readonly string[] }).restored, ['out.txt']);
+  assert.equal(await readFile(rig.path('out.txt'), 'utf8'), 'generated\n');
+  assert.equal(second.result('use'), 'hit', JSON.stringify(second.lookup('use')));
+  assert.deepEqual(second.ran, []);
+});
 
 // ---- fingerprint: what is in the key ----
 

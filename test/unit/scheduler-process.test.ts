@@ -140,6 +140,31 @@ rigTest('logs replayed from the cache are redacted again with what is secret now
   assert.equal(r.output('hit', 'stderr'), 'plain\n');
 });
 
+rigTest('the cache is told before each node that runs starts (gates and mutating nodes too), never for a hit', async (rig) => {
+  const calls: string[] = [];
+  const cache: CacheProvider = {
+    lookup: async (node) => (node.id === 'hit' ? { result: 'hit', fingerprint: 'f'.repeat(64), logs: [], restored: [] } : { result: 'miss', fingerprint: 'e'.repeat(64) }),
+    save: async () => undefined,
+    missingOutputs: async () => [],
+    willRun: (node) => void calls.push(`willRun ${node.id}`),
+  };
+  const g = graphOf(rig.dir, {
+    hit: { run: 'true' },
+    ro: { deps: ['hit'], run: 'true' },
+    mut: { deps: ['ro'], effect: 'mutating', run: 'true' },
+    gated: { deps: ['mut'], run: 'true', gate: { description: 'a live check', warnCode: 3, allowWarnVar: undefined } },
+  });
+  const r = await run(g, {
+    cache,
+    jobs: 1,
+    emit: (e) => {
+      if (e.type === 'task-start') calls.push(`task-start ${e.node}`);
+    },
+  });
+  assert.equal(r.outcome.ok, true, JSON.stringify(r.brief()));
+  assert.deepEqual(calls, ['willRun ro', 'task-start ro', 'willRun mut', 'task-start mut', 'willRun gated', 'task-start gated']);
+});
+
 rigTest('a secret split across two output chunks is redacted; it never appears in any chunk', async (rig) => {
   const secret = 'hunter2-very-secret';
   const g = graphOf(rig.dir, {
