@@ -90,8 +90,14 @@ export const INLINE_LOGS_MAX = 16 * 1024;
 export const INLINE_OUTPUT_MAX = 16 * 1024;
 /** …as long as an entry's inline outputs stay within this many bytes in all (the rest are blobs). */
 export const INLINE_OUTPUTS_TOTAL = 64 * 1024;
-/** An entry's last-used time (its mtime) is advanced on a hit only when it is older than this. */
-export const TOUCH_AFTER_MS = 60_000;
+/**
+ * An entry's last-used time (its mtime) is advanced on a hit only when it is older than this. An hour:
+ * `prune --older-than` takes hours and days (12h, 7d), and the size limit's least-recently-used order
+ * needs no finer grain. Each advance is a utimes, a second stat, and a changed run record (runs.json
+ * rewritten): with a minute, every no-op run more than a minute after the last paid that for every
+ * node (W5: 1000 of each; bench/RESULTS.md, ninth pass).
+ */
+export const TOUCH_AFTER_MS = 3_600_000;
 
 export type EntryRead =
   | { readonly state: 'absent' }
