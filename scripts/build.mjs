@@ -6,10 +6,9 @@
 import { build } from 'esbuild';
 import { rm, rename } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import nodeFs from 'node:fs';
+import nodeFs, { readFileSync } from 'node:fs';
 
 // node:fs as the built-in module itself, not its ES module facade. Node builds the facade on the first
 // `import ... from 'node:fs'` by reading every export, getters included: `fs.promises`,

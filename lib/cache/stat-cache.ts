@@ -144,15 +144,19 @@ export function readStatCacheFile(file: string): StatCacheRow[] | undefined {
   }
   const l = parseStatCache(buf);
   if (!l) return undefined;
-  return l.paths.map((path, i) => ({
-    path,
-    size: l.nums[i * NUMS]!,
-    mtimeMs: l.nums[i * NUMS + 1]!,
-    ctimeMs: l.nums[i * NUMS + 2]!,
-    ino: l.nums[i * NUMS + 3]!,
-    sha256: l.shas.toString('hex', i * SHA_BYTES, (i + 1) * SHA_BYTES),
-    recordedAt: l.nums[i * NUMS + 4]!,
-  }));
+  return l.paths.map((_, i) => rowAt(l, i));
+}
+
+/** The hash of loaded row `i`, as hex. */
+function shaAt(l: Loaded, i: number): string {
+  return l.shas.toString('hex', i * SHA_BYTES, (i + 1) * SHA_BYTES);
+}
+
+/** Loaded row `i` as a row object. */
+function rowAt(l: Loaded, i: number): StatCacheRow {
+  const o = i * NUMS;
+  const n = l.nums;
+  return { path: l.paths[i]!, size: n[o]!, mtimeMs: n[o + 1]!, ctimeMs: n[o + 2]!, ino: n[o + 3]!, recordedAt: n[o + 4]!, sha256: shaAt(l, i) };
 }
 
 /** The bytes of a format-3 file holding `rows` (sorted here by path; a path given twice keeps its last row). */
@@ -285,9 +289,9 @@ export class StatCache {
     if (f) return rowIsUsable(f, s) ? f[4] : undefined;
     const i = this.find(p);
     if (i < 0) return undefined;
-    const { nums, shas } = this.loaded;
+    const nums = this.loaded.nums;
     const o = i * NUMS;
-    return usable(nums[o], nums[o + 1], nums[o + 2], nums[o + 3], nums[o + 4], s) ? shas.toString('hex', i * SHA_BYTES, (i + 1) * SHA_BYTES) : undefined;
+    return usable(nums[o], nums[o + 1], nums[o + 2], nums[o + 3], nums[o + 4], s) ? shaAt(this.loaded, i) : undefined;
   }
 
   /**
@@ -377,13 +381,8 @@ export class StatCache {
   async save(): Promise<string | undefined> {
     if (!this.file || !this.dirty) return undefined;
     const rows: StatCacheRow[] = [];
-    const { paths, nums, shas } = this.loaded;
-    for (let i = 0; i < paths.length; i++) {
-      const path = paths[i]!;
-      if (this.fresh.has(path)) continue;
-      const o = i * NUMS;
-      rows.push({ path, size: nums[o]!, mtimeMs: nums[o + 1]!, ctimeMs: nums[o + 2]!, ino: nums[o + 3]!, recordedAt: nums[o + 4]!, sha256: shas.toString('hex', i * SHA_BYTES, (i + 1) * SHA_BYTES) });
-    }
+    const paths = this.loaded.paths;
+    for (let i = 0; i < paths.length; i++) if (!this.fresh.has(paths[i]!)) rows.push(rowAt(this.loaded, i));
     for (const [path, [size, mtimeMs, ctimeMs, ino, sha256, recordedAt]] of this.fresh) {
       if (SHA_HEX.test(sha256)) rows.push({ path, size, mtimeMs, ctimeMs, ino, sha256, recordedAt });
     }
