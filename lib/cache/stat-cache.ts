@@ -22,8 +22,8 @@
  * files 1.9 MB to parse into 70,000 values and a Map to index them, ~45 ms of every no-op over them
  * (bench/RESULTS.md, ninth pass). A file that does not load is ignored: every input is hashed again.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream, readFileSync, rmSync } from 'node:fs';
+import * as nodeCrypto from 'node:crypto';
+import { closeSync, createReadStream, openSync, readFileSync, readSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
@@ -91,9 +91,50 @@ export function rowIsUsable(row: StatRow, s: FileStat): boolean {
   return usable(row[0], row[1], row[2], row[3], row[5], s);
 }
 
+const { createHash } = nodeCrypto;
+/** `crypto.hash` (Node 20.12 and later): a one-shot digest, without a Hash object per file. */
+const oneShot = (nodeCrypto as { hash?: (algorithm: string, data: Uint8Array, encoding: 'hex') => string }).hash;
+
+function sha256Hex(data: Uint8Array): string {
+  return oneShot ? oneShot('sha256', data, 'hex') : createHash('sha256').update(data).digest('hex');
+}
+
+/** The buffer small files are read into for hashing, reused from one file to the next (grows to SYNC_UP_TO + 1 at most). */
+let scratch = Buffer.allocUnsafe(0);
+
+/**
+ * The file's bytes, in `scratch` (valid until the next call). `size` is the size a stat just gave:
+ * the buffer has room for one byte more, so that one read returning less than it asked for ends the
+ * file, without the fstat and the extra read of readFileSync. A file that grew meanwhile is read on
+ * to its end; one that shrank is read until a read returns nothing.
+ */
+function readSmall(path: string, size: number): Buffer {
+  if (scratch.length < size + 1) scratch = Buffer.allocUnsafe(Math.max(size + 1, Math.min(2 * scratch.length, SYNC_UP_TO + 1), 64 * 1024));
+  let buf = scratch;
+  const fd = openSync(path, 'r');
+  try {
+    let n = 0;
+    for (;;) {
+      if (n === buf.length) {
+        const bigger = Buffer.allocUnsafe(2 * buf.length);
+        buf.copy(bigger, 0, 0, n);
+        buf = bigger;
+      }
+      const r = readSync(fd, buf, n, buf.length - n, null);
+      if (r === 0) break;
+      n += r;
+      // A short read past the stat's size is the end of a regular file.
+      if (n >= size && n < buf.length) break;
+    }
+    return buf.subarray(0, n);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export async function sha256File(path: string, size?: number): Promise<string> {
-  if (size !== undefined && takeSyncBudget(size)) return createHash('sha256').update(readFileSync(path)).digest('hex');
-  if (size !== undefined && size <= STREAM_ABOVE) return createHash('sha256').update(await readFile(path)).digest('hex');
+  if (size !== undefined && takeSyncBudget(size)) return sha256Hex(readSmall(path, size));
+  if (size !== undefined && size <= STREAM_ABOVE) return sha256Hex(await readFile(path));
   const h = createHash('sha256');
   for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
   return h.digest('hex');

@@ -12,7 +12,7 @@ import type { CacheLookup } from '../../lib/cache/types.js';
 import { createLocalCache, type LocalCache } from '../../lib/cache/local.js';
 import { computeKey, SecretDigester, fingerprintOf } from '../../lib/cache/fingerprint.js';
 import { diffKeys, describeChange } from '../../lib/cache/diff.js';
-import { StatCache, readStatCacheFile } from '../../lib/cache/stat-cache.js';
+import { StatCache, readStatCacheFile, sha256File } from '../../lib/cache/stat-cache.js';
 import { canonicalJsonGeneral } from '../../lib/util/canonical-json.js';
 import { rigTest, timedTest, test, type Rig } from '../helpers/rig.js';
 
@@ -266,6 +266,32 @@ rigTest('a hit restores deleted or changed outputs byte-exact with their modes, 
   assert.deepEqual(await readFile(rig.path('out/bin.dat')), bin);
   assert.equal((await stat(rig.path('out/bin.dat'))).mode & 0o777, 0o644);
   assert.deepEqual(h.warnings, []);
+});
+
+rigTest('sha256File hashes the whole file whatever size the stat gave: empty, small, past its buffer, grown, shrunk, one after another', async (rig) => {
+  const bytes = (n: number, seed: number) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff));
+  const files: Record<string, Buffer> = {
+    'empty.bin': Buffer.alloc(0),
+    'small.bin': bytes(38, 1),
+    'block.bin': bytes(65536, 2), // exactly the first buffer's size minus nothing: one read fills it
+    'big.bin': bytes(300_000, 3), // past the first buffer: it grows
+    'large.bin': bytes(1_500_000, 4), // past what is read synchronously
+  };
+  for (const [name, data] of Object.entries(files)) await writeFile(rig.path(name), data);
+  const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+  // The stat's size, and sizes that are wrong because the file changed after the stat.
+  for (let round = 0; round < 2; round++) {
+    for (const [name, data] of Object.entries(files)) {
+      for (const size of [data.length, Math.max(0, data.length - 7), data.length + 100, 0]) {
+        assert.equal(await sha256File(rig.path(name), size), sha(data), `${name} with size ${size}`);
+      }
+      assert.equal(await sha256File(rig.path(name)), sha(data), `${name} without a size`);
+    }
+  }
+  // A small file right after a large one is not hashed with the large one's leftover bytes.
+  assert.equal(await sha256File(rig.path('big.bin'), 300_000), sha(files['big.bin']!));
+  assert.equal(await sha256File(rig.path('small.bin'), 38), sha(files['small.bin']!));
+  await assert.rejects(sha256File(rig.path('absent.bin'), 10), { code: 'ENOENT' });
 });
 
 rigTest('a stored small output is hashed from the bytes kept in the entry, and the stat cache learns that hash', async (rig) => {
