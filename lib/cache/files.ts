@@ -464,16 +464,19 @@ export async function expandGlobs(
 
 /**
  * Declared output patterns that match nothing: a literal path that does not exist (file or
- * directory), or a glob with no file match.
+ * directory), or a glob with no file match. `present`: absolute paths already known to exist (stat'ed
+ * by the caller just before), which are not stat'ed again.
  */
-export async function unmatchedPatterns(patterns: readonly string[], cwd: string): Promise<string[]> {
+export async function unmatchedPatterns(patterns: readonly string[], cwd: string, present?: (abs: string) => boolean): Promise<string[]> {
   const missing: string[] = [];
   for (const p of patterns) {
     if (isNegated(p)) continue;
     if (isPlainPattern(p) || !(await fastGlob()).isDynamicPattern(p)) {
+      const abs = resolve(cwd, p);
+      if (present?.(abs)) continue;
       let exists = false;
       try {
-        exists = statSync(resolve(cwd, p), { throwIfNoEntry: false }) !== undefined;
+        exists = statSync(abs, { throwIfNoEntry: false }) !== undefined;
       } catch {
         exists = false;
       }

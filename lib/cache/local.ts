@@ -523,8 +523,11 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
     },
 
     async missingOutputs(node): Promise<string[]> {
-      const missing = await unmatchedPatterns(node.outputs, node.cwd);
-      if (enabled && missing.length === 0 && pending.get(node.id)?.store) afterRun.set(node.id, await outputStats(node));
+      // The outputs' stats after the run (kept to check, when storing, that they did not change
+      // meanwhile) also say which literal outputs exist: those need no second stat.
+      const after = enabled && pending.get(node.id)?.store ? await outputStats(node) : undefined;
+      const missing = await unmatchedPatterns(node.outputs, node.cwd, after ? (abs) => after.has(abs) : undefined);
+      if (after && missing.length === 0) afterRun.set(node.id, after);
       return missing;
     },
 

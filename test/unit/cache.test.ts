@@ -456,6 +456,14 @@ rigTest('missingOutputs: a literal path that does not exist, a glob with no matc
   const g = graphOf(rig, [build({ outputs: ['present.txt', 'absent.txt', 'dir', 'gen/*.js', 'emptyglob/*.js'] })], ['build']);
   const { cache } = cacheFor(rig);
   assert.deepEqual(await cache.missingOutputs(g.nodes.get('build')!), ['absent.txt', 'gen/*.js', 'emptyglob/*.js']);
+  // After a lookup the outputs' stats are taken first (to be kept for the store) and say which exist: same answer.
+  const l = await cache.lookup(g.nodes.get('build')!, new Map(), { force: false });
+  assert.equal(l.result, 'miss');
+  assert.deepEqual(await cache.missingOutputs(g.nodes.get('build')!), ['absent.txt', 'gen/*.js', 'emptyglob/*.js']);
+  await rig.write({ 'absent.txt': 'now', 'gen/x.js': 'x', 'emptyglob/y.js': 'y' });
+  assert.deepEqual(await cache.missingOutputs(g.nodes.get('build')!), []);
+  await cache.save(g.nodes.get('build')!, l.fingerprint!, []);
+  assert.equal((await cache.lookup(g.nodes.get('build')!, new Map(), { force: false })).result, 'hit');
 });
 
 rigTest('not cacheable: a mutating task is disabled (with a fingerprint, recorded), --force is a miss, --no-cache touches nothing', async (rig) => {
