@@ -12,7 +12,8 @@
  * and any value listed in `node.secrets` appear only as HMAC-SHA256 digests under a random key kept
  * in the store directory (a plain hash of a short secret could be brute-forced from the key file).
  */
-import { createHmac, createHash } from 'node:crypto';
+import { createHmac } from 'node:crypto';
+import { sha256Hex } from '../util/sha256.js';
 import { absolutePath, relativePosix } from '../util/paths.js';
 import type { Node, ResolvedStep } from '../engine/graph.js';
 import type { NodeId } from '../engine/events.js';
@@ -57,7 +58,7 @@ export interface CacheKey {
 }
 
 export function fingerprintOf(key: CacheKey): string {
-  return createHash('sha256').update(canonicalJson(key)).digest('hex');
+  return sha256Hex(canonicalJson(key));
 }
 
 export function isSecretDigest(v: KeyValue | undefined): v is SecretDigest {
@@ -226,5 +227,5 @@ export async function computeKey(node: Node, depFingerprints: ReadonlyMap<NodeId
     version: CACHE_FORMAT_VERSION,
   };
   const keyJson = JSON.stringify(key);
-  return { ok: true, key, keyJson, fingerprint: createHash('sha256').update(keyJson).digest('hex'), inputFiles: files };
+  return { ok: true, key, keyJson, fingerprint: sha256Hex(keyJson), inputFiles: files };
 }

@@ -10,7 +10,7 @@
  * an entry that the node's run record summarizes (no logs, entry file unchanged, outputs in place)
  * does not read the entry: one stat of it (runs.ts, `EntrySummary`).
  */
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../util/sha256.js';
 import { chmod } from 'node:fs/promises';
 import { isAbsolute, join, posix, relative, sep } from 'node:path';
 import type { Node } from '../engine/graph.js';
@@ -300,7 +300,7 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
     if (!entry.logs) return [];
     if (entry.logs.inline) {
       // Verified like a blob: the JSON text of the logs must hash to the recorded sha256.
-      if (createHash('sha256').update(JSON.stringify(entry.logs.inline)).digest('hex') === entry.logs.sha256) return entry.logs.inline as CachedLog[];
+      if (sha256Hex(JSON.stringify(entry.logs.inline)) === entry.logs.sha256) return entry.logs.inline as CachedLog[];
       return { state: 'corrupt', detail: `the stored logs of entry ${entry.fingerprint.slice(0, 12)} do not match their hash` };
     }
     const blob = await store.readBlob(entry.logs.sha256);
@@ -475,7 +475,7 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
             bytes = undefined; // vanished meanwhile: the stat cache path below reports it absent
           }
           if (!bytes) continue;
-          const sha256 = createHash('sha256').update(bytes).digest('hex');
+          const sha256 = sha256Hex(bytes);
           inlineBudget -= bytes.length;
           inline.set(i, { path: rels[i]!, mode: st.mode & 0o7777, sha256, size: bytes.length, inline: inlineOf(bytes) });
           if (bytes.length === st.size) statCache.remember(abs[i]!, st, sha256, at);
@@ -512,7 +512,7 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
         const logText = logs.length > 0 ? JSON.stringify(logs) : undefined;
         let logRef: CacheEntry['logs'] = null;
         if (logText !== undefined && Buffer.byteLength(logText) <= INLINE_LOGS_MAX) {
-          logRef = { sha256: createHash('sha256').update(logText).digest('hex'), size: Buffer.byteLength(logText), inline: logs };
+          logRef = { sha256: sha256Hex(logText), size: Buffer.byteLength(logText), inline: logs };
         } else if (logText !== undefined) logRef = await store.putData(logText);
         // The key goes in the entry: no key file (close writes key files only for fingerprints without one).
         await store.writeEntry({ v: STORE_FORMAT, fingerprint, node: node.id, task: node.task.name, created: now(), outputs, logs: logRef, keyJson: p.keyJson });

@@ -22,12 +22,13 @@
  * files 1.9 MB to parse into 70,000 values and a Map to index them, ~45 ms of every no-op over them
  * (bench/RESULTS.md, ninth pass). A file that does not load is ignored: every input is hashed again.
  */
-import * as nodeCrypto from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, openSync, readFileSync, readSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { regularFileStat, type FileStat, type SeenStat } from './files.js';
+import { sha256Hex } from '../util/sha256.js';
 import { errorMessage, writeAtomic } from './fsutil.js';
 import { RACY_WINDOW_MS } from '../util/racy.js';
 
@@ -89,14 +90,6 @@ function usable(size: unknown, mtimeMs: unknown, ctimeMs: unknown, ino: unknown,
 /** Whether a recorded row may be reused for a file with stat `s`. */
 export function rowIsUsable(row: StatRow, s: FileStat): boolean {
   return usable(row[0], row[1], row[2], row[3], row[5], s);
-}
-
-const { createHash } = nodeCrypto;
-/** `crypto.hash` (Node 20.12 and later): a one-shot digest, without a Hash object per file. */
-const oneShot = (nodeCrypto as { hash?: (algorithm: string, data: Uint8Array, encoding: 'hex') => string }).hash;
-
-function sha256Hex(data: Uint8Array): string {
-  return oneShot ? oneShot('sha256', data, 'hex') : createHash('sha256').update(data).digest('hex');
 }
 
 /** The buffer small files are read into for hashing, reused from one file to the next (grows to SYNC_UP_TO + 1 at most). */

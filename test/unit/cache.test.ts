@@ -273,7 +273,7 @@ rigTest('sha256File hashes the whole file whatever size the stat gave: empty, sm
   const files: Record<string, Buffer> = {
     'empty.bin': Buffer.alloc(0),
     'small.bin': bytes(38, 1),
-    'block.bin': bytes(65536, 2), // exactly the first buffer's size minus nothing: one read fills it
+    'block.bin': bytes(65536, 2), // the size of the first buffer
     'big.bin': bytes(300_000, 3), // past the first buffer: it grows
     'large.bin': bytes(1_500_000, 4), // past what is read synchronously
   };
