@@ -230,6 +230,8 @@ export class StatCache {
   private memo: Map<string, SeenStat | null> | undefined = new Map();
   private loading: Promise<void> | undefined;
   private dirty = false;
+  /** The load found no file: the first save also removes format 2's file. */
+  private firstSave = false;
   private readonly inflight = new Map<string, Promise<HashedFile | undefined>>();
   private active = 0;
   private readonly waiting: (() => void)[] = [];
@@ -259,6 +261,7 @@ export class StatCache {
       } catch (e) {
         // None yet (or unreadable): written at the end of the run.
         if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.dirty = true;
+        else this.firstSave = true;
         return;
       }
       const l = parseStatCache(buf);
@@ -414,6 +417,9 @@ export class StatCache {
   /** Persists the rows if anything changed. Returns an error message instead of throwing. */
   async save(): Promise<string | undefined> {
     if (!this.file || !this.dirty) return undefined;
+    // Rows remembered before anything was loaded (a restored output of a node without inputs) must
+    // not replace the file's other rows.
+    await this.load();
     const rows: StatCacheRow[] = [];
     const paths = this.loaded.paths;
     for (let i = 0; i < paths.length; i++) if (!this.fresh.has(paths[i]!)) rows.push(rowAt(this.loaded, i));
@@ -426,11 +432,14 @@ export class StatCache {
     } catch (e) {
       return `could not save the stat cache ${this.file}: ${errorMessage(e)}`;
     }
-    // Format 2's file, left by an earlier fabric: nothing reads it any more.
-    try {
-      rmSync(join(dirname(this.file), LEGACY_STAT_CACHE), { force: true });
-    } catch {
-      /* best effort */
+    // Format 2's file, left by an earlier fabric, when this is the first format-3 file: nothing reads it any more.
+    if (this.firstSave) {
+      this.firstSave = false;
+      try {
+        rmSync(join(dirname(this.file), LEGACY_STAT_CACHE), { force: true });
+      } catch {
+        /* best effort */
+      }
     }
     return undefined;
   }
