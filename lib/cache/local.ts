@@ -21,7 +21,7 @@ import { diffKeys, summarizeChanges } from './diff.js';
 import { expandGlobs, isPlainPattern, regularFileStat, unmatchedPatterns, type FileStat, type SeenStat } from './files.js';
 import { StatCache, type HashedFile } from './stat-cache.js';
 import { INLINE_LOGS_MAX, INLINE_OUTPUT_MAX, INLINE_OUTPUTS_TOTAL, STORE_FORMAT, Store, inlineBytes, inlineOf, validLogs, type CacheEntry, type EntryFileStat, type EntrySummary, type RunOutcome, type RunRecord, type StoredOutput } from './store.js';
-import { RUN_FORMAT } from './runs.js';
+import { RECORD_TIME_GRAIN_MS, RUN_FORMAT } from './runs.js';
 import { RACY_WINDOW_MS } from '../util/racy.js';
 import { errorMessage, readIfSmall } from './fsutil.js';
 import { absolutePath, relativeTo } from '../util/paths.js';
@@ -194,8 +194,18 @@ export function createLocalCache(opts: LocalCacheOptions): LocalCache {
   /** `entry`: the summary of the entry a hit used, if a later hit may rely on it (a stored run has none yet). */
   const recordSuccess = async (node: Node, p: Pending, outcome: Exclude<RunOutcome, 'started'>, entry?: EntrySummary) => {
     const { prev, fingerprint } = p;
-    // A hit on what was already the last success changes nothing (a no-op run writes no records).
-    if (prev && prev.last.fingerprint === fingerprint && prev.last.outcome !== 'started' && prev.lastSuccess?.fingerprint === fingerprint && sameSummary(prev.entry, entry)) return;
+    // A hit on what was already the last success changes nothing (a no-op run writes no records), as
+    // long as the record is younger than RECORD_TIME_GRAIN_MS: its times are exact to that, so that
+    // `prune --older-than` keeps the records of nodes that hit for days.
+    if (
+      prev &&
+      prev.last.fingerprint === fingerprint &&
+      prev.last.outcome !== 'started' &&
+      prev.lastSuccess?.fingerprint === fingerprint &&
+      sameSummary(prev.entry, entry) &&
+      Date.now() - Date.parse(prev.last.at) < RECORD_TIME_GRAIN_MS
+    )
+      return;
     const mark = { fingerprint, at: now(), outcome };
     await record(node, p, mark, mark, entry);
   };

@@ -22,6 +22,16 @@ import { readIfExists, writeAtomic } from './fsutil.js';
 /** The format of `runs.json` and its records (independent of the entries' format, `STORE_FORMAT`). */
 export const RUN_FORMAT = 1;
 
+/**
+ * A record's times are exact to this (an hour, like an entry's last-used time, TOUCH_AFTER_MS in
+ * store.ts). A node recorded again with nothing but its times changed (the same fingerprint, outcomes
+ * and entry summary: a task that is not cacheable runs again, or a hit after an hour) keeps the record
+ * it had while that is younger than this. So a run in which nothing changed leaves `runs.json` alone:
+ * rewriting it means reading, merging and writing every node's record (~40 ms at 1000 nodes), even
+ * when a single aggregate task without inputs (`all`) is all that ran.
+ */
+export const RECORD_TIME_GRAIN_MS = 3_600_000;
+
 const LOCK_STALE_MS = 10_000;
 const LOCK_WAIT_MS = 2_000;
 
@@ -160,6 +170,27 @@ function newer(a: RunRecord | undefined, b: RunRecord): RunRecord {
   return a && a.last.at > b.last.at ? a : b;
 }
 
+/** Whether `b` is mark `a` given again, less than RECORD_TIME_GRAIN_MS later. */
+function sameMarkRetimed(a: RunMark | undefined, b: RunMark | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  if (a.fingerprint !== b.fingerprint || a.outcome !== b.outcome) return false;
+  const later = Date.parse(b.at) - Date.parse(a.at);
+  return later >= 0 && later < RECORD_TIME_GRAIN_MS;
+}
+
+/** Whether record `b` says what `a` says but for times less than RECORD_TIME_GRAIN_MS later (see there). */
+export function onlyRetimed(a: RunRecord | undefined, b: RunRecord): boolean {
+  return (
+    a !== undefined &&
+    a.v === b.v &&
+    a.node === b.node &&
+    a.task === b.task &&
+    sameMarkRetimed(a.last, b.last) &&
+    sameMarkRetimed(a.lastSuccess, b.lastSuccess) &&
+    JSON.stringify(a.entry) === JSON.stringify(b.entry)
+  );
+}
+
 /** The run records of one process: loaded once, changed in memory, saved once. */
 export class RunRecords {
   private byNode: Map<NodeId, RunRecord> | undefined;
@@ -167,6 +198,8 @@ export class RunRecords {
   private latestOfTask: Map<string, RunRecord> | undefined;
   /** Nodes whose record this process changed. */
   private readonly touched = new Set<NodeId>();
+  /** The record each touched node had when this process first changed it (undefined: none). */
+  private readonly before = new Map<NodeId, RunRecord | undefined>();
 
   constructor(readonly file: string) {}
 
@@ -195,14 +228,24 @@ export class RunRecords {
 
   /** Replaces the node's record in memory (written by `save`). */
   async set(record: RunRecord): Promise<void> {
-    (await this.records()).set(record.node, record);
+    const records = await this.records();
+    if (!this.touched.has(record.node)) this.before.set(record.node, records.get(record.node));
+    records.set(record.node, record);
     this.latestOfTask?.set(record.task, record);
     this.touched.add(record.node);
   }
 
+  /** Whether some touched node's record changed by more than its times (see RECORD_TIME_GRAIN_MS). */
+  private changed(): boolean {
+    const mine = this.byNode;
+    if (!mine) return false;
+    for (const node of this.touched) if (!onlyRetimed(this.before.get(node), mine.get(node)!)) return true;
+    return false;
+  }
+
   /** Whether `save` has anything to write. */
   get dirty(): boolean {
-    return this.touched.size > 0;
+    return this.changed();
   }
 
   /**
@@ -211,14 +254,18 @@ export class RunRecords {
    */
   async save(): Promise<void> {
     const mine = this.byNode;
-    if (!mine || this.touched.size === 0) return;
-    await withLock(this.file, async () => {
-      const { records } = await readRunsFile(this.file);
-      const merged = new Map(records.map((r) => [r.node, r]));
-      for (const node of this.touched) merged.set(node, newer(merged.get(node), mine.get(node)!));
-      await writeAtomic(this.file, JSON.stringify({ v: RUN_FORMAT, runs: [...merged.values()] } satisfies RunsDoc));
-    });
+    // Nothing but times changed: the file stays. Otherwise it is rewritten anyway, with every
+    // touched record (the retimed ones too: their times are then exact).
+    if (mine && this.changed()) {
+      await withLock(this.file, async () => {
+        const { records } = await readRunsFile(this.file);
+        const merged = new Map(records.map((r) => [r.node, r]));
+        for (const node of this.touched) merged.set(node, newer(merged.get(node), mine.get(node)!));
+        await writeAtomic(this.file, JSON.stringify({ v: RUN_FORMAT, runs: [...merged.values()] } satisfies RunsDoc));
+      });
+    }
     this.touched.clear();
+    this.before.clear();
   }
 
   /**
@@ -243,5 +290,6 @@ export class RunRecords {
     this.byNode = undefined;
     this.latestOfTask = undefined;
     this.touched.clear();
+    this.before.clear();
   }
 }

@@ -581,6 +581,33 @@ rigTest('run records stay in memory until close: nothing is written per node; cl
   assert.deepEqual([(await end.readRun('lint'))?.last.outcome, (await end.readRun('deploy'))?.last.outcome], ['succeeded', 'succeeded']);
 });
 
+rigTest('a run in which only times would change leaves runs.json alone; a hit on a record over an hour old refreshes its time', async (rig) => {
+  await rig.write({ 'src/a.txt': 'x' });
+  // `all`: read-only without inputs, so not cacheable: it runs (and is recorded) every time.
+  const g = graphOf(rig, [lint(), def('all', { deps: ['lint'] })], ['all']);
+  await simulate(cacheFor(rig), g);
+  const runs = rig.path('.fabric', 'cache', 'runs.json');
+  const before = await stat(runs);
+  const text = await readFile(runs, 'utf8');
+  await new Promise((r) => setTimeout(r, 20));
+  const second = await simulate(cacheFor(rig), g);
+  assert.deepEqual(second.ran, ['all'], 'lint hits, all runs again');
+  assert.equal((await stat(runs)).ino, before.ino, 'runs.json was not rewritten');
+  assert.equal(await readFile(runs, 'utf8'), text);
+  // Records more than an hour old: the hit and the rerun both write their time.
+  const old = new Date(Date.now() - 2 * 3_600_000).toISOString();
+  const doc = JSON.parse(text) as { runs: { last: { at: string }; lastSuccess?: { at: string } }[] };
+  for (const r of doc.runs) {
+    r.last.at = old;
+    if (r.lastSuccess) r.lastSuccess.at = old;
+  }
+  await writeFile(runs, JSON.stringify(doc));
+  const third = await simulate(cacheFor(rig), g);
+  assert.equal(third.result('lint'), 'hit');
+  const store = cacheFor(rig).cache.store;
+  for (const n of ['lint', 'all']) assert.ok(Date.parse((await store.readRun(n))!.last.at) > Date.now() - 60_000, `${n}'s record has this run's time`);
+});
+
 rigTest('logs: small ones are inline in the entry (verified by hash), large ones are a blob; both replay', async (rig) => {
   await rig.write({ 'src/a.txt': 'x' });
   const big = 'y'.repeat(40_000);
