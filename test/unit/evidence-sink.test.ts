@@ -5,14 +5,14 @@ import { readFile, writeFile, mkdir, readdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { createEvidenceSink, type EvidenceOptions } from '../../lib/evidence/sink.js';
+import { createEvidenceSink, layoutJson, type EvidenceOptions } from '../../lib/evidence/sink.js';
 import { verifyPacket } from '../../lib/evidence/verify.js';
 import { walkFiles } from '../../lib/evidence/fsutil.js';
 import { formatManifest } from '../../lib/evidence/manifest.js';
 import type { NodeManifest, RunRecord, Statement } from '../../lib/evidence/types.js';
 import type { FabricEvent } from '../../lib/engine/events.js';
 import type { Graph } from '../../lib/engine/graph.js';
-import { rigTest, test, type Rig } from '../helpers/rig.js';
+import { rigTest, timedTest, test, type Rig } from '../helpers/rig.js';
 import { allText, attestationLines, decision, graphOf, ranNode, runEnd, runStart, schemaProblems, sha256sumCheck } from './evidence-helpers.js';
 
 const RUN = '20261126T100000Z-abcdef';
@@ -66,6 +66,29 @@ async function fivePacket(rig: Rig) {
   return { graph, sink };
 }
 
+timedTest('layoutJson: the same JSON value as JSON.stringify, two levels indented, one array element per line', () => {
+  const value = {
+    a: 1,
+    s: 'x\n"y"',
+    none: null,
+    gone: undefined,
+    fn: () => 1,
+    when: new Date(Date.UTC(2026, 10, 27)),
+    empty: { o: {}, l: [] },
+    list: ['p', 2, null, undefined, { k: [1, { deep: true }] }, [['e', 'f']]],
+    nested: { edges: [['a', 'b'], ['c', 'd']], obj: { x: { y: [1] } }, n: 0 },
+  };
+  const text = layoutJson(value);
+  assert.deepEqual(JSON.parse(text), JSON.parse(JSON.stringify(value)));
+  assert.ok(text.endsWith('}\n'));
+  const lines = text.split('\n');
+  assert.ok(lines.includes('      ["a","b"],'), 'an edge is one line, inside the indented levels');
+  assert.ok(lines.includes('    {"k":[1,{"deep":true}]},'), 'an object in an array is one line');
+  assert.ok(lines.includes('    "obj": {"x":{"y":[1]}},'), 'below the second level, one line');
+  assert.ok(lines.includes('  "empty": {'), 'objects of the first two levels are indented');
+  assert.deepEqual([layoutJson([]), layoutJson({}), layoutJson('x'), layoutJson(null)], ['[]\n', '{}\n', '"x"\n', 'null\n']);
+});
+
 rigTest('every node status produces a manifest; run.json has statuses, counts, edges; schemas hold', async (rig) => {
   await fivePacket(rig);
   const run = await readJson<RunRecord>(rig, 'run.json');
@@ -77,6 +100,9 @@ rigTest('every node status produces a manifest; run.json has statuses, counts, e
   assert.deepEqual(run.counts, { ok: 1, cached: 1, failed: 1, cancelled: 1, denied: 0, 'skipped-after-failure': 1 });
   assert.deepEqual(run.completed, ['a', 'b', 'c', 'd', 'e']);
   assert.deepEqual(run.graph.edges, [['c', 'a'], ['c', 'b'], ['d', 'c']]);
+  const runText = await readFile(join(packet(rig), 'run.json'), 'utf8');
+  assert.equal(runText, layoutJson(JSON.parse(runText)), 'run.json is laid out one node and one edge per line');
+  assert.ok(runText.includes('\n      ["c","a"],\n') && runText.includes('\n    {"id":"a",'), runText.slice(0, 400));
   assert.equal(run.git.commit, 'a'.repeat(40));
   assert.match(run.planDigest ?? '', /^sha256:[0-9a-f]{64}$/);
   assert.equal(run.finishedOn !== null, true);
