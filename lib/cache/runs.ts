@@ -23,7 +23,7 @@ import { readIfExists, writeAtomic } from './fsutil.js';
 export const RUN_FORMAT = 1;
 
 /**
- * A record's times are exact to this (an hour, like an entry's last-used time, TOUCH_AFTER_MS in
+ * A record's times are exact to this (an hour; an entry's last-used time too: TOUCH_AFTER_MS in
  * store.ts). A node recorded again with nothing but its times changed (the same fingerprint, outcomes
  * and entry summary: a task that is not cacheable runs again, or a hit after an hour) keeps the record
  * it had while that is younger than this. So a run in which nothing changed leaves `runs.json` alone:

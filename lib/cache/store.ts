@@ -37,7 +37,7 @@ import type { CacheKey } from './fingerprint.js';
 import type { CachedLog } from './types.js';
 import { errorMessage, isCode, readIfExists, readIfSmall, tempNameFor, writeAtomic } from './fsutil.js';
 import { RACY_WINDOW_MS } from '../util/racy.js';
-import { readRunsFile, RunRecords, type EntryFileStat, type RunRecord } from './runs.js';
+import { readRunsFile, RECORD_TIME_GRAIN_MS, RunRecords, type EntryFileStat, type RunRecord } from './runs.js';
 
 export type { EntryFileStat, EntrySummary, RunMark, RunOutcome, RunRecord } from './runs.js';
 
@@ -91,13 +91,13 @@ export const INLINE_OUTPUT_MAX = 16 * 1024;
 /** …as long as an entry's inline outputs stay within this many bytes in all (the rest are blobs). */
 export const INLINE_OUTPUTS_TOTAL = 64 * 1024;
 /**
- * An entry's last-used time (its mtime) is advanced on a hit only when it is older than this. An hour:
- * `prune --older-than` takes hours and days (12h, 7d), and the size limit's least-recently-used order
- * needs no finer grain. Each advance is a utimes, a second stat, and a changed run record (runs.json
- * rewritten): with a minute, every no-op run more than a minute after the last paid that for every
- * node (W5: 1000 of each; bench/RESULTS.md, ninth pass).
+ * An entry's last-used time (its mtime) is advanced on a hit only when it is older than this: the
+ * grain of the run records' times (an hour). `prune --older-than` takes hours and days (12h, 7d), and
+ * the size limit's least-recently-used order needs no finer grain. Each advance is a utimes, a second
+ * stat, and a changed run record (runs.json rewritten): with a minute, every no-op run more than a
+ * minute after the last paid that for every node (W5: 1000 of each; bench/RESULTS.md, ninth pass).
  */
-export const TOUCH_AFTER_MS = 3_600_000;
+export const TOUCH_AFTER_MS = RECORD_TIME_GRAIN_MS;
 
 export type EntryRead =
   | { readonly state: 'absent' }
