@@ -200,6 +200,8 @@ export class RunRecords {
   private readonly touched = new Set<NodeId>();
   /** The record each touched node had when this process first changed it (undefined: none). */
   private readonly before = new Map<NodeId, RunRecord | undefined>();
+  /** What `changed()` answered since the last `set` (close asks `dirty`, then `save`). */
+  private changedMemo: boolean | undefined;
 
   constructor(readonly file: string) {}
 
@@ -233,14 +235,23 @@ export class RunRecords {
     records.set(record.node, record);
     this.latestOfTask?.set(record.task, record);
     this.touched.add(record.node);
+    this.changedMemo = undefined;
   }
 
   /** Whether some touched node's record changed by more than its times (see RECORD_TIME_GRAIN_MS). */
   private changed(): boolean {
+    if (this.changedMemo !== undefined) return this.changedMemo;
     const mine = this.byNode;
-    if (!mine) return false;
-    for (const node of this.touched) if (!onlyRetimed(this.before.get(node), mine.get(node)!)) return true;
-    return false;
+    let changed = false;
+    if (mine) {
+      for (const node of this.touched) {
+        if (!onlyRetimed(this.before.get(node), mine.get(node)!)) {
+          changed = true;
+          break;
+        }
+      }
+    }
+    return (this.changedMemo = changed);
   }
 
   /** Whether `save` has anything to write. */
@@ -266,6 +277,7 @@ export class RunRecords {
     }
     this.touched.clear();
     this.before.clear();
+    this.changedMemo = undefined;
   }
 
   /**
@@ -291,5 +303,6 @@ export class RunRecords {
     this.latestOfTask = undefined;
     this.touched.clear();
     this.before.clear();
+    this.changedMemo = undefined;
   }
 }
