@@ -20,6 +20,49 @@ export function formatManifest(entries: Iterable<ManifestEntry>): string {
   return sorted.map((e) => `${e.sha256}  ./${e.path}\n`).join('');
 }
 
+/**
+ * manifest.sha256 kept up to date between checkpoints: a path's line is formatted when its hash is
+ * set, and a path is sorted once, when it is new (new paths are merged into the sorted list). A
+ * checkpoint of a 1000-node run had sorted and formatted all ~2000 lines again, ~15 times a run.
+ * `text()` is exactly what `formatManifest` gives for the same entries.
+ */
+export class ManifestLines {
+  private readonly byPath = new Map<string, { readonly path: string; line: string }>();
+  private sorted: { readonly path: string; line: string }[] = [];
+  private fresh: { readonly path: string; line: string }[] = [];
+
+  set(path: string, sha256: string): void {
+    const line = `${sha256}  ./${path}\n`;
+    const known = this.byPath.get(path);
+    if (known) {
+      known.line = line;
+      return;
+    }
+    const entry = { path, line };
+    this.byPath.set(path, entry);
+    this.fresh.push(entry);
+  }
+
+  text(): string {
+    if (this.fresh.length > 0) {
+      const fresh = this.fresh.sort((a, b) => compareBytes(a.path, b.path));
+      this.fresh = [];
+      const old = this.sorted;
+      const merged: { readonly path: string; line: string }[] = new Array(old.length + fresh.length);
+      let i = 0;
+      let j = 0;
+      let k = 0;
+      while (i < old.length && j < fresh.length) merged[k++] = compareBytes(old[i]!.path, fresh[j]!.path) <= 0 ? old[i++]! : fresh[j++]!;
+      while (i < old.length) merged[k++] = old[i++]!;
+      while (j < fresh.length) merged[k++] = fresh[j++]!;
+      this.sorted = merged;
+    }
+    let out = '';
+    for (const e of this.sorted) out += e.line;
+    return out;
+  }
+}
+
 export interface ParsedManifest {
   readonly entries: ManifestEntry[];
   /** Lines that are not `<hash>  <path>` (1-based line numbers). */

@@ -46,7 +46,7 @@ import {
 import { createEnvelope } from './dsse.js';
 import type { KnownDigests } from '../cache/types.js';
 import { hashFile, safeNodeId, sha256Hex, writeSyncedTemp } from './fsutil.js';
-import { formatManifest } from './manifest.js';
+import { ManifestLines } from './manifest.js';
 import { fabricStatement, provenanceStatement, type ProvenanceContext } from './provenance.js';
 import { redactArgv, redactByName, redactDeep, REDACTED } from './redact.js';
 import { loadEd25519Signer, resolveGpgSigner, type Signer } from './sign.js';
@@ -163,6 +163,19 @@ interface NodeState {
   seq: number;
   /** The node's own file work (spilled output, then its record), in order. */
   io: Promise<void> | undefined;
+  /** Its record is written (it is in run.json's `completed` and its files in the manifest). */
+  written: boolean;
+  /** run.json's entry for the node as JSON, and the status it was made with (see `runText`). */
+  runLine: string | undefined;
+  runLineStatus: NodeStatus | null;
+}
+
+/**
+ * An array of run.json whose elements are JSON already (redacted, one element per line): the node
+ * entries, edges and completed ids are serialized once each, not at every checkpoint.
+ */
+class LaidArray {
+  constructor(readonly items: readonly string[]) {}
 }
 
 const now = (): string => new Date().toISOString();
@@ -211,7 +224,9 @@ class Writer implements EvidenceSink {
   private readonly secrets: readonly string[];
   private readonly states = new Map<NodeId, NodeState>();
   /** Packet files written so far (relative path → sha256), the content of manifest.sha256. */
-  private readonly files = new Map<string, string>();
+  private readonly files = new ManifestLines();
+  /** run.json's edges as JSON, made once for a set of nodes (nodes do not change during a run). */
+  private edgeLines: { readonly nodes: number; readonly lines: string[] } | undefined;
   private queue: Promise<void> = Promise.resolve();
   private readonly errors: string[] = [];
   private readonly runWarnings: string[] = [];
@@ -443,15 +458,24 @@ class Writer implements EvidenceSink {
       ended: false,
       seq: 0,
       io: undefined,
+      written: false,
+      runLine: undefined,
+      runLineStatus: null,
     };
     this.states.set(id, s);
     return s;
   }
 
   private uniqueSafeId(id: NodeId): string {
-    const base = safeNodeId(id);
-    // Case-insensitive file systems: ids that differ only in case get a hash suffix.
-    const safe = this.takenSafeIds.has(base.toLowerCase()) ? `${base}-${sha256Hex(id).slice(0, 8)}` : base;
+    // Made from the id as the packet shows it, redacted: ids never hold a secret param's value, but a
+    // param's value can be a secret env var's value too, and a directory name is not redacted (nor may
+    // it carry a hash of the secret).
+    const shown = redactDeep(id, this.secrets);
+    const base = safeNodeId(shown);
+    // Case-insensitive file systems: ids that differ only in case get a hash suffix; ids that differ
+    // only in a secret, a number.
+    let safe = this.takenSafeIds.has(base.toLowerCase()) && shown === id ? `${base}-${sha256Hex(id).slice(0, 8)}` : base;
+    for (let n = 2; this.takenSafeIds.has(safe.toLowerCase()); n++) safe = `${base}-${n}`;
     this.takenSafeIds.add(safe.toLowerCase());
     return safe;
   }
@@ -683,6 +707,7 @@ class Writer implements EvidenceSink {
     renameSync(stage, final);
     for (const [name, h] of staged) this.files.set(`${NODES_DIR}/${s.safeId}/${name}`, h);
     this.completed.push(s.id);
+    s.written = true;
     this.dirty = true;
     if (!this.ended) this.checkpointSoon();
   }
@@ -743,17 +768,35 @@ class Writer implements EvidenceSink {
     return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   }
 
-  private runRecord(): RunRecord {
+  /**
+   * run.json's text. The node entries, edges and completed ids (nearly all of it at 1000 nodes) are
+   * laid out from JSON made once per element: a node's entry changes once, when its record is written.
+   * The text is exactly `layoutJson` of the whole record, redacted (a test holds it to that).
+   */
+  private runText(): string {
     const g = this.opts.graph;
     const counts = Object.fromEntries(NODE_STATUSES.map((st) => [st, 0])) as Record<NodeStatus, number>;
-    const written = new Set(this.completed);
-    const nodes = [...this.states.values()].map((s) => {
-      const st = written.has(s.id) ? (s.status ?? 'cancelled') : null;
+    const nodes: string[] = [];
+    for (const s of this.states.values()) {
+      const st = s.written ? (s.status ?? 'cancelled') : null;
       if (st) counts[st]++;
-      return { id: s.id, safeId: s.safeId, task: s.node?.task.name ?? s.id, deps: [...(s.node?.deps ?? [])], status: st };
-    });
-    const edges: [string, string][] = [];
-    for (const n of nodes) for (const d of n.deps) edges.push([n.id, d]);
+      if (s.runLine === undefined || s.runLineStatus !== st) {
+        const entry = { id: s.id, safeId: s.safeId, task: s.node?.task.name ?? s.id, deps: [...(s.node?.deps ?? [])], status: st };
+        s.runLine = JSON.stringify(redactDeep(entry, this.secrets));
+        s.runLineStatus = st;
+      }
+      nodes.push(s.runLine);
+    }
+    if (this.edgeLines?.nodes !== this.states.size) {
+      const lines: string[] = [];
+      for (const s of this.states.values()) for (const d of s.node?.deps ?? []) lines.push(JSON.stringify(redactDeep([s.id, d], this.secrets)));
+      this.edgeLines = { nodes: this.states.size, lines };
+    }
+    // Written up to WRITE_CONCURRENCY at a time: `completed` lists the nodes in the order they ended.
+    const completed = this.completed
+      .map((id) => this.states.get(id)!)
+      .sort((x, y) => x.seq - y.seq)
+      .map((s) => JSON.stringify(redactDeep(s.id, this.secrets)));
     const vars: Record<string, string> = {};
     for (const t of g.targets) Object.assign(vars, g.nodes.get(t)?.vars ?? {});
     if (this.planDigest === undefined) {
@@ -765,36 +808,41 @@ class Writer implements EvidenceSink {
     }
     const digest = this.planDigest;
     const signers: SignerRecord[] = this.signers.map((s) => ({ type: s.type, keyId: s.keyId, fingerprint: s.fingerprint }));
-    const rec: RunRecord = {
-      kind: RUN_KIND,
-      formatVersion: FORMAT_VERSION,
-      runId: this.opts.runId,
-      fabricVersion: this.opts.version,
-      argv: redactArgv(this.opts.argv, this.patterns),
-      targets: [...g.targets],
-      vars: redactByName(vars, this.patterns),
-      repoRoot: this.opts.repoRoot,
-      fabricfile: this.rel(g.fabricfile),
-      git: { commit: this.opts.git.commit ?? null, dirty: this.opts.git.dirty ?? null },
-      operator: this.opts.operator,
-      ci: this.ci,
-      dryRun: this.dryRun,
-      startedOn: this.startedOn,
-      finishedOn: this.ended ? this.finishedOn : null,
-      durationMs: this.ended ? this.durationMs : null,
-      status: this.ended ? this.runStatus : 'interrupted',
-      interruptSignal: this.interruptSignal,
-      planDigest: digest,
-      graph: { edges },
-      nodes,
-      // Written up to WRITE_CONCURRENCY at a time: listed in the order the nodes ended.
-      completed: [...this.completed].sort((x, y) => this.states.get(x)!.seq - this.states.get(y)!.seq),
-      counts,
-      denials: this.denials,
-      signing: { required: this.required(), signers },
-      warnings: [...this.runWarnings],
-    };
-    return redactDeep(rec, this.secrets);
+    // Redacted in two parts around the laid-out arrays; the keys stay in RunRecord's order.
+    const head = redactDeep(
+      {
+        kind: RUN_KIND,
+        formatVersion: FORMAT_VERSION,
+        runId: this.opts.runId,
+        fabricVersion: this.opts.version,
+        argv: redactArgv(this.opts.argv, this.patterns),
+        targets: [...g.targets],
+        vars: redactByName(vars, this.patterns),
+        repoRoot: this.opts.repoRoot,
+        fabricfile: this.rel(g.fabricfile),
+        git: { commit: this.opts.git.commit ?? null, dirty: this.opts.git.dirty ?? null },
+        operator: this.opts.operator,
+        ci: this.ci,
+        dryRun: this.dryRun,
+        startedOn: this.startedOn,
+        finishedOn: this.ended ? this.finishedOn : null,
+        durationMs: this.ended ? this.durationMs : null,
+        status: this.ended ? this.runStatus : 'interrupted',
+        interruptSignal: this.interruptSignal,
+        planDigest: digest,
+      } satisfies Partial<RunRecord>,
+      this.secrets,
+    );
+    const tail = redactDeep(
+      {
+        counts,
+        denials: this.denials,
+        signing: { required: this.required(), signers },
+        warnings: [...this.runWarnings],
+      } satisfies Partial<RunRecord>,
+      this.secrets,
+    );
+    return layoutJson({ ...head, graph: { edges: new LaidArray(this.edgeLines.lines) }, nodes: new LaidArray(nodes), completed: new LaidArray(completed), ...tail });
   }
 
   /**
@@ -809,9 +857,9 @@ class Writer implements EvidenceSink {
     // the next one instead of queueing another at once.
     this.lastCheckpoint = Date.now();
     // One Buffer, hashed and written: the text is converted to bytes once, not once for each.
-    const text = Buffer.from(layoutJson(this.runRecord()));
+    const text = Buffer.from(this.runText());
     this.files.set(RUN_FILE, sha256Hex(text));
-    const manifest = formatManifest([...this.files].map(([path, sha256]) => ({ path, sha256 })));
+    const manifest = this.files.text();
     const runTmp = await writeSyncedTemp(text, this.partialDir);
     const manifestTmp = await writeSyncedTemp(manifest, this.partialDir);
     await rename(runTmp, join(this.packetDir, RUN_FILE));
@@ -834,6 +882,7 @@ export function layoutJson(value: unknown): string {
 }
 
 function layout(value: unknown, indent: string, depth: number): string {
+  if (value instanceof LaidArray) return value.items.length === 0 ? '[]' : `[\n${indent}  ${value.items.join(`,\n${indent}  `)}\n${indent}]`;
   if (value === null || typeof value !== 'object' || typeof (value as { toJSON?: unknown }).toJSON === 'function') return JSON.stringify(value) ?? 'null';
   const inner = indent + '  ';
   if (Array.isArray(value)) {

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { loadSchemas } from '../../lib/evidence/schemas.js';
 import { newRunId, RUN_ID_PATTERN } from '../../lib/evidence/run-id.js';
 import { compareBytes, safeNodeId, sha256Hex, writeFileAtomic, walkFiles } from '../../lib/evidence/fsutil.js';
-import { formatManifest, parseManifest } from '../../lib/evidence/manifest.js';
+import { formatManifest, ManifestLines, parseManifest } from '../../lib/evidence/manifest.js';
 import { rigTest, test } from '../helpers/rig.js';
 
 test('run ids: UTC timestamp plus a random suffix, file-name safe, sortable', () => {
@@ -62,6 +62,27 @@ test('manifest lines are sorted in byte order (C locale) and round-trip', () => 
   assert.deepEqual(back.entries.map((e) => e.path), ['Z.json', 'nodes/a/x', 'nodes/b/x', 'run.json']);
   const bad = parseManifest(`${h('1')}  ./ok\nnot a line\n${'a'.repeat(63)}  ./short\n\\${h('2')}  ./escaped\\nname\n`);
   assert.deepEqual(bad.malformed.map((m) => m.line), [2, 3, 4]);
+});
+
+test('ManifestLines: kept between checkpoints, always the text formatManifest gives for the same entries', () => {
+  // Paths arrive in no order (as nodes complete), some again with a new hash (run.json at every
+  // checkpoint), some outside ASCII (sorted by their UTF-8 bytes); the text is asked for in between.
+  let seed = 7;
+  const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+  const names = ['run.json', 'nodes/a/manifest.json', 'nodes/\uFF21/x', 'nodes/\u{1F600}/x', 'nodes/Z', 'nodes/a b/c', 'attestations.jsonl'];
+  for (let i = 0; i < 200; i++) names.push(`nodes/n${rnd(1000)}/${rnd(2) ? 'manifest.json' : 'statements.jsonl'}`);
+  const lines = new ManifestLines();
+  const now = new Map<string, string>();
+  for (let step = 0; step < 400; step++) {
+    const path = names[rnd(names.length)]!;
+    const sha = sha256Hex(String(step));
+    lines.set(path, sha);
+    now.set(path, sha);
+    if (rnd(10) === 0) assert.equal(lines.text(), formatManifest([...now].map(([p, h]) => ({ path: p, sha256: h }))), `after step ${step}`);
+  }
+  assert.equal(lines.text(), formatManifest([...now].map(([p, h]) => ({ path: p, sha256: h }))));
+  assert.equal(lines.text(), lines.text(), 'asking twice changes nothing');
+  assert.equal(new ManifestLines().text(), '');
 });
 
 rigTest('the manifest is what sha256sum writes and accepts', async (rig) => {

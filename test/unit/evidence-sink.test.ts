@@ -289,6 +289,57 @@ rigTest('secrets: split across chunks, in env, params, guard facts, argv and com
   assert.deepEqual(await schemaProblems(packet(rig)), []);
 });
 
+rigTest('run.json at each checkpoint: ids, deps and edges redacted, statuses as they change, laid out as the whole record', async (rig) => {
+  // run.json's node entries and edges are serialized once each and reused: a secret inside an id is
+  // redacted in them as it is everywhere, and an entry is made again when its node completes. Ids
+  // never hold a secret param, but a plain param's value can also be a secret env var's value.
+  const SECRET = 's3cr3t-in-an-id';
+  const up = `up[K=${SECRET}]`;
+  const graph = graphOf(rig.dir, { [up]: { commands: ['u'], secrets: [SECRET] }, b: { deps: [up], commands: ['b'] }, c: { deps: ['b'], commands: ['c'] } });
+  const sink = createEvidenceSink(options(rig, graph, { checkpointMs: 0 }));
+  sink.onEvent(runStart(graph, RUN));
+  const safe = 'up_K__REDACTED-' + createHash('sha256').update('up[K=[REDACTED]]').digest('hex').slice(0, 8);
+  const check = async (statuses: (string | null)[], completed: number) => {
+    await sink.drain();
+    const all = await allText(rig.path('evidence'));
+    assert.ok(!all.includes(SECRET), 'a secret in an id reached the packet (a file or a name)');
+    const text = await readFile(join(packet(rig), 'run.json'), 'utf8');
+    assert.equal(text, layoutJson(JSON.parse(text)));
+    const run = JSON.parse(text) as RunRecord;
+    assert.deepEqual(run.nodes.map((n) => [n.id, n.safeId, n.status]), [['up[K=[REDACTED]]', safe, statuses[0]], ['b', 'b', statuses[1]], ['c', 'c', statuses[2]]]);
+    assert.equal(run.completed.length, completed);
+    assert.deepEqual(run.graph.edges, [['b', 'up[K=[REDACTED]]'], ['c', 'b']]);
+    assert.equal(run.counts.ok, completed);
+    assert.equal(sha256sumCheck(packet(rig)).code, 0);
+    assert.deepEqual(await schemaProblems(packet(rig)), []);
+  };
+  await check([null, null, null], 0);
+  for (const e of ranNode(up)) sink.onEvent(e);
+  await check(['ok', null, null], 1);
+  for (const e of ranNode('b')) sink.onEvent(e);
+  await check(['ok', 'ok', null], 2);
+  for (const e of ranNode('c')) sink.onEvent(e);
+  sink.onEvent(runEnd(true));
+  await sink.close();
+  await check(['ok', 'ok', 'ok'], 3);
+  assert.deepEqual((await verifyPacket(packet(rig))).problems, []);
+});
+
+rigTest('two ids that differ only in a secret get two node directories, neither named with it', async (rig) => {
+  const [S1, S2] = ['first-s3cr3t', 'second-s3cr3t'];
+  const graph = graphOf(rig.dir, { [`up[K=${S1}]`]: { commands: ['u'], secrets: [S1] }, [`up[K=${S2}]`]: { commands: ['u'], secrets: [S2] } });
+  const sink = createEvidenceSink(options(rig, graph));
+  sink.onEvent(runStart(graph, RUN));
+  for (const e of [...ranNode(`up[K=${S1}]`), ...ranNode(`up[K=${S2}]`)]) sink.onEvent(e);
+  sink.onEvent(runEnd(true));
+  await sink.close();
+  const dirs = await readdir(join(packet(rig), 'nodes'));
+  assert.equal(dirs.length, 2, dirs.join(' '));
+  assert.equal(dirs[1], `${dirs[0]}-2`);
+  const all = await allText(rig.path('evidence'));
+  assert.ok(!all.includes(S1) && !all.includes(S2));
+});
+
 rigTest('incremental: before run-end the packet verifies, says interrupted and lists completed nodes', async (rig) => {
   const graph = graphOf(rig.dir, { a: { commands: ['a'] }, b: { deps: ['a'], commands: ['b'] }, c: { deps: ['b'], commands: ['c'] } });
   const sink = createEvidenceSink(options(rig, graph));
@@ -307,6 +358,8 @@ rigTest('incremental: before run-end the packet verifies, says interrupted and l
   assert.equal(run.finishedOn, null);
   assert.deepEqual(run.completed, ['a']);
   assert.deepEqual(run.nodes.map((n) => n.status), ['ok', null, null]);
+  const text = await readFile(join(packet(rig), 'run.json'), 'utf8');
+  assert.equal(text, layoutJson(JSON.parse(text)), 'a checkpoint laid out as the whole record would be');
   const v = await verifyPacket(packet(rig));
   assert.deepEqual(v.problems, []);
   assert.match(v.notes.join('\n'), /did not finish \(status interrupted\): 1 of 3 nodes completed/);
