@@ -175,7 +175,16 @@ interface NodeState {
  * entries, edges and completed ids are serialized once each, not at every checkpoint.
  */
 class LaidArray {
+  private laid: { readonly indent: string; readonly text: string } | undefined;
   constructor(readonly items: readonly string[]) {}
+  /** The array's text at an indent, kept: the edges' array is the same at every checkpoint. */
+  text(indent: string): string {
+    if (this.laid?.indent !== indent) {
+      const text = this.items.length === 0 ? '[]' : `[\n${indent}  ${this.items.join(`,\n${indent}  `)}\n${indent}]`;
+      this.laid = { indent, text };
+    }
+    return this.laid.text;
+  }
 }
 
 const now = (): string => new Date().toISOString();
@@ -226,7 +235,7 @@ class Writer implements EvidenceSink {
   /** Packet files written so far (relative path → sha256), the content of manifest.sha256. */
   private readonly files = new ManifestLines();
   /** run.json's edges as JSON, made once for a set of nodes (nodes do not change during a run). */
-  private edgeLines: { readonly nodes: number; readonly lines: string[] } | undefined;
+  private edgeLines: { readonly nodes: number; readonly lines: LaidArray } | undefined;
   private queue: Promise<void> = Promise.resolve();
   private readonly errors: string[] = [];
   private readonly runWarnings: string[] = [];
@@ -790,7 +799,7 @@ class Writer implements EvidenceSink {
     if (this.edgeLines?.nodes !== this.states.size) {
       const lines: string[] = [];
       for (const s of this.states.values()) for (const d of s.node?.deps ?? []) lines.push(JSON.stringify(redactDeep([s.id, d], this.secrets)));
-      this.edgeLines = { nodes: this.states.size, lines };
+      this.edgeLines = { nodes: this.states.size, lines: new LaidArray(lines) };
     }
     // Written up to WRITE_CONCURRENCY at a time: `completed` lists the nodes in the order they ended.
     const completed = this.completed
@@ -842,7 +851,7 @@ class Writer implements EvidenceSink {
       } satisfies Partial<RunRecord>,
       this.secrets,
     );
-    return layoutJson({ ...head, graph: { edges: new LaidArray(this.edgeLines.lines) }, nodes: new LaidArray(nodes), completed: new LaidArray(completed), ...tail });
+    return layoutJson({ ...head, graph: { edges: this.edgeLines.lines }, nodes: new LaidArray(nodes), completed: new LaidArray(completed), ...tail });
   }
 
   /**
@@ -882,7 +891,7 @@ export function layoutJson(value: unknown): string {
 }
 
 function layout(value: unknown, indent: string, depth: number): string {
-  if (value instanceof LaidArray) return value.items.length === 0 ? '[]' : `[\n${indent}  ${value.items.join(`,\n${indent}  `)}\n${indent}]`;
+  if (value instanceof LaidArray) return value.text(indent);
   if (value === null || typeof value !== 'object' || typeof (value as { toJSON?: unknown }).toJSON === 'function') return JSON.stringify(value) ?? 'null';
   const inner = indent + '  ';
   if (Array.isArray(value)) {
