@@ -150,7 +150,7 @@ async function runCase(c, opts, log) {
     const order = ts.map((_, i) => ts[(i + rep) % ts.length]);
     for (const t of order) {
       const r = runOnce(t, c.label);
-      samples[t.name].push({ ms: r.ms, rssKiB: r.rssKiB, cpuMs: r.cpuMs });
+      samples[t.name].push({ ms: r.ms, rssKiB: r.rssKiB, cpuMs: r.cpuMs, idleMs: r.idleMs });
     }
     log(`  ${c.label} rep ${rep + 1}/${reps}: ${ts.map((t) => `${t.name} ${samples[t.name].at(-1).ms.toFixed(0)} ms`).join(', ')}`);
   }
@@ -177,6 +177,13 @@ function pairedRatio(a, b, field = 'ms') {
 function cpuSpan(xs) {
   const v = xs.map((s) => s.cpuMs).filter((x) => x !== undefined);
   if (v.length !== xs.length || v.length === 0 || median(v) < 200) return undefined;
+  return `${fmtMs(median(v))} (${fmtMs(Math.min(...v))}–${fmtMs(Math.max(...v))})`;
+}
+
+/** Median (min–max) of the machine's idle CPU time during a tool's runs, in ms; undefined off Linux. */
+function idleSpan(xs) {
+  const v = xs.map((s) => s.idleMs).filter((x) => x !== undefined);
+  if (v.length !== xs.length || v.length === 0) return undefined;
   return `${fmtMs(median(v))} (${fmtMs(Math.min(...v))}–${fmtMs(Math.max(...v))})`;
 }
 
@@ -213,6 +220,12 @@ function summarize(c, samples) {
           .filter(Boolean)
           .join('; ')
       : undefined,
+    // Idle CPU during the run: whether a tool keeps the CPUs busy (bound by CPU) or leaves them waiting
+    // on its own round trips (bound by latency). Only for runs of commands against Make, over a second.
+    idle:
+      samples.make && median(ms('make')) >= 1000 && idleSpan(samples.make) && idleSpan(samples.fabric)
+        ? [idleSpan(samples.make), idleSpan(samples.fabric), samples['fabric-noev'] ? idleSpan(samples['fabric-noev']) : undefined]
+        : undefined,
     target: '',
     met: '',
   };
@@ -261,6 +274,17 @@ function table(rows) {
   if (extra.length) {
     lines.push('', 'Without the evidence packet (`fabric run --no-evidence`; the table above is the default, evidence on):', '', '| case | fabric --no-evidence ms |', '|---|---|');
     for (const r of extra) lines.push(`| ${r.label} | ${r.noev} |`);
+  }
+  const idle = rows.filter((r) => r.idle);
+  if (idle.length) {
+    lines.push(
+      '',
+      "Idle CPU time while each tool ran (ms, summed over all CPUs, from /proc/stat; other load on the machine lowers it). A run bound by CPU leaves little idle; the rest is time in which fewer commands ran than CPUs were free, waiting on the tool's own round trips (and, for fabric, Node's single-threaded start-up):",
+      '',
+      '| case | make | fabric | fabric --no-evidence |',
+      '|---|---|---|---|',
+    );
+    for (const r of idle) lines.push(`| ${r.label} | ${r.idle[0]} | ${r.idle[1]} | ${r.idle[2] ?? '–'} |`);
   }
   return lines.join('\n');
 }

@@ -1,7 +1,8 @@
 // Timing one command: wall-clock time measured here around a synchronous spawn, and peak RSS and CPU
 // time of the command from GNU time (`/usr/bin/time -f '%M %U %S'`: the child's ru_maxrss in KiB, and
-// its user and system seconds, including the children it waited for). Both tools go through the same
-// wrapper, so its own fork/exec cost is in every sample alike (and in the floor).
+// its user and system seconds, including the children it waited for), and on Linux the machine's idle
+// CPU time during the run (/proc/stat). Both tools go through the same wrapper, so its own fork/exec
+// cost is in every sample alike (and in the floor).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +14,22 @@ export const GNU_TIME = ['/usr/bin/time', '/bin/time'].find((p) => {
   return /GNU/.test(`${r.stdout}${r.stderr}`);
 });
 
+/** Clock ticks per second of /proc/stat (USER_HZ), or undefined where there is no /proc/stat. */
+const CLK_TCK = (() => {
+  if (!existsSync('/proc/stat')) return undefined;
+  const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
+  const hz = Number.parseInt(r.stdout, 10);
+  return Number.isFinite(hz) && hz > 0 ? hz : 100;
+})();
+
+/** The machine's idle time so far (idle + iowait of every CPU, /proc/stat), in ms; undefined off Linux. */
+function idleMsSoFar() {
+  if (CLK_TCK === undefined) return undefined;
+  const f = readFileSync('/proc/stat', 'utf8');
+  const cpu = f.slice(0, f.indexOf('\n')).trim().split(/\s+/).slice(1).map(Number);
+  return ((cpu[3] ?? 0) + (cpu[4] ?? 0)) * (1000 / CLK_TCK);
+}
+
 const scratch = mkdtempSync(join(tmpdir(), 'fabric-bench-time-'));
 const rssFile = join(scratch, 'rss');
 
@@ -22,9 +39,13 @@ const rssFile = join(scratch, 'rss');
  */
 export function timeCommand(file, args, { cwd, env }) {
   const argv = GNU_TIME ? [GNU_TIME, ['-f', '%M %U %S', '-o', rssFile, file, ...args]] : [file, args];
+  const idle0 = idleMsSoFar();
   const t0 = process.hrtime.bigint();
   const r = spawnSync(argv[0], argv[1], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 30 });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  const idle1 = idleMsSoFar();
+  // CPU time no process used while the command ran (all CPUs; other load on the machine lowers it).
+  const idleMs = idle0 === undefined || idle1 === undefined ? undefined : idle1 - idle0;
   let rssKiB;
   let cpuMs;
   if (GNU_TIME) {
@@ -35,7 +56,7 @@ export function timeCommand(file, args, { cwd, env }) {
     cpuMs = Number.isFinite(user) && Number.isFinite(sys) ? (user + sys) * 1000 : undefined;
   }
   if (r.error) throw r.error;
-  return { ms, rssKiB, cpuMs, code: r.status, signal: r.signal, outBytes: r.stdout.length, stderr: r.stderr.toString('utf8'), stdout: r.stdout };
+  return { ms, rssKiB, cpuMs, idleMs, code: r.status, signal: r.signal, outBytes: r.stdout.length, stderr: r.stderr.toString('utf8'), stdout: r.stdout };
 }
 
 export function cleanupScratch() {
