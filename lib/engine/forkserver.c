@@ -13,10 +13,19 @@
  *
  * Protocol (both directions): frames of u32le length + payload; payload = op byte + u32le id + body.
  * In: 'S' start (body: NUL-separated file, argv0, cwd, argc, args..., then key, value pairs of the
- * env), 'C' stop reading a command's output. Out: 'R' ready (body: u32le pid of the server), 'P'
- * started (u32le pid), 'F' failed (i32le errno), 'O'/'E' output bytes, 'X' exited (i32le code, -1 when
- * signalled; i32le signal; i32le 1 if its process group still had members when it was reaped, else 0),
- * 'D' both outputs closed. It exits when its stdin ends.
+ * env), 'C' stop reading a command's output, 'Q' start later (body: the id of a running command in
+ * decimal, a NUL, then a start body), 'K' drop a command held by 'Q'. Out: 'R' ready (body: u32le pid
+ * of the server), 'P' started (u32le pid), 'F' failed (i32le errno), 'O'/'E' output bytes, 'X' exited
+ * (i32le code, -1 when signalled; i32le signal; i32le 1 if its process group still had members when
+ * it was reaped, else 0), 'D' both outputs closed, 'N' a held command was dropped (never started). It
+ * exits when its stdin ends.
+ *
+ * A held command ('Q') starts when the command it waits for is reaped with exit 0, an empty process
+ * group and both outputs closed: right then, before that command's 'X' goes out, so fabric sees the
+ * held command's 'P' (or 'F') first. Any other end of a command (non-zero exit, signal, members left,
+ * output still open) or any start that fails drops every held command ('N'), as does 'K' for one: a
+ * held command never starts after a failure the server has seen. The job slot goes from one command
+ * to the next without a round trip through fabric (bench/RESULTS.md, twelfth pass).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -45,6 +54,16 @@ static int sigpipe_r = -1, sigpipe_w = -1;
 
 static char *obuf;
 static size_t olen, ocap;
+
+/* Commands held by 'Q' until the command `after` ends. */
+struct held {
+  uint32_t id, after;
+  char *body; /* the start body, NUL-terminated */
+  size_t len;
+};
+static struct held *helds;
+static size_t nhelds, caphelds;
+static void drop_all_held(void);
 
 static void die(const char *what) {
   fprintf(stderr, "fabric fork server: %s: %s\n", what, strerror(errno));
@@ -315,7 +334,10 @@ static void start(uint32_t id, char *body, size_t len) {
   put32(b, (uint32_t)pid);
   out('P', id, b, 4);
 done:
-  if (err) out_i32('F', id, err);
+  if (err) {
+    out_i32('F', id, err);
+    drop_all_held();
+  }
   for (int i = 0; i < 2; i++) {
     if (o[i] >= 0) close(o[i]);
     if (e[i] >= 0) close(e[i]);
@@ -327,6 +349,40 @@ done:
   free(l.paths);
   free(pathbuf);
   free(f);
+}
+
+/* Drops held command i ('N'). */
+static void drop_held(size_t i) {
+  out('N', helds[i].id, NULL, 0);
+  free(helds[i].body);
+  helds[i] = helds[--nhelds];
+}
+
+static void drop_all_held(void) {
+  while (nhelds > 0) drop_held(nhelds - 1);
+}
+
+/* Holds a start until the running command `after` ends; dropped at once when there is no such command. */
+static void hold(uint32_t id, const char *body, size_t len) {
+  const char *z = memchr(body, 0, len);
+  struct kid *k = NULL;
+  uint32_t after = 0;
+  if (z) {
+    after = (uint32_t)strtoul(body, NULL, 10);
+    k = find_id(after);
+  }
+  if (nhelds == caphelds) {
+    caphelds = caphelds ? caphelds * 2 : 8;
+    helds = xrealloc(helds, caphelds * sizeof *helds);
+  }
+  struct held *h = &helds[nhelds++];
+  h->id = id;
+  h->after = after;
+  h->len = z ? len - (size_t)(z + 1 - body) : 0;
+  h->body = xrealloc(NULL, h->len + 1);
+  if (h->len) memcpy(h->body, z + 1, h->len);
+  h->body[h->len] = 0;
+  if (!k || k->pid == 0) drop_held(nhelds - 1);
 }
 
 static void reap(void) {
@@ -350,10 +406,26 @@ static void reap(void) {
     put32(b + 4, (uint32_t)sig);
     /* Whether anything (a zombie included) is left in the leader's group; an empty group stays empty,
        so fabric need not look for leftovers. */
-    put32(b + 8, (uint32_t)(kill(-pid, 0) == 0 || errno == EPERM));
+    int members = kill(-pid, 0) == 0 || errno == EPERM;
+    put32(b + 8, (uint32_t)members);
     k->pid = 0;
-    out('X', k->id, b, 12);
-    if (k->fd[0] < 0 && k->fd[1] < 0) k->used = 0;
+    uint32_t id = k->id;
+    int closed = k->fd[0] < 0 && k->fd[1] < 0;
+    if (closed) k->used = 0;
+    /* What waits for this command starts now (its 'P' before this 'X'), or nothing held starts at all. */
+    if (!sig && WEXITSTATUS(status) == 0 && !members && closed) {
+      for (size_t i = 0; i < nhelds; i++) {
+        if (helds[i].after != id) continue;
+        struct held h = helds[i];
+        helds[i] = helds[--nhelds];
+        start(h.id, h.body, h.len);
+        free(h.body);
+        break;
+      }
+    } else {
+      drop_all_held();
+    }
+    out('X', id, b, 12);
   }
 }
 
@@ -388,7 +460,8 @@ int main(void) {
   char *in = NULL;
   size_t inlen = 0, incap = 0;
   struct pollfd *pfd = NULL;
-  struct { struct kid *k; int s; } *who = NULL;
+  /* By index: reap() may start a held command, and a new kid may move the array. */
+  struct { size_t k; int s; } *who = NULL;
   size_t pcap = 0;
 
   char b[4];
@@ -411,7 +484,7 @@ int main(void) {
         if (kids[i].fd[s] < 0) continue;
         pfd[np].fd = kids[i].fd[s];
         pfd[np].events = POLLIN;
-        who[np].k = &kids[i];
+        who[np].k = i;
         who[np].s = s;
         np++;
       }
@@ -428,8 +501,8 @@ int main(void) {
     reap();
     /* kids may have been reused by reap(): match by fd, which stays valid until close_stream(). */
     for (size_t i = 2; i < np; i++) {
-      if (!pfd[i].revents) continue;
-      struct kid *k = who[i].k;
+      if (!pfd[i].revents || who[i].k >= nkids) continue;
+      struct kid *k = &kids[who[i].k];
       int s = who[i].s;
       if (!k->used || k->fd[s] != pfd[i].fd) continue;
       read_stream(k, s, 1);
@@ -463,6 +536,10 @@ int main(void) {
           } else if (op == 'C') {
             struct kid *k = find_id(id);
             if (k) { close_stream(k, 0); close_stream(k, 1); }
+          } else if (op == 'Q') {
+            hold(id, in + off + 9, len - 5);
+          } else if (op == 'K') {
+            for (size_t i = 0; i < nhelds; i++) if (helds[i].id == id) { drop_held(i); break; }
           }
         }
         off += 4 + len;

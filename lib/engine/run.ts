@@ -9,11 +9,11 @@ import { evaluateGuards } from '../guards/evaluate.js';
 import type { FabricEvent, Failure, NodeId } from './events.js';
 import type { Graph, Node } from './graph.js';
 import { plannedNodes } from './plan.js';
-import { replaySecrets, runAttempt, type ExecDeps } from './sched-exec.js';
+import { commandEnv, replaySecrets, runAttempt, type ExecDeps } from './sched-exec.js';
 import { redactText } from '../util/redact.js';
 import { RankHeap, ReadyTracker } from './sched-ready.js';
 import { abortableSleep, backoffMs, normaliseJobs, seededRandom, shuffleInPlace } from './sched-util.js';
-import { groupSpawner, type Spawner } from './spawn.js';
+import { groupSpawner, type HeldProcess, type ProcessHandle, type SpawnSpec, type Spawner, type StreamName } from './spawn.js';
 
 export interface RunGraphOptions {
   /** Analyzed, resolved and validated (lib/engine/analyze.ts). */
@@ -120,6 +120,25 @@ type NodeResult =
   | { readonly ok: true; readonly reason: 'ran' | 'cached'; readonly exitCode: number | null; readonly warned: boolean }
   | { readonly ok: false; readonly failure: Failure };
 
+/** A ready node whose first command waits behind a running node's last command (Scheduler.reserve). */
+interface Reservation {
+  readonly node: Node;
+  /** The running node it waits for. */
+  readonly behind: NodeId;
+  readonly held: HeldProcess;
+  readonly spec: SpawnSpec;
+  /** Hands the command's output (held until now) to the attempt that adopts it. */
+  attach(onOutput: SpawnSpec['onOutput']): void;
+}
+
+function sameEnv(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
+  if (a === b) return true;
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  for (const k of ka) if (a[k] !== b[k]) return false;
+  return true;
+}
+
 class Scheduler {
   private readonly graph: Graph;
   private readonly jobs: number;
@@ -138,6 +157,14 @@ class Scheduler {
   private failed = false;
   private interrupted = false;
   private fatal: { error: unknown } | undefined;
+  /**
+   * Ready nodes whose first command waits behind a running node's last command (`reserve`), by the
+   * waiting node's id; `behind` maps the running node to it.
+   */
+  private readonly reserved = new Map<NodeId, Reservation>();
+  private readonly behind = new Map<NodeId, NodeId>();
+  /** Reserved nodes whose command was started (the one it waited for ended): the node starts next. */
+  private readonly launched = new Map<NodeId, Reservation>();
 
   constructor(
     private readonly opts: RunGraphOptions,
@@ -151,7 +178,15 @@ class Scheduler {
     });
     this.tracker = new ReadyTracker(this.graph.order, (id) => this.graph.nodes.get(id)?.deps ?? [], this.rank);
     this.random = opts.shuffleSeed !== undefined ? seededRandom(opts.shuffleSeed) : undefined;
-    this.exec = { emit: opts.emit, graceMs: opts.graceMs ?? 3000, repoRoot: this.graph.repoRoot, spawner: opts.spawner ?? groupSpawner, signal: opts.signal };
+    this.exec = {
+      emit: opts.emit,
+      graceMs: opts.graceMs ?? 3000,
+      repoRoot: this.graph.repoRoot,
+      spawner: opts.spawner ?? groupSpawner,
+      signal: opts.signal,
+      lastCommand: (node, handle) => this.reserve(node, handle),
+      adopt: (node, spec) => this.adopt(node, spec),
+    };
   }
 
   /** Runs to completion; resolves whether the run was interrupted. */
@@ -162,8 +197,9 @@ class Scheduler {
     try {
       for (;;) {
         this.pump();
-        if (this.running.size === 0) break;
-        await Promise.race(this.running.values());
+        const answers = [...this.reserved.values()].filter((r) => r.held.waiting).map((r) => r.held.settled);
+        if (this.running.size === 0 && answers.length === 0) break;
+        await Promise.race(answers.length ? [...this.running.values(), ...answers] : this.running.values());
       }
     } finally {
       this.opts.signal.removeEventListener('abort', onAbort);
@@ -182,6 +218,7 @@ class Scheduler {
   private interrupt(): void {
     if (this.interrupted) return;
     this.interrupted = true;
+    this.cancelReservations();
     // Running attempts listen to the same signal: each SIGTERMs its groups and SIGKILLs after the grace period.
     this.opts.emit({ type: 'run-interrupted', signal: signalName(this.opts.signal) });
   }
@@ -192,20 +229,139 @@ class Scheduler {
     return n;
   }
 
+  /** Whether nothing stops new nodes from starting (no interrupt, no fatal error, no failure without --keep-going). */
+  private get startable(): boolean {
+    return !this.interrupted && !this.fatal && !(this.failed && !this.opts.keepGoing) && !this.opts.signal.aborted;
+  }
+
+  /**
+   * The job slot of a running node `a` goes to the next ready node the moment `a`'s last command
+   * exits, without waiting for this event loop (bench/RESULTS.md, twelfth pass): its first command is
+   * held on the fork server's connection and sent from the handling of `a`'s exit (`Spawner.after`).
+   * Only where that exit decides the outcome: `a`'s last step is this command (a failed attempt
+   * sends nothing), it has no outputs to check, no gate, no timeout that could still fire; and only
+   * for a next node whose start decides nothing before its command: no mutex, no gate, never served
+   * from the cache (not cacheable, or no cache), no inputs (its fingerprint hashes none while its
+   * command runs), a command as its first step, no secret env files to read first. When `a` ends in
+   * any other way, or anything stops new starts by then, the command is never sent and the node goes
+   * back with the ready ones. The node itself starts (events, attempt) in the scheduler's own order,
+   * right after `a` ended, and adopts the running process (`adopt`).
+   */
+  private reserve(a: Node, handle: ProcessHandle): void {
+    const spawner = this.exec.spawner;
+    if (!spawner.after || this.random || !this.startable || this.behind.has(a.id)) return;
+    if (a.outputs.length > 0 || a.gate || (a.timeoutMs !== undefined && a.timeoutMs > 0)) return;
+    const id = this.tracker.take();
+    if (id === undefined) return;
+    const b = this.graph.nodes.get(id);
+    const step = b?.steps[0];
+    if (
+      !b ||
+      !this.pending.has(id) ||
+      this.reserved.has(id) ||
+      step?.kind !== 'command' ||
+      step.secretEnvFiles.length > 0 ||
+      b.mutex.length > 0 ||
+      b.gate ||
+      b.inputs.length > 0 ||
+      (this.opts.cache && b.cacheable)
+    ) {
+      this.tracker.putBack(id);
+      return;
+    }
+    const early: [StreamName, string][] = [];
+    let sink: ((stream: StreamName, chunk: string) => void) | undefined;
+    const spec: SpawnSpec = {
+      cmd: step.cmd,
+      cwd: b.cwd,
+      env: commandEnv(b, step),
+      graceMs: this.exec.graceMs,
+      onOutput: (stream, chunk) => (sink ? sink(stream, chunk) : early.push([stream, chunk])),
+    };
+    // The command may start at any moment from now on: the cache stops reusing this run's stats (as at any start).
+    this.opts.cache?.willRun?.(b);
+    const held = spawner.after(handle, spec);
+    if (!held) {
+      this.tracker.putBack(id);
+      return;
+    }
+    const r: Reservation = {
+      node: b,
+      behind: a.id,
+      held,
+      spec,
+      attach: (onOutput) => {
+        sink = onOutput;
+        for (const [stream, chunk] of early.splice(0)) onOutput(stream, chunk);
+      },
+    };
+    this.reserved.set(id, r);
+    this.behind.set(a.id, id);
+  }
+
+  /** The process started for `node`'s first command while it was reserved, if its attempt asks for that command. */
+  private adopt(node: Node, spec: SpawnSpec): ProcessHandle | undefined {
+    const r = this.launched.get(node.id);
+    if (!r) return undefined;
+    this.launched.delete(node.id);
+    if (spec.cmd !== r.spec.cmd || spec.cwd !== r.spec.cwd || !sameEnv(spec.env, r.spec.env)) {
+      // Not the command that was held (cannot happen: both come from the node's first step). It is stopped.
+      void r.held.handle.terminate(this.exec.graceMs);
+      return undefined;
+    }
+    r.attach(spec.onOutput);
+    return r.held.handle;
+  }
+
+  /**
+   * Reservations whose running node has ended: the ones whose command was started start their node
+   * now (it runs); the dropped ones go back with the ready nodes. A reservation whose command can no
+   * longer start (the attempt failed) goes back at once. One the server has not answered for yet
+   * stays, and holds a job slot, until it does (`run` waits for that too).
+   */
+  private settleReservations(): void {
+    for (const r of [...this.reserved.values()]) {
+      if (r.held.waiting || (r.held.sent && this.running.has(r.behind))) continue;
+      this.reserved.delete(r.node.id);
+      this.behind.delete(r.behind);
+      if (r.held.sent) {
+        this.launched.set(r.node.id, r);
+        this.start(r.node);
+      } else if (this.pending.has(r.node.id)) this.tracker.putBack(r.node.id);
+    }
+  }
+
+  /** Nothing may start any more: every command still held is asked to be dropped. */
+  private cancelReservations(): void {
+    for (const r of this.reserved.values()) r.held.cancel();
+  }
+
+  /** Reservations whose running node ended while the server's answer is still out: they hold a slot. */
+  private get unanswered(): number {
+    let n = 0;
+    for (const r of this.reserved.values()) if (r.held.waiting && !this.running.has(r.behind)) n++;
+    return n;
+  }
+
   /** Starts every ready node that fits in a free job slot and whose mutexes are free (lowest rank first, or shuffled). */
   private pump(): void {
+    this.settleReservations();
     if (this.interrupted || this.fatal || (this.failed && !this.opts.keepGoing)) return;
     if (this.running.size >= this.jobs) return;
+    this.startReady();
+  }
+
+  private startReady(): void {
     const ready = this.random ? shuffleInPlace(this.tracker.takeAll(), this.random) : undefined;
     const waiting: NodeId[] = [];
     for (;;) {
-      const id = ready ? ready.shift() : this.running.size < this.jobs ? this.tracker.take() : undefined;
+      const id = ready ? ready.shift() : this.running.size + this.unanswered < this.jobs ? this.tracker.take() : undefined;
       if (id === undefined) break;
       if (!this.pending.has(id)) continue;
       const node = this.graph.nodes.get(id);
       if (!node) continue;
       // A node waiting for a mutex holds no job slot: the next ready node may take it.
-      if (this.running.size >= this.jobs || node.mutex.some((m) => this.heldMutexes.has(m))) {
+      if (this.running.size + this.unanswered >= this.jobs || node.mutex.some((m) => this.heldMutexes.has(m))) {
         waiting.push(id);
         continue;
       }
@@ -260,6 +416,7 @@ class Scheduler {
     this.pending.delete(id);
     this.statuses.set(id, status);
     if (failure.reason !== 'aborted') this.failed = true;
+    if (!this.startable) this.cancelReservations();
     this.opts.emit({ type: 'task-failure', node: id, failure, ms: 0, at: now() });
   }
 
@@ -269,17 +426,29 @@ class Scheduler {
     const t0 = Date.now();
     const p = this.execute(node)
       .catch((e: unknown): NodeResult => ({ ok: false, failure: { reason: 'internal-error', message: errorMessage(e) } }))
+      .then((r) => (this.launched.has(node.id) ? this.stopUnadopted(node.id).then(() => r) : r))
       .then((r) => this.finish(node, r, Date.now() - t0))
       .catch((e: unknown) => {
         // Only a throwing `emit` (a renderer bug) gets here: start nothing more, let running nodes end, then rethrow.
         this.fatal ??= { error: e };
         this.failed = true;
+        this.cancelReservations();
       })
       .finally(() => {
         for (const m of node.mutex) this.heldMutexes.delete(m);
         this.running.delete(node.id);
       });
     this.running.set(node.id, p);
+  }
+
+  /**
+   * A reserved node's command was started but the node ended before its attempt took it (an interrupt
+   * came first): the process is stopped like any other of an ended node, and waited for.
+   */
+  private async stopUnadopted(id: NodeId): Promise<void> {
+    const r = this.launched.get(id);
+    this.launched.delete(id);
+    if (r) await r.held.handle.terminate(this.exec.graceMs);
   }
 
   private finish(node: Node, r: NodeResult, ms: number): void {
@@ -300,6 +469,7 @@ class Scheduler {
       const aborted = r.failure.reason === 'aborted';
       this.statuses.set(node.id, aborted ? 'cancelled' : 'failed');
       if (!aborted) this.failed = true;
+      if (!this.startable) this.cancelReservations();
       emit({ type: 'task-failure', node: node.id, failure: r.failure, ms, at: now() });
     }
     this.settled(node.id);

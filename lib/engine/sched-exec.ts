@@ -12,7 +12,7 @@ import type { CachedLog } from '../cache/types.js';
 import { StreamRedactor, envFileSecrets, redactText } from '../util/redact.js';
 import type { FabricEvent, Failure } from './events.js';
 import type { Node, ResolvedStep } from './graph.js';
-import { displayCommand, groupAlive, killGroup, spawnGroupLeader, type ExitInfo, type ProcessHandle, type Spawner, type StreamName } from './spawn.js';
+import { displayCommand, groupAlive, killGroup, spawnGroupLeader, type ExitInfo, type ProcessHandle, type SpawnSpec, type Spawner, type StreamName } from './spawn.js';
 
 export interface ExecDeps {
   readonly emit: (e: FabricEvent) => void;
@@ -21,6 +21,13 @@ export interface ExecDeps {
   readonly spawner: Spawner;
   /** The run's abort signal (SIGINT/SIGTERM). */
   readonly signal: AbortSignal;
+  /**
+   * Called when an attempt has started the node's last step, a command: the scheduler may hold the
+   * next node's first command back behind it (`Spawner.after`).
+   */
+  readonly lastCommand?: (node: Node, handle: ProcessHandle) => void;
+  /** The process already started for the node's first command (it was held behind another), if any. */
+  readonly adopt?: (node: Node, spec: SpawnSpec) => ProcessHandle | undefined;
 }
 
 export type AttemptResult =
@@ -129,7 +136,7 @@ class Attempt {
     else this.logs.push({ stream, chunk: text });
   }
 
-  private async runCommand(cmd: Command, display: string, cwd: string, env: Readonly<Record<string, string>>): Promise<ExitInfo> {
+  private async runCommand(cmd: Command, display: string, cwd: string, env: Readonly<Record<string, string>>, step?: { readonly first: boolean; readonly last: boolean }): Promise<ExitInfo> {
     const red = { stdout: new StreamRedactor(this.secrets), stderr: new StreamRedactor(this.secrets) };
     const started = Date.now();
     // Output can arrive before `started` resolves (a fork server's "started" and the first output in one
@@ -140,9 +147,11 @@ class Attempt {
       if (early) early.push([s, text]);
       else this.output(s, text);
     };
-    const h = this.deps.spawner.spawn({ cmd, cwd, env, graceMs: this.deps.graceMs, onOutput });
+    const spec = { cmd, cwd, env, graceMs: this.deps.graceMs, onOutput };
+    const h = (step?.first ? this.deps.adopt?.(this.node, spec) : undefined) ?? this.deps.spawner.spawn(spec);
     this.handles.add(h);
     if (this.cause) this.kills.push(h.terminate(this.deps.graceMs));
+    else if (step?.last) this.deps.lastCommand?.(this.node, h);
     // The pid is known once the command runs (a fork server reports it asynchronously).
     await h.started;
     this.emit({ type: 'command-start', node: this.node.id, command: display, pid: h.pid });
@@ -169,13 +178,13 @@ class Attempt {
     const node = this.node;
     let exitCode: number | null = null;
     let warned = false;
-    for (const step of node.steps) {
+    const steps = node.steps;
+    for (let i = 0; i < steps.length; i++) {
+      const step = steps[i]!;
       if (this.cause) return this.fail(this.stopFailure());
       if (step.kind === 'command') {
         this.learnSecrets(step.secretEnvFiles);
-        // Most steps declare no env of their own: the node's (read-only) env is used as it is.
-        const env = hasKeys(step.env) ? { ...node.env, ...step.env } : node.env;
-        const exit = await this.runCommand(step.cmd, step.display, node.cwd, env);
+        const exit = await this.runCommand(step.cmd, step.display, node.cwd, commandEnv(node, step), { first: i === 0, last: i === steps.length - 1 });
         if (this.cause) return this.fail(this.stopFailure());
         const code = exit.code;
         exitCode = code;
@@ -350,6 +359,11 @@ export async function runAttempt(node: Node, deps: ExecDeps): Promise<AttemptRes
     deps.signal.removeEventListener('abort', onAbort);
     await attempt.settle();
   }
+}
+
+/** The environment of a command step: most steps declare no env of their own, and the node's (read-only) env is used as it is. */
+export function commandEnv(node: Node, step: Extract<Node['steps'][number], { kind: 'command' }>): Readonly<Record<string, string>> {
+  return hasKeys(step.env) ? { ...node.env, ...step.env } : node.env;
 }
 
 function hasKeys(o: object): boolean {

@@ -221,11 +221,34 @@ export interface LaunchEvents {
   closed(): void;
   /** The server itself went away; no more events come for this command. */
   lost(reason: string): void;
+  /** A held command ('Q') was dropped: it never started and no more events come for it. */
+  dropped?(): void;
 }
 
 export interface RemoteCommand {
+  /** The command's id on the server. */
+  readonly id: number;
   /** Stop reading the command's output; `closed` follows once what the server already read was sent. */
   stopReading(): void;
+}
+
+/**
+ * A command the server holds until another one ends (`ForkServer.launchAfter`). The server starts it
+ * itself when that command is reaped with exit 0, an empty process group and its output closed, and
+ * reports its start ('P' or 'F') before that command's exit; in any other case, or after `cancel()`,
+ * it drops it ('N'). Only the native server holds commands.
+ */
+export interface HeldCommand extends RemoteCommand {
+  /** The server started it (or tried to: 'P' or 'F' came). */
+  readonly sent: boolean;
+  /** Neither started nor dropped yet: the server may still start it. */
+  readonly waiting: boolean;
+  /** Asks the server to drop it if it still holds it; its answer ('N', or the start) comes later. */
+  cancel(): void;
+}
+
+interface Held {
+  state: 'held' | 'sent' | 'dropped';
 }
 
 const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(Object.entries(osConstants.signals).map(([name, n]) => [n, name as NodeJS.Signals]));
@@ -237,6 +260,15 @@ export function launchable(l: Launch): boolean {
   const env = l.env;
   for (const k in env) if (k === '' || k.includes('=') || !ok(k) || !ok(env[k]!)) return false;
   return true;
+}
+
+/** The body of a start request: NUL-separated file, argv0, cwd, argc, args..., then env key/value pairs. */
+function startBody(l: Launch): string {
+  let body = `${l.file}\0${l.argv0}\0${l.cwd}\0${l.args.length}`;
+  for (const a of l.args) body += '\0' + a;
+  const env = l.env;
+  for (const k in env) body += '\0' + k + '\0' + env[k];
+  return body;
 }
 
 function findPerl(): string | undefined {
@@ -259,6 +291,8 @@ export class ForkServer {
   private refed = true;
   private readonly exitSeen = new Set<number>();
   private readonly closedSeen = new Set<number>();
+  /** Commands the server holds ('Q'), by their own id, until it starts or drops them. */
+  private readonly held = new Map<number, Held>();
 
   /**
    * Starts a server: `kind` when given, else the native one when it was built, else Perl's. Returns
@@ -316,12 +350,35 @@ export class ForkServer {
     const id = this.nextId++;
     this.commands.set(id, events);
     this.setRef(true);
-    let body = `${l.file}\0${l.argv0}\0${l.cwd}\0${l.args.length}`;
-    for (const a of l.args) body += '\0' + a;
-    const env = l.env;
-    for (const k in env) body += '\0' + k + '\0' + env[k];
-    this.send('S', id, body);
-    return { stopReading: () => this.send('C', id) };
+    this.send('S', id, startBody(l));
+    return { id, stopReading: () => this.send('C', id) };
+  }
+
+  /**
+   * Asks the server to start `l` by itself when the running command `after` ends cleanly (see
+   * `HeldCommand`). Only the native server does; undefined for the Perl one.
+   */
+  launchAfter(after: number, l: Launch, events: LaunchEvents): HeldCommand | undefined {
+    if (this.kind !== 'native' || this.lostReason !== undefined || !this.commands.has(after)) return undefined;
+    const id = this.nextId++;
+    const h: Held = { state: 'held' };
+    this.held.set(id, h);
+    this.commands.set(id, events);
+    this.setRef(true);
+    this.send('Q', id, `${after}\0${startBody(l)}`);
+    return {
+      id,
+      get sent() {
+        return h.state === 'sent';
+      },
+      get waiting() {
+        return h.state === 'held';
+      },
+      cancel: () => {
+        if (h.state === 'held') this.send('K', id);
+      },
+      stopReading: () => this.send('C', id),
+    };
   }
 
   /** Ends the server (tests; normally it ends with the process). */
@@ -330,7 +387,7 @@ export class ForkServer {
   }
 
   /** One frame: length (LE u32, of what follows), the op, the command id (LE u32), the body (UTF-8). */
-  private send(op: 'S' | 'C', id: number, body = ''): void {
+  private send(op: 'S' | 'C' | 'Q' | 'K', id: number, body = ''): void {
     if (this.lostReason !== undefined) return;
     const size = Buffer.byteLength(body, 'utf8');
     const frame = Buffer.allocUnsafe(9 + size);
@@ -377,7 +434,15 @@ export class ForkServer {
     }
     const ev = this.commands.get(id);
     if (!ev) return;
+    const held = this.held.get(id);
+    if (held) {
+      this.held.delete(id);
+      held.state = op === 'N' ? 'dropped' : 'sent';
+    }
     switch (op) {
+      case 'N':
+        this.done(id);
+        return ev.dropped?.();
       case 'P':
         return ev.started(body.readUInt32LE(0));
       case 'F':
@@ -419,6 +484,8 @@ export class ForkServer {
     for (const w of this.readyWaiters.splice(0)) w(false);
     const all = [...this.commands.values()];
     this.commands.clear();
+    for (const h of this.held.values()) h.state = 'dropped';
+    this.held.clear();
     this.setRef(false);
     for (const ev of all) ev.lost(reason);
   }

@@ -15,7 +15,7 @@ import { constants as osConstants } from 'node:os';
 import { StringDecoder } from 'node:string_decoder';
 import type { Command } from '../api/types.js';
 import { directExec } from './sched-direct.js';
-import { ForkServer, launchable, type ForkServerKind, type Launch, type RemoteCommand } from './sched-forkserver.js';
+import { ForkServer, launchable, type ForkServerKind, type HeldCommand, type Launch, type LaunchEvents, type RemoteCommand } from './sched-forkserver.js';
 
 export type StreamName = 'stdout' | 'stderr';
 
@@ -53,8 +53,31 @@ export interface ProcessHandle {
   readonly terminated: boolean;
 }
 
+/** A command held back until another one ends (see `Spawner.after`). */
+export interface HeldProcess {
+  /** The command's handle, once started a handle like any other. */
+  readonly handle: ProcessHandle;
+  /** It was started (the command it waited for ended cleanly). */
+  readonly sent: boolean;
+  /** Neither started nor dropped yet. */
+  readonly waiting: boolean;
+  /** Resolves once it was started or dropped. */
+  readonly settled: Promise<void>;
+  /** Asks for it to be dropped if it was not started yet; `settled` tells how that ended. */
+  cancel(): void;
+}
+
 export interface Spawner {
   spawn(spec: SpawnSpec): ProcessHandle;
+  /**
+   * Holds `spec` back until `running` (a handle this spawner returned, still running) ends: the fork
+   * server starts it by itself the moment that command is reaped with exit 0, an empty process group
+   * and its output closed, and tells so before that command's exit; in any other case (or after
+   * `cancel`) it is dropped and never starts. The job slot goes from one command to the next
+   * without waiting for this process's event loop. Undefined when this spawner cannot (no native
+   * fork server, or `running` is not one of its commands).
+   */
+  after?(running: ProcessHandle, spec: SpawnSpec): HeldProcess | undefined;
   /**
    * Called once per run, just before its first command (so after its guards passed, and never in a run
    * of cache hits only): start helpers now. A promise says when they are ready: the first command
@@ -336,7 +359,7 @@ class GroupProcess extends GroupHandle {
 
 /** A command started by the fork server (sched-forkserver.ts), with the same observable behaviour. */
 class ServerProcess extends GroupHandle {
-  private remote: RemoteCommand | undefined;
+  private remote: RemoteCommand | HeldCommand | undefined;
   private readonly decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') };
   private reading = true;
   /** Set by destroyStreams: what the server read before it stopped is still delivered, then no more. */
@@ -344,18 +367,37 @@ class ServerProcess extends GroupHandle {
 
   constructor(
     spec: SpawnSpec,
-    private readonly server: ForkServer,
+    readonly server: ForkServer,
     private readonly plan: Launch[],
+    hold?: { readonly after: number; readonly settle: () => void },
   ) {
     super(spec);
-    this.next();
+    this.next(hold);
   }
 
-  private next(): void {
+  /** The server's id of the command's current launch. */
+  get remoteId(): number | undefined {
+    return this.remote?.id;
+  }
+
+  /** The first launch's start request, held (see `Spawner.after`); undefined when it was not held. */
+  get heldCommand(): HeldCommand | undefined {
+    return this.remote && 'cancel' in this.remote ? this.remote : undefined;
+  }
+
+  private next(hold?: { readonly after: number; readonly settle: () => void }): void {
     const launch = this.plan.shift()!;
-    this.remote = this.server.launch(launch, {
-      started: (pid) => this.runs(pid),
-      failed: (errno) => (this.plan.length > 0 ? this.next() : this.notStarted(spawnErrorMessage(launch.file, errno))),
+    const events: LaunchEvents = {
+      started: (pid) => {
+        hold?.settle();
+        this.runs(pid);
+      },
+      failed: (errno) => {
+        hold?.settle();
+        if (this.plan.length > 0) this.next();
+        else this.notStarted(spawnErrorMessage(launch.file, errno));
+      },
+      dropped: () => hold?.settle(),
       data: (stream, chunk) => {
         if (!this.reading) return;
         const text = this.decoders[stream].write(chunk);
@@ -376,13 +418,15 @@ class ServerProcess extends GroupHandle {
         this.stopping?.();
       },
       lost: (reason) => {
+        hold?.settle();
         this.reading = false;
         if (this.pid === undefined) this.notStarted(reason);
         else this.leaderExited(null, null, `${reason} while the command ran; its process group was terminated`);
         this.streamsClosed();
         this.stopping?.();
       },
-    });
+    };
+    this.remote = hold ? this.server.launchAfter(hold.after, launch, events) : this.server.launch(launch, events);
   }
 
   protected destroyStreams(): Promise<void> {
@@ -406,6 +450,31 @@ let server: ForkServer | undefined | null = null;
 function forkServer(): ForkServer | undefined {
   if (server === null) server = ForkServer.start();
   return server && server.lost === undefined ? server : undefined;
+}
+
+/** `Spawner.after` on a fork server: `running` must be one of its commands. */
+function holdAfter(running: ProcessHandle, spec: SpawnSpec): HeldProcess | undefined {
+  if (!(running instanceof ServerProcess) || !running.server.ready) return undefined;
+  const after = running.remoteId;
+  if (after === undefined) return undefined;
+  const plan = launchPlan(spec);
+  if (!serverTakes(plan)) return undefined;
+  let settle!: () => void;
+  const settled = new Promise<void>((r) => (settle = r));
+  const p = new ServerProcess(spec, running.server, plan, { after, settle });
+  const held = p.heldCommand;
+  if (!held?.waiting) return undefined;
+  return {
+    handle: p,
+    get sent() {
+      return held.sent;
+    },
+    get waiting() {
+      return held.waiting;
+    },
+    settled,
+    cancel: () => held.cancel(),
+  };
 }
 
 /** Commands through `child_process.spawn` only. */
@@ -433,6 +502,7 @@ export async function startForkServerSpawner(kind?: ForkServerKind): Promise<(Sp
       const plan = launchPlan(spec);
       return own.ready && serverTakes(plan) ? new ServerProcess(spec, own, plan) : new GroupProcess(spec, plan);
     },
+    after: holdAfter,
     close: () => own.close(),
   };
 }
@@ -449,4 +519,5 @@ export const groupSpawner: Spawner = {
     const s = forkServer();
     return s?.ready && serverTakes(plan) ? new ServerProcess(spec, s, plan) : new GroupProcess(spec, plan);
   },
+  after: holdAfter,
 };

@@ -311,6 +311,77 @@ timedTest('native: silent long commands are reported started at once, also while
   }
 }, { ms: 20_000 });
 
+/** A spawn spec whose output is collected. */
+function collecting(cmd: Command, out: { text: string }): Parameters<Spawner['spawn']>[0] {
+  return { cmd, cwd: '/tmp', env: ENV, graceMs: 1000, onOutput: (_s, c) => (out.text += c) };
+}
+
+rigTest('native: a held command starts when the one it waits for exits 0, reported before that exit', async (rig) => {
+  const sp = await startForkServerSpawner('native');
+  if (!sp) return; // no C compiler here
+  try {
+    const a = sp.spawn(collecting(['/bin/sh', '-c', 'sleep 0.2; echo a'], { text: '' }));
+    await a.started;
+    const out = { text: '' };
+    const held = sp.after!(a, collecting(['/bin/sh', '-c', `echo b; touch ${rig.path('b-ran')}`], out));
+    assert.ok(held && held.waiting && !held.sent);
+    let sentAtExit: boolean | undefined;
+    const exit = await a.exited.then((e) => ((sentAtExit = held.sent), e));
+    assert.equal(exit.code, 0);
+    assert.equal(sentAtExit, true, "the held command's start came before the exit of the one it waited for");
+    await held.settled;
+    assert.equal((await held.handle.exited).code, 0);
+    assert.equal(out.text, 'b\n');
+    assert.ok(rig.exists('b-ran'));
+    // The Perl server holds nothing: the scheduler starts the next node itself there.
+    const perl = await startForkServerSpawner('perl');
+    if (perl) {
+      try {
+        const p = perl.spawn(collecting(['/bin/sleep', '0.1'], { text: '' }));
+        await p.started;
+        assert.equal(perl.after!(p, collecting(['/bin/true'], { text: '' })), undefined);
+        await p.exited;
+      } finally {
+        perl.close();
+      }
+    }
+  } finally {
+    sp.close();
+  }
+});
+
+rigTest('native: a held command is dropped, never started, when the one it waits for fails, leaves its group, when another command fails, or when cancelled', async (rig) => {
+  const sp = await startForkServerSpawner('native');
+  if (!sp) return;
+  try {
+    const cases: [string, Command, (a: ReturnType<Spawner['spawn']>) => Promise<void>][] = [
+      ['exit 3', ['/bin/sh', '-c', 'sleep 0.1; exit 3'], async () => undefined],
+      ['killed', ['/bin/sleep', '5'], async (a) => void (await a.terminate(100))],
+      ['group left', ['/bin/sh', '-c', 'sleep 1 & sleep 0.1'], async () => undefined],
+      ['output left open', ['/bin/sh', '-c', 'setsid sleep 1 & sleep 0.1'], async () => undefined],
+      ['another command failed', ['/bin/sleep', '0.4'], async () => void (await sp.spawn(collecting(['/bin/sh', '-c', 'exit 1'], { text: '' })).exited)],
+      ['cancelled', ['/bin/sleep', '0.2'], async () => undefined],
+    ];
+    for (const [name, cmd, meanwhile] of cases) {
+      const a = sp.spawn(collecting(cmd, { text: '' }));
+      await a.started;
+      const marker = rig.path(`ran-${name.replace(/ /g, '-')}`);
+      const held = sp.after!(a, collecting(['/bin/sh', '-c', `touch '${marker}'`], { text: '' }));
+      assert.ok(held?.waiting, name);
+      if (name === 'cancelled') held.cancel();
+      await meanwhile(a);
+      await held.settled;
+      await a.exited;
+      assert.equal(held.sent, false, name);
+      assert.equal(held.waiting, false, name);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(rig.exists(`ran-${name.replace(/ /g, '-')}`), false, `${name}: the held command ran`);
+    }
+  } finally {
+    sp.close();
+  }
+}, { ms: 30_000 });
+
 timedTest('an idle fork server does not keep the process alive', async () => {
   const { spawnSync } = await import('node:child_process');
   const url = new URL('../../lib/engine/spawn.js', import.meta.url).href;

@@ -5,6 +5,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { rigTest, test } from '../helpers/rig.js';
 import { fx, fxSh, gone, graphOf, pidsIn, run, until } from './scheduler-helpers.js';
+import { startForkServerSpawner, type Spawner } from '../../lib/engine/spawn.js';
 
 // The timeouts below leave room for the hanging node processes to start (and record their pids)
 // first: under the parallel suite on a slow machine two node starts can take over two seconds.
@@ -195,6 +196,63 @@ rigTest('processes a command leaves behind in its group are terminated, with a w
   const [pid] = pidsIn(pids);
   assert.ok(pid && gone(pid), 'the background process was terminated');
   assert.ok(r.events.some((e) => e.type === 'warning' && e.node === 'bg' && /left processes running/.test(e.message)));
+});
+
+rigTest('a job slot goes to the next node as its command ends (held on the fork server); the event stream is unchanged: -j respected, each node in order', async (rig) => {
+  const server = await startForkServerSpawner('native');
+  if (!server) return; // no C compiler here
+  try {
+    let held = 0;
+    const sent: { sent: boolean }[] = [];
+    const spawner: Spawner = {
+      spawn: (spec) => server.spawn(spec),
+      after: (running, spec) => {
+        const h = server.after(running, spec);
+        if (h) (held++, sent.push(h));
+        return h;
+      },
+    };
+    const specs: Record<string, { run: string; deps?: string[] }> = {};
+    for (let i = 0; i < 12; i++) specs[`n${i}`] = { run: `echo out-${i}; touch '${rig.path(`ran-${i}`)}'` };
+    specs.all = { run: 'true', deps: Object.keys(specs) };
+    const r = await run(graphOf(rig.dir, specs), { spawner, jobs: 2 });
+    assert.equal(r.outcome.ok, true);
+    assert.ok(held > 0 && sent.some((h) => h.sent), `held ${held}, started ${sent.filter((h) => h.sent).length}`);
+    let running = 0;
+    let most = 0;
+    for (const e of r.events) {
+      if (e.type === 'task-start') most = Math.max(most, ++running);
+      if (e.type === 'task-success' || e.type === 'task-failure') running--;
+    }
+    assert.ok(most <= 2, `${most} nodes ran at once at -j 2`);
+    for (let i = 0; i < 12; i++) {
+      assert.equal(r.output(`n${i}`, 'stdout'), `out-${i}\n`);
+      assert.ok(rig.exists(`ran-${i}`));
+      const order = ['task-start', 'command-start', 'task-output', 'command-end', 'task-success'].map((t) => r.index((e) => e.type === t && 'node' in e && e.node === `n${i}`));
+      assert.deepEqual([...order].sort((a, b) => a - b), order, `n${i}: ${order.join(' ')}`);
+    }
+  } finally {
+    server.close();
+  }
+});
+
+rigTest('after a failure no held command starts: fail-fast stops the run as before', async (rig) => {
+  const server = await startForkServerSpawner('native');
+  if (!server) return;
+  try {
+    const specs: Record<string, { run: string }> = { bad: { run: 'sleep 0.2; exit 4' } };
+    for (let i = 0; i < 8; i++) specs[`n${i}`] = { run: `sleep 0.3; touch '${rig.path(`ran-${i}`)}'` };
+    const r = await run(graphOf(rig.dir, specs), { spawner: server, jobs: 2 });
+    assert.equal(r.outcome.ok, false);
+    const failedAt = r.index((e) => e.type === 'task-failure' && e.node === 'bad');
+    const startsAfter = r.events.slice(failedAt).filter((e) => e.type === 'task-start');
+    assert.deepEqual(startsAfter, [], 'a node started after the failure was seen');
+    const ran = Array.from({ length: 8 }, (_, i) => rig.exists(`ran-${i}`)).filter(Boolean).length;
+    const started = r.events.filter((e) => e.type === 'task-start' && e.node !== 'bad').length;
+    assert.equal(ran, started, 'every command that ran belongs to a node the event stream started');
+  } finally {
+    server.close();
+  }
 });
 
 test.run();
