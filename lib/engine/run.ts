@@ -251,6 +251,9 @@ class Scheduler {
     const spawner = this.exec.spawner;
     if (!spawner.after || this.random || !this.startable || this.behind.has(a.id)) return;
     if (a.outputs.length > 0 || a.gate || (a.timeoutMs !== undefined && a.timeoutMs > 0)) return;
+    // Only when every slot is taken (`a` counted, also while it is being started): a ready node that
+    // can start now is never made to wait behind another.
+    if (this.running.size + (this.running.has(a.id) ? 0 : 1) + this.unanswered < this.jobs) return;
     const id = this.tracker.take();
     if (id === undefined) return;
     const b = this.graph.nodes.get(id);
@@ -349,6 +352,12 @@ class Scheduler {
     if (this.interrupted || this.fatal || (this.failed && !this.opts.keepGoing)) return;
     if (this.running.size >= this.jobs) return;
     this.startReady();
+    // A slot is free and nothing else is ready: a node still held behind a running one takes it
+    // instead. Its command is dropped on the server ('K'); the answer wakes the run loop, and the
+    // node goes back with the ready ones (or, when the one it waited for ended first, it runs).
+    if (this.running.size + this.unanswered < this.jobs && this.tracker.readyCount === 0) {
+      for (const r of this.reserved.values()) if (r.held.waiting && this.running.has(r.behind)) r.held.cancel();
+    }
   }
 
   private startReady(): void {

@@ -80,6 +80,11 @@ export class ReadyTracker {
     }
   }
 
+  /** How many nodes are ready (and not taken). */
+  get readyCount(): number {
+    return this.ready.size;
+  }
+
   /** The ready node with the lowest rank, taken out of the ready set (undefined when none is ready). */
   take(): NodeId | undefined {
     return this.ready.pop();

@@ -207,7 +207,7 @@ rigTest('a job slot goes to the next node as its command ends (held on the fork 
     const spawner: Spawner = {
       spawn: (spec) => server.spawn(spec),
       after: (running, spec) => {
-        const h = server.after(running, spec);
+        const h = server.after!(running, spec);
         if (h) (held++, sent.push(h));
         return h;
       },
@@ -230,6 +230,28 @@ rigTest('a job slot goes to the next node as its command ends (held on the fork 
       assert.ok(rig.exists(`ran-${i}`));
       const order = ['task-start', 'command-start', 'task-output', 'command-end', 'task-success'].map((t) => r.index((e) => e.type === t && 'node' in e && e.node === `n${i}`));
       assert.deepEqual([...order].sort((a, b) => a - b), order, `n${i}: ${order.join(' ')}`);
+    }
+  } finally {
+    server.close();
+  }
+});
+
+rigTest('a node held behind a long command takes a slot that frees elsewhere when nothing else is ready', async (rig) => {
+  const server = await startForkServerSpawner('native');
+  if (!server) return;
+  try {
+    let held = 0;
+    const spawner: Spawner = { spawn: (spec) => server.spawn(spec), after: (running, spec) => ((held += 1), server.after!(running, spec)) };
+    // short and long start at once (in rank order; the second start fills the slots, so x is held
+    // behind long). short ends and nothing else is ready: x takes its slot instead of waiting for long.
+    const g = graphOf(rig.dir, { short: { run: 'true' }, long: { run: 'sleep 1.5' }, x: { run: 'true' } });
+    const r = await run(g, { spawner, jobs: 2 });
+    assert.equal(r.outcome.ok, true);
+    assert.ok(held > 0, 'a node was held');
+    const longEnd = r.index((e) => e.type === 'task-success' && e.node === 'long');
+    for (const x of ['short', 'x']) {
+      const start = r.index((e) => e.type === 'task-start' && e.node === x);
+      assert.ok(start >= 0 && start < longEnd, `${x} waited for long: ${r.brief(['task-start', 'task-success']).join(' / ')}`);
     }
   } finally {
     server.close();
