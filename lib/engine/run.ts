@@ -236,16 +236,18 @@ class Scheduler {
 
   /**
    * The job slot of a running node `a` goes to the next ready node the moment `a`'s last command
-   * exits, without waiting for this event loop (bench/RESULTS.md, twelfth pass): its first command is
-   * held on the fork server's connection and sent from the handling of `a`'s exit (`Spawner.after`).
-   * Only where that exit decides the outcome: `a`'s last step is this command (a failed attempt
-   * sends nothing), it has no outputs to check, no gate, no timeout that could still fire; and only
-   * for a next node whose start decides nothing before its command: no mutex, no gate, never served
-   * from the cache (not cacheable, or no cache), no inputs (its fingerprint hashes none while its
-   * command runs), a command as its first step, no secret env files to read first. When `a` ends in
-   * any other way, or anything stops new starts by then, the command is never sent and the node goes
-   * back with the ready ones. The node itself starts (events, attempt) in the scheduler's own order,
-   * right after `a` ended, and adopts the running process (`adopt`).
+   * exits, without waiting for this event loop (bench/RESULTS.md, twelfth pass): the next node's
+   * first command is held by the fork server, which starts it itself when it reaps `a`'s command
+   * with exit 0, an empty process group and its output closed (`Spawner.after`). Only when every
+   * slot is taken, and only where that exit decides the outcome: `a`'s last step is this command, it
+   * has no outputs to check, no gate, no timeout that could still fire; and only for a next node
+   * whose start decides nothing before its command: no mutex, no gate, never served from the cache
+   * (not cacheable, or no cache), no inputs (its fingerprint hashes none while its command runs), a
+   * command as its first step, no secret env files to read first. When `a` ends in any other way,
+   * when the server sees any other command fail, or when the scheduler stops starting nodes
+   * (`cancelReservations`), the held command is dropped and the node goes back with the ready ones.
+   * The node itself starts (events, attempt) in the scheduler's own order, right after `a` ended,
+   * and its attempt adopts the running process (`adopt`).
    */
   private reserve(a: Node, handle: ProcessHandle): void {
     const spawner = this.exec.spawner;

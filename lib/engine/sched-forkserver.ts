@@ -23,10 +23,12 @@
  *
  * Protocol: frames of `u32le length` + payload, both directions. To the server: `S id` + NUL-separated
  * fields (file, argv0, cwd, argc, args..., then key/value pairs of the env) to start a command, `C id`
- * to stop reading its output. From the server: `R 0 pid` ready, `P id pid` started, `F id errno` could
- * not start, `O id bytes` / `E id bytes` output, `X id code signal members` exited (code -1 when
+ * to stop reading its output; the native server also takes `Q id` + the id of a running command in
+ * decimal + NUL + the fields of `S` (start it when that command ends cleanly, see `launchAfter`) and
+ * `K id` (drop it). From the server: `R 0 pid` ready, `P id pid` started, `F id errno` could not
+ * start, `O id bytes` / `E id bytes` output, `X id code signal members` exited (code -1 when
  * signalled; members: whether its process group still had members when it was reaped), `D id` output
- * closed.
+ * closed, `N id` a held command dropped.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
@@ -366,6 +368,7 @@ export class ForkServer {
     this.commands.set(id, events);
     this.setRef(true);
     this.send('Q', id, `${after}\0${startBody(l)}`);
+    let cancelled = false;
     return {
       id,
       get sent() {
@@ -375,7 +378,9 @@ export class ForkServer {
         return h.state === 'held';
       },
       cancel: () => {
-        if (h.state === 'held') this.send('K', id);
+        if (h.state !== 'held' || cancelled) return;
+        cancelled = true;
+        this.send('K', id);
       },
       stopReading: () => this.send('C', id),
     };
