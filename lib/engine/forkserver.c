@@ -22,9 +22,10 @@
  *
  * A held command ('Q') starts when the command it waits for is reaped with exit 0, an empty process
  * group and both outputs closed: right then, before that command's 'X' goes out, so fabric sees the
- * held command's 'P' (or 'F') first. Any other end of a command (non-zero exit, signal, members left,
- * output still open) or any start that fails drops every held command ('N'), as does 'K' for one: a
- * held command never starts after a failure the server has seen. The job slot goes from one command
+ * held command's 'P' (or 'F') first. A command that ends otherwise (members left in its group, output
+ * still open) has what waits for it dropped ('N'); a non-zero exit, a signal or a start that fails
+ * drops every held command, and 'K' drops one: a held command never starts after a failure the
+ * server has seen. The job slot goes from one command
  * to the next without a round trip through fabric (bench/RESULTS.md, twelfth pass).
  */
 #define _GNU_SOURCE
@@ -412,18 +413,24 @@ static void reap(void) {
     uint32_t id = k->id;
     int closed = k->fd[0] < 0 && k->fd[1] < 0;
     if (closed) k->used = 0;
-    /* What waits for this command starts now (its 'P' before this 'X'), or nothing held starts at all. */
-    if (!sig && WEXITSTATUS(status) == 0 && !members && closed) {
+    /* A command that may have failed (non-zero exit, signal): nothing held starts at all. One that
+       left members in its group or its output open: what waits for it is dropped (fabric decides).
+       Otherwise what waits for it starts now, its 'P' before this 'X'. */
+    if (sig || WEXITSTATUS(status) != 0) {
+      drop_all_held();
+    } else {
       for (size_t i = 0; i < nhelds; i++) {
         if (helds[i].after != id) continue;
+        if (members || !closed) {
+          drop_held(i);
+          break;
+        }
         struct held h = helds[i];
         helds[i] = helds[--nhelds];
         start(h.id, h.body, h.len);
         free(h.body);
         break;
       }
-    } else {
-      drop_all_held();
     }
     out('X', id, b, 12);
   }

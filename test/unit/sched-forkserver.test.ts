@@ -382,6 +382,36 @@ rigTest('native: a held command is dropped, never started, when the one it waits
   }
 }, { ms: 30_000 });
 
+rigTest('native: a command that leaves its output open drops only what waits for it; a failure drops what waits for any', async (rig) => {
+  const sp = await startForkServerSpawner('native');
+  if (!sp) return;
+  try {
+    const open = sp.spawn(collecting(['/bin/sh', '-c', 'setsid sleep 1 & sleep 0.1'], { text: '' }));
+    const other = sp.spawn(collecting(['/bin/sleep', '0.4'], { text: '' }));
+    await Promise.all([open.started, other.started]);
+    const behindOpen = sp.after!(open, collecting(['/bin/true'], { text: '' }))!;
+    const behindOther = sp.after!(other, collecting(['/bin/sh', '-c', `touch '${rig.path('ran')}'`], { text: '' }))!;
+    await behindOpen.settled;
+    assert.equal(behindOpen.sent, false, 'started behind a command whose output stayed open');
+    assert.equal(behindOther.waiting, true, 'dropped although its own command is still running cleanly');
+    await behindOther.settled;
+    assert.equal(behindOther.sent, true);
+    assert.equal((await behindOther.handle.exited).code, 0);
+    assert.ok(rig.exists('ran'));
+    await open.exited;
+    // A non-zero exit anywhere drops what waits behind every other command.
+    const slow = sp.spawn(collecting(['/bin/sleep', '0.4'], { text: '' }));
+    await slow.started;
+    const behindSlow = sp.after!(slow, collecting(['/bin/true'], { text: '' }))!;
+    await sp.spawn(collecting(['/bin/sh', '-c', 'exit 2'], { text: '' })).exited;
+    await behindSlow.settled;
+    assert.equal(behindSlow.sent, false);
+    await slow.exited;
+  } finally {
+    sp.close();
+  }
+}, { ms: 20_000 });
+
 timedTest('an idle fork server does not keep the process alive', async () => {
   const { spawnSync } = await import('node:child_process');
   const url = new URL('../../lib/engine/spawn.js', import.meta.url).href;

@@ -198,10 +198,19 @@ rigTest('processes a command leaves behind in its group are terminated, with a w
   assert.ok(r.events.some((e) => e.type === 'warning' && e.node === 'bg' && /left processes running/.test(e.message)));
 });
 
-rigTest('a job slot goes to the next node as its command ends (held on the fork server); the event stream is unchanged: -j respected, each node in order', async (rig) => {
+/** Runs `fn` with a spawner on its own native fork server (none without a C compiler: then nothing runs). */
+async function withNativeServer(fn: (server: NonNullable<Awaited<ReturnType<typeof startForkServerSpawner>>>) => Promise<void>): Promise<void> {
   const server = await startForkServerSpawner('native');
   if (!server) return; // no C compiler here
   try {
+    await fn(server);
+  } finally {
+    server.close();
+  }
+}
+
+rigTest('a job slot goes to the next node as its command ends (held on the fork server); the event stream is unchanged: -j respected, each node in order', async (rig) => {
+  await withNativeServer(async (server) => {
     let held = 0;
     const sent: { sent: boolean }[] = [];
     const spawner: Spawner = {
@@ -231,15 +240,11 @@ rigTest('a job slot goes to the next node as its command ends (held on the fork 
       const order = ['task-start', 'command-start', 'task-output', 'command-end', 'task-success'].map((t) => r.index((e) => e.type === t && 'node' in e && e.node === `n${i}`));
       assert.deepEqual([...order].sort((a, b) => a - b), order, `n${i}: ${order.join(' ')}`);
     }
-  } finally {
-    server.close();
-  }
+  });
 });
 
 rigTest('a node held behind a long command takes a slot that frees elsewhere when nothing else is ready', async (rig) => {
-  const server = await startForkServerSpawner('native');
-  if (!server) return;
-  try {
+  await withNativeServer(async (server) => {
     let held = 0;
     const spawner: Spawner = { spawn: (spec) => server.spawn(spec), after: (running, spec) => ((held += 1), server.after!(running, spec)) };
     // short and long start at once (in rank order; the second start fills the slots, so x is held
@@ -253,15 +258,11 @@ rigTest('a node held behind a long command takes a slot that frees elsewhere whe
       const start = r.index((e) => e.type === 'task-start' && e.node === x);
       assert.ok(start >= 0 && start < longEnd, `${x} waited for long: ${r.brief(['task-start', 'task-success']).join(' / ')}`);
     }
-  } finally {
-    server.close();
-  }
+  });
 });
 
 rigTest('after a failure no held command starts: fail-fast stops the run as before', async (rig) => {
-  const server = await startForkServerSpawner('native');
-  if (!server) return;
-  try {
+  await withNativeServer(async (server) => {
     const specs: Record<string, { run: string }> = { bad: { run: 'sleep 0.2; exit 4' } };
     for (let i = 0; i < 8; i++) specs[`n${i}`] = { run: `sleep 0.3; touch '${rig.path(`ran-${i}`)}'` };
     const r = await run(graphOf(rig.dir, specs), { spawner: server, jobs: 2 });
@@ -272,9 +273,7 @@ rigTest('after a failure no held command starts: fail-fast stops the run as befo
     const ran = Array.from({ length: 8 }, (_, i) => rig.exists(`ran-${i}`)).filter(Boolean).length;
     const started = r.events.filter((e) => e.type === 'task-start' && e.node !== 'bad').length;
     assert.equal(ran, started, 'every command that ran belongs to a node the event stream started');
-  } finally {
-    server.close();
-  }
+  });
 });
 
 test.run();
