@@ -126,17 +126,8 @@ interface Reservation {
   /** The running node it waits for. */
   readonly behind: NodeId;
   readonly held: HeldProcess;
-  readonly spec: SpawnSpec;
   /** Hands the command's output (held until now) to the attempt that adopts it. */
   attach(onOutput: SpawnSpec['onOutput']): void;
-}
-
-function sameEnv(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
-  if (a === b) return true;
-  const ka = Object.keys(a);
-  if (ka.length !== Object.keys(b).length) return false;
-  for (const k of ka) if (a[k] !== b[k]) return false;
-  return true;
 }
 
 class Scheduler {
@@ -294,7 +285,6 @@ class Scheduler {
       node: b,
       behind: a.id,
       held,
-      spec,
       attach: (onOutput) => {
         sink = onOutput;
         for (const [stream, chunk] of early.splice(0)) onOutput(stream, chunk);
@@ -304,16 +294,15 @@ class Scheduler {
     this.behind.set(a.id, id);
   }
 
-  /** The process started for `node`'s first command while it was reserved, if its attempt asks for that command. */
+  /**
+   * The process started for `node`'s first command while it was reserved. Its attempt asks when it
+   * runs that step (the first of its first attempt), whose command, cwd and env (`commandEnv`) are the
+   * ones `reserve` held.
+   */
   private adopt(node: Node, spec: SpawnSpec): ProcessHandle | undefined {
     const r = this.launched.get(node.id);
     if (!r) return undefined;
     this.launched.delete(node.id);
-    if (spec.cmd !== r.spec.cmd || spec.cwd !== r.spec.cwd || !sameEnv(spec.env, r.spec.env)) {
-      // Not the command that was held (cannot happen: both come from the node's first step). It is stopped.
-      void r.held.handle.terminate(this.exec.graceMs);
-      return undefined;
-    }
     r.attach(spec.onOutput);
     return r.held.handle;
   }

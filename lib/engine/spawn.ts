@@ -359,7 +359,9 @@ class GroupProcess extends GroupHandle {
 
 /** A command started by the fork server (sched-forkserver.ts), with the same observable behaviour. */
 class ServerProcess extends GroupHandle {
-  private remote: RemoteCommand | HeldCommand | undefined;
+  private remote: RemoteCommand | undefined;
+  /** The first launch when it is held (see `Spawner.after`): undefined when the server would not hold it. */
+  held: HeldCommand | undefined;
   private readonly decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') };
   private reading = true;
   /** Set by destroyStreams: what the server read before it stopped is still delivered, then no more. */
@@ -378,11 +380,6 @@ class ServerProcess extends GroupHandle {
   /** The server's id of the command's current launch. */
   get remoteId(): number | undefined {
     return this.remote?.id;
-  }
-
-  /** The first launch's start request, held (see `Spawner.after`); undefined when it was not held. */
-  get heldCommand(): HeldCommand | undefined {
-    return this.remote && 'cancel' in this.remote ? this.remote : undefined;
   }
 
   private next(hold?: { readonly after: number; readonly settle: () => void }): void {
@@ -426,7 +423,8 @@ class ServerProcess extends GroupHandle {
         this.stopping?.();
       },
     };
-    this.remote = hold ? this.server.launchAfter(hold.after, launch, events) : this.server.launch(launch, events);
+    if (hold) this.remote = this.held = this.server.launchAfter(hold.after, launch, events);
+    else this.remote = this.server.launch(launch, events);
   }
 
   protected destroyStreams(): Promise<void> {
@@ -454,7 +452,8 @@ function forkServer(): ForkServer | undefined {
 
 /** `Spawner.after` on a fork server: `running` must be one of its commands. */
 function holdAfter(running: ProcessHandle, spec: SpawnSpec): HeldProcess | undefined {
-  if (!(running instanceof ServerProcess) || !running.server.ready) return undefined;
+  // Only the native server holds commands.
+  if (!(running instanceof ServerProcess) || running.server.kind !== 'native' || !running.server.ready) return undefined;
   const after = running.remoteId;
   if (after === undefined) return undefined;
   const plan = launchPlan(spec);
@@ -462,7 +461,7 @@ function holdAfter(running: ProcessHandle, spec: SpawnSpec): HeldProcess | undef
   let settle!: () => void;
   const settled = new Promise<void>((r) => (settle = r));
   const p = new ServerProcess(spec, running.server, plan, { after, settle });
-  const held = p.heldCommand;
+  const held = p.held;
   if (!held?.waiting) return undefined;
   return {
     handle: p,

@@ -333,7 +333,7 @@ rigTest('two ids that differ only in a secret get two node directories, neither 
   for (const e of [...ranNode(`up[K=${S1}]`), ...ranNode(`up[K=${S2}]`)]) sink.onEvent(e);
   sink.onEvent(runEnd(true));
   await sink.close();
-  const dirs = await readdir(join(packet(rig), 'nodes'));
+  const dirs = (await readdir(join(packet(rig), 'nodes'))).sort(); // readdir's order is the file system's
   assert.equal(dirs.length, 2, dirs.join(' '));
   assert.equal(dirs[1], `${dirs[0]}-2`);
   const all = await allText(rig.path('evidence'));
