@@ -7,7 +7,7 @@ import type { Command, DepRef, Effect, ParamCondition, ParamSpec, RunSpec, RunSt
 import type { Diagnostic, Location, Result } from '../diagnostics/types.js';
 import { locationAt, narrowToLiteral } from '../diagnostics/location.js';
 import { nearest } from '../util/suggest.js';
-import { isSecretName, REDACTED } from '../util/redact.js';
+import { isSecretName, MIN_SECRET_LENGTH, REDACTED } from '../util/redact.js';
 import type { NodeId } from './events.js';
 import type { Graph, Node, ResolvedStep } from './graph.js';
 import { expand, parseDuration } from './template.js';
@@ -156,11 +156,33 @@ interface Pending {
 }
 
 export function analyze(req: AnalyzeRequest): Result<Graph> {
+  // One memo for both passes: a computed default is called once per run.
+  const withMemo: AnalyzeRequest = req.defaultsMemo ? req : { ...req, defaultsMemo: new Map() };
+  const first = analyzeOnce(withMemo, []);
+  if (!first.ok) return first;
+  // A node knows its own secrets. A value that is secret only for another node of the run (a
+  // dependency's secret param fed from this node's plain param, a secret env var this node does not
+  // declare) would still show in this node's id, command displays, output and cache key: then the
+  // graph is analyzed again, and every node whose params or env hold a secret of the run takes it as
+  // its own. Params and env do not depend on ids or secrets, so the second pass finds the same ones.
+  const all = new Set<string>();
+  for (const n of first.value.nodes.values()) for (const v of n.secrets) if (v.length >= MIN_SECRET_LENGTH) all.add(v);
+  if (all.size === 0) return first;
+  const secrets = [...all];
+  for (const n of first.value.nodes.values()) {
+    const own = new Set(n.secrets);
+    const foreign = secrets.filter((v) => !own.has(v));
+    if (secrets.some((v) => n.id.includes(v)) || (foreign.length > 0 && Object.values(n.env).some((e) => foreign.some((v) => e.includes(v))))) return analyzeOnce(withMemo, secrets);
+  }
+  return first;
+}
+
+function analyzeOnce(req: AnalyzeRequest, runSecrets: readonly string[]): Result<Graph> {
   const diags = validateDefinitions(req.tasks);
   if (diags.some((d) => d.severity === 'error')) return { ok: false, error: diags };
   const byName = new Map(req.tasks.map((t) => [t.name, t] as const));
   const names = req.tasks.map((t) => t.name);
-  const memo = req.defaultsMemo ?? new Map<() => string, string>();
+  const memo = req.defaultsMemo!;
 
   const selected: TaskDef[] = [];
   const selectedSet = new Set<TaskDef>();
@@ -263,10 +285,12 @@ export function analyze(req: AnalyzeRequest): Result<Graph> {
     const known = keyToId.get(key);
     if (known !== undefined) return known;
     if (failedKeys.has(key)) return undefined;
-    const display = pnames
-      .filter((k) => params[k] !== defaults[k])
-      .map((k) => `${k}=${spec.params?.[k]?.secret ? '<secret>' : params[k]}`);
-    // Secret values never appear in ids (not even hashed); nodes that differ only in a secret are numbered.
+    // Secret values never appear in ids (not even hashed): a secret param, and a plain param whose
+    // value holds one of the node's secrets (e.g. the value of a secret env var it declares), show as
+    // <secret>; nodes that differ only in a secret are numbered.
+    const shown = pnames.filter((k) => params[k] !== defaults[k]);
+    const hidden = shown.length === 0 ? [] : [...runSecrets, ...secretValuesOf(spec, params, explicit, current.env, current.secretPatterns).filter((v) => v.length >= MIN_SECRET_LENGTH)];
+    const display = shown.map((k) => `${k}=${spec.params?.[k]?.secret || hidden.some((v) => params[k]!.includes(v)) ? '<secret>' : params[k]}`);
     let id: NodeId = display.length ? `${def.name}[${display.join(',')}]` : def.name;
     for (let n = 2; idOwner.has(id) && idOwner.get(id) !== key; n++) id = `${def.name}[${display.join(',')}]#${n}`;
     idOwner.set(id, key);
@@ -333,7 +357,7 @@ export function analyze(req: AnalyzeRequest): Result<Graph> {
       return undefined;
     }
 
-    const node = buildNode(current, def, id, params, vars, deps, skippedDeps, lookup, diags);
+    const node = buildNode(current, def, id, params, vars, deps, skippedDeps, lookup, diags, runSecrets);
     if (!node) {
       failedKeys.add(key);
       return undefined;
@@ -375,6 +399,55 @@ function runSteps(spec: RunSpec | undefined): RunStep[] {
   return [spec as RunStep];
 }
 
+/** The run, effect and variant a task has with these params (a variant case replaces the first two). */
+function selectedRun(spec: TaskDef['spec'], params: Readonly<Record<string, string>>): { run: RunSpec | undefined; effect: Effect; variant: string | undefined } {
+  let effect: Effect = spec.effect ?? 'mutating';
+  let run: RunSpec | undefined = spec.run;
+  let variant: string | undefined;
+  if (spec.variants) {
+    const v = params[spec.variants.param];
+    const caseName = v !== undefined && v in spec.variants.cases ? v : spec.variants.fallback;
+    const c = spec.variants.cases[caseName]!;
+    variant = c.description ? `${caseName}: ${c.description}` : caseName;
+    if (c.run !== undefined) run = c.run;
+    if (c.effect !== undefined) effect = c.effect;
+  }
+  return { run, effect, variant };
+}
+
+/**
+ * The values a node must never show (`Node.secrets`, before any a task function registers at run
+ * time): its secret params, its params and declared env vars with secret names, and its steps' env
+ * vars with secret names, as templated. Known before the node's id is chosen, so that the id does
+ * not show them either.
+ */
+function secretValuesOf(
+  spec: TaskDef['spec'],
+  params: Readonly<Record<string, string>>,
+  vars: Readonly<Record<string, string>>,
+  env: Readonly<Record<string, string | undefined>>,
+  patterns: readonly string[],
+): string[] {
+  const out = new Set<string>();
+  for (const [n, p] of Object.entries(spec.params ?? {})) if (p.secret && params[n]) out.add(params[n]!);
+  for (const n of spec.env ?? []) {
+    // As buildNode passes them: a `VAR=value` given on the CLI or along an edge wins over the environment.
+    const v = vars[n] ?? env[n];
+    if (v && isSecretName(n, patterns)) out.add(v);
+  }
+  for (const [k, v] of Object.entries(params)) if (v && isSecretName(k, patterns)) out.add(v);
+  const lookup = (n: string): string | undefined => params[n] ?? vars[n];
+  for (const step of runSteps(selectedRun(spec, params).run)) {
+    if (typeof step !== 'object' || Array.isArray(step) || step === null) continue;
+    for (const [k, v] of Object.entries((step as { env?: Record<string, string> }).env ?? {})) {
+      if (!isSecretName(k, patterns)) continue;
+      const t = expand(v, lookup).text;
+      if (t) out.add(t);
+    }
+  }
+  return [...out];
+}
+
 function buildNode(
   req: AnalyzeRequest,
   def: TaskDef,
@@ -385,6 +458,7 @@ function buildNode(
   skippedDeps: { task: string; condition: string }[],
   lookup: (n: string) => string | undefined,
   diags: Diagnostic[],
+  runSecrets: readonly string[],
 ): Node | undefined {
   const spec = def.spec;
   let problems = 0;
@@ -402,37 +476,20 @@ function buildNode(
     return r.text;
   };
 
-  let effect: Effect = spec.effect ?? 'mutating';
-  let run: RunSpec | undefined = spec.run;
-  let variant: string | undefined;
-  if (spec.variants) {
-    const v = params[spec.variants.param];
-    const caseName = v !== undefined && v in spec.variants.cases ? v : spec.variants.fallback;
-    const c = spec.variants.cases[caseName]!;
-    variant = c.description ? `${caseName}: ${c.description}` : caseName;
-    if (c.run !== undefined) run = c.run;
-    if (c.effect !== undefined) effect = c.effect;
-  }
-
-  const secretParamValues = Object.entries(spec.params ?? {})
-    .filter(([n, p]) => p.secret && params[n])
-    .map(([n]) => params[n]!);
+  const { run, effect, variant } = selectedRun(spec, params);
+  const secrets = secretValuesOf(spec, params, vars, req.env, req.secretPatterns);
   const envNames = [...(spec.env ?? [])];
   const env: Record<string, string> = {};
   for (const n of BASE_ENV) if (req.env[n] !== undefined) env[n] = req.env[n]!;
-  const secrets: string[] = [...secretParamValues];
   for (const n of envNames) {
     // As make exports command-line variables to recipes: a `VAR=value` given on the CLI or along a
     // dependency edge wins over the process environment for a declared passthrough name.
     const v = vars[n] ?? req.env[n];
-    if (v === undefined) continue;
-    env[n] = v;
-    if (isSecretName(n, req.secretPatterns)) secrets.push(v);
+    if (v !== undefined) env[n] = v;
   }
-  for (const [k, v] of Object.entries(params)) {
-    env[k] = v;
-    if (isSecretName(k, req.secretPatterns) && v) secrets.push(v);
-  }
+  for (const [k, v] of Object.entries(params)) env[k] = v;
+  // A secret of another node of the run that this node's params or env hold is this node's too.
+  for (const v of runSecrets) if (!secrets.includes(v) && Object.values(env).some((e) => e.includes(v))) secrets.push(v);
   // In CI mode the scripts are told so with one canonical value, whatever spelling started fabric's CI mode.
   if (req.ci) env['CI'] = '1';
   env['FABRIC_NODE'] = id;
@@ -440,7 +497,7 @@ function buildNode(
 
   const redact = (s: string): string => {
     let out = s;
-    for (const sec of secrets) if (sec.length >= 4) out = out.split(sec).join(REDACTED);
+    for (const sec of secrets) if (sec.length >= MIN_SECRET_LENGTH) out = out.split(sec).join(REDACTED);
     return out;
   };
 
@@ -454,7 +511,6 @@ function buildNode(
     const stepEnv: Record<string, string> = {};
     for (const [k, v] of Object.entries(cs.env ?? {})) {
       stepEnv[k] = tmpl(v, `env ${k}`);
-      if (isSecretName(k, req.secretPatterns) && stepEnv[k]) secrets.push(stepEnv[k]);
     }
     let cmd: Command;
     let display: string;

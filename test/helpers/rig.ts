@@ -1,6 +1,6 @@
 // Test rig: a temp-dir fixture repo per test, the real CLI in a child process, the JSON event stream
 // as the oracle, a timeout on everything, and the directory kept when a test fails.
-import { test } from 'uvu';
+import { test as uvuTest } from 'uvu';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, mkdir, writeFile, rm, readFile, chmod } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -156,4 +156,21 @@ export function timedTest(name: string, fn: () => Promise<void> | void, { ms = 3
   });
 }
 
-export { test };
+/**
+ * uvu's default suite, except that registering a test after `test.run()` throws: uvu would start the
+ * suite without it, and the file would report every test passed with one never run.
+ */
+let started = false;
+export const test: typeof uvuTest = new Proxy(uvuTest, {
+  apply(target, self, args: Parameters<typeof uvuTest>) {
+    if (started) throw new Error(`test "${String(args[0])}" is registered after test.run(): it would never run`);
+    return Reflect.apply(target, self, args);
+  },
+  get(target, prop, receiver) {
+    if (prop !== 'run') return Reflect.get(target, prop, receiver) as unknown;
+    return () => {
+      started = true;
+      target.run();
+    };
+  },
+});

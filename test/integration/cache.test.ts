@@ -329,4 +329,38 @@ rigTest('an input file named __proto__ is part of the fingerprint like any other
   assert.equal(miss?.type === 'cache' && miss.detail, 'input changed: __proto__');
 });
 
+
+rigTest('a secret value inside a node id (a plain param equal to a secret env var) reaches no file of the store', async (rig) => {
+  // Node ids carry their params in clear, and ids name run records, entries and dependencies in keys.
+  // A secret param never enters an id, but a plain param's value can also be a secret env var's.
+  const SECRET = 'tok-in-an-id-4242';
+  await rig.write({
+    'fabricfile.ts': FF(`
+task('up', { effect: 'read-only', inputs: ['src/**'], outputs: ['out/up.txt'], env: ['API_TOKEN'], params: { K: {} },
+  run: ${JSON.stringify(`${count('up')} && mkdir -p out && echo up > out/up.txt`)} });
+task('use', { effect: 'read-only', deps: [{ task: 'up', params: { K: '{{K}}' } }], inputs: ['out/up.txt'], params: { K: {} },
+  run: ${JSON.stringify(`${count('use')}`)} });
+task('use2', { effect: 'read-only', deps: [{ task: 'up', params: { K: 'other' } }], inputs: ['out/up.txt'],
+  run: ${JSON.stringify(`${count('use2')}`)} });`),
+    'src/a.txt': 'a',
+  });
+  const env = { API_TOKEN: SECRET };
+  const first = await run(rig, ['use', `K=${SECRET}`], env);
+  assert.equal(first.code, 0, first.stderr);
+  assert.deepEqual(brief(first), [`task-success up[K=<secret>] ran`, `task-success use[K=<secret>] ran`]);
+  const stored = await readTree(rig.path('.fabric', 'cache'));
+  assert.ok(!stored.includes(SECRET), 'a secret in an id reached the store');
+  // Run records still tell the nodes apart: a second run is a hit, and another value is its own node.
+  const second = await run(rig, ['use', `K=${SECRET}`], env);
+  assert.deepEqual(brief(second), [`task-success up[K=<secret>] cached`, `task-success use[K=<secret>] cached`]);
+  const other = await run(rig, ['use2'], env);
+  assert.deepEqual(brief(other), ['task-success up[K=other] ran', 'task-success use2 ran']);
+  const explained = await rig.fabric(['explain', 'use', `K=${SECRET}`, '--json'], { env });
+  assert.equal(explained.code, 0, explained.stderr);
+  assert.ok(!explained.stdout.includes(SECRET), 'explain printed the secret');
+  assert.match(explained.stdout, /"status": ?"fresh"/);
+  assert.ok(!(await readTree(rig.path('.fabric', 'cache'))).includes(SECRET), 'a secret in an id reached the store');
+  assert.deepEqual(await counts(rig), ['up', 'use', 'up', 'use2']);
+});
+
 test.run();

@@ -153,6 +153,43 @@ task('leak', { effect: 'read-only', env: ['MY_TOKEN'], run: 'echo "token=$MY_TOK
   assert.equal(v.code, 0, v.stdout);
 });
 
+rigTest('a secret that reaches another node (a plain param fed into a dependency\'s secret param, or equal to a secret env var) shows nowhere: ids, commands, output, evidence, store', async (rig) => {
+  // `feed` does not know V is a secret: only `sp`, which gets it as a secret param, does. `use` gets
+  // the value of API_TOKEN, which only `up` declares, as a plain param.
+  const [V, TOKEN] = ['hush-hush-9911', 'tok-in-an-id-4242'];
+  await rig.write({
+    'src/a.txt': 'a',
+    'fabricfile.ts': `import { task } from 'fabric';
+task('sp', { effect: 'read-only', params: { P: { secret: true } }, inputs: ['src/**'], run: 'true' });
+task('feed', { effect: 'read-only', deps: [{ task: 'sp', params: { P: '{{V}}' } }], params: { V: {} }, inputs: ['src/**'], run: 'echo value is {{V}}' });
+task('up', { effect: 'read-only', env: ['API_TOKEN'], params: { K: {} }, inputs: ['src/**'], run: 'true' });
+task('use', { effect: 'read-only', deps: [{ task: 'up', params: { K: '{{K}}' } }], params: { K: {} }, inputs: ['src/**'], run: 'echo using {{K}}' });
+`,
+  });
+  for (const output of ['plain', 'json']) {
+    const r = await rig.fabric(['run', 'feed', 'use', `V=${V}`, `K=${TOKEN}`, `--output=${output}`, '--no-cache'], { env: { API_TOKEN: TOKEN } });
+    assert.equal(r.code, 0, r.stderr);
+    for (const s of [V, TOKEN]) assert.ok(!r.stdout.includes(s) && !r.stderr.includes(s), `${output} terminal output leaked ${s}`);
+    if (output === 'json') {
+      const ids = r.events.flatMap((e) => (e.type === 'task-success' ? [e.node] : [])).sort();
+      assert.deepEqual(ids, ['feed[V=<secret>]', 'sp[P=<secret>]', 'up[K=<secret>]', 'use[K=<secret>]']);
+      const outs = r.events.flatMap((e) => (e.type === 'task-output' ? [e.chunk.trim()] : [])).sort();
+      assert.deepEqual(outs, ['using [REDACTED]', 'value is [REDACTED]']);
+    }
+  }
+  const cached = await rig.fabric(['run', 'feed', 'use', `V=${V}`, `K=${TOKEN}`, '--output=json'], { env: { API_TOKEN: TOKEN } });
+  assert.equal(cached.code, 0, cached.stderr);
+  const again = await rig.fabric(['run', 'feed', 'use', `V=${V}`, `K=${TOKEN}`, '--output=json'], { env: { API_TOKEN: TOKEN } });
+  assert.deepEqual(again.brief(['task-success']).filter((l) => !l.endsWith(' cached')), [], 'a second run is served from the cache');
+  for (const s of [V, TOKEN]) {
+    assert.ok(!(await allText(rig.path('evidence'))).includes(s), `the evidence directory leaked ${s}`);
+    assert.ok(!(await allText(rig.path('.fabric'))).includes(s), `the cache leaked ${s}`);
+    assert.ok(!again.stdout.includes(s));
+  }
+  const v = await rig.fabric(['evidence', 'verify', await lastPacket(rig)]);
+  assert.equal(v.code, 0, v.stdout);
+});
+
 rigTest('a secret from an env file the command sources (secretEnvFiles) appears nowhere in evidence or terminal output', async (rig) => {
   const TOKEN = 'runner-T0KEN-from-file-77';
   await rig.write({

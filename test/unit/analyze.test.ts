@@ -191,6 +191,35 @@ timedTest('secret param values never appear in node ids; nodes differing only in
   for (const id of g.nodes.keys()) assert.ok(!id.includes('first') && !id.includes('second'), id);
 });
 
+timedTest('a plain param that holds a secret (its own, or another node\'s) is <secret> in the id, and a secret of the node', () => {
+  const ids = (g: ReturnType<typeof ok>) => [...g.nodes.keys()].sort();
+  // Its own: the value of a secret env var it declares, or of a secret-named step env var it templates.
+  const own = def('own', { params: { K: {} }, env: ['API_TOKEN'], run: 'echo {{K}}' });
+  assert.deepEqual(ids(ok(run([own], ['own'], { K: 'tok-abcdef' }, { API_TOKEN: 'tok-abcdef' }))), ['own[K=<secret>]']);
+  const step = def('step', { params: { K: {} }, run: { cmd: 'true', env: { X_SECRET: '{{K}}' } } });
+  assert.deepEqual(ids(ok(run([step], ['step'], { K: 'tok-abcdef' }))), ['step[K=<secret>]']);
+  // Another node's: a dependency's secret param fed from a plain one, and a secret env var only `own` declares.
+  let calls = 0;
+  const tasks = [
+    own,
+    def('sp', { params: { P: { secret: true } } }),
+    def('feed', { params: { V: {}, WHEN: { default: () => String(++calls) } }, deps: [{ task: 'sp', params: { P: '{{V}}' } }], run: 'echo value {{V}} at {{WHEN}}' }),
+    def('other', { params: { K: {} }, run: 'echo {{K}}' }),
+  ];
+  const g = ok(run(tasks, ['own', 'feed', 'other'], { K: 'tok-abcdef', V: 'hush-hush' }, { API_TOKEN: 'tok-abcdef' }));
+  assert.deepEqual(ids(g), ['feed[V=<secret>]', 'other[K=<secret>]', 'own[K=<secret>]', 'sp[P=<secret>]']);
+  const feed = g.nodes.get('feed[V=<secret>]')!;
+  assert.ok(feed.secrets.includes('hush-hush'), 'a value secret for a dependency is a secret of the node that passes it');
+  assert.deepEqual(feed.steps.map((s) => s.kind === 'command' && s.display), ['echo value [REDACTED] at 1']);
+  assert.equal(feed.env['FABRIC_NODE'], 'feed[V=<secret>]');
+  assert.equal(calls, 1, 'a computed default runs once, though the graph is analyzed twice');
+  const other = g.nodes.get('other[K=<secret>]')!;
+  assert.deepEqual(other.secrets, ['tok-abcdef']);
+  assert.deepEqual(other.steps.map((s) => s.kind === 'command' && s.display), ['echo [REDACTED]']);
+  // Without a secret anywhere in the run, plain values show.
+  assert.deepEqual(ids(ok(run([def('other', { params: { K: {} } })], ['other'], { K: 'tok-abcdef' }))), ['other[K=tok-abcdef]']);
+});
+
 // Call sites: formatting one is a source-mapped stack, so analysis asks only when it has a diagnostic to place.
 const SITED = `task('smoke', { params: { ENV: { enum: ['a', 'b'] } } });
 task('up', { deps: [{ task: 'smoke', params: { ENV: '{{TARGET}}' } }], params: { TARGET: { default: 'a' } } });
