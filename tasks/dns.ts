@@ -132,8 +132,8 @@ task('dns.up:bootstrap', {
   cache: false,
   deps: [{ task: 'dns.tf.apply', params: { ENV: '{{ENV}}', CHAIN: 'dns.up' } }],
   guards: [pinned(), requireTools(['ssh', 'ansible-playbook'])],
-  // root@ each edge (BatchMode, ConnectTimeout=3, accept-new): any answer → bootstrap --limit dns-edge-*;
-  // a samakia@ jump host (none → exit 1); dns-auth-1/2 through it → bootstrap --limit dns-auth-1,dns-auth-2.
+  // root@ each edge (BatchMode, ConnectTimeout=3, accept-new): any answer -> bootstrap --limit dns-edge-*;
+  // a samakia@ jump host (none -> exit 1); dns-auth-1/2 through it -> bootstrap --limit dns-auth-1,dns-auth-2.
   run: glueTask(stagedBootstrapTask(['edges', 'auth'])),
 });
 

@@ -354,8 +354,8 @@ task('minio.up:bootstrap', {
   cache: false,
   deps: [{ task: 'inventory.check', params: { ENV: '{{ENV}}', CHAIN: 'minio.up' } }],
   guards: [pinned(), requireTools(['ssh', 'ansible-playbook'])],
-  // Probes root@ each edge (BatchMode, ConnectTimeout=3, accept-new): any answer → bootstrap --limit minio-edge-*;
-  // picks a samakia@ jump host (none → exit 1); probes minio-1..3 through it → bootstrap --limit minio-1,minio-2,minio-3.
+  // Probes root@ each edge (BatchMode, ConnectTimeout=3, accept-new): any answer -> bootstrap --limit minio-edge-*;
+  // picks a samakia@ jump host (none -> exit 1); probes minio-1..3 through it -> bootstrap --limit minio-1,minio-2,minio-3.
   run: glueTask(stagedBootstrapTask(['edges', 'nodes'])),
 });
 

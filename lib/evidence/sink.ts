@@ -232,7 +232,7 @@ class Writer implements EvidenceSink {
   private readonly patterns: readonly string[];
   private readonly secrets: readonly string[];
   private readonly states = new Map<NodeId, NodeState>();
-  /** Packet files written so far (relative path → sha256), the content of manifest.sha256. */
+  /** Packet files written so far (relative path -> sha256), the content of manifest.sha256. */
   private readonly files = new ManifestLines();
   /** run.json's edges as JSON, made once for a set of nodes (nodes do not change during a run). */
   private edgeLines: { readonly nodes: number; readonly lines: LaidArray } | undefined;

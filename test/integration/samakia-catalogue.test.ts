@@ -3,7 +3,8 @@
 // and in the Makefile's order, and `fabric run minio.up ... --dry-run` has no side effect.
 import * as assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { FABRIC_BIN, ROOT, rigTest, test, timedTest, type Rig } from '../helpers/rig.js';
 import { CATALOGUE_PATH, catalogue, fixtureEnv, samakiaRepo } from './samakia-catalogue-fixture.js';
@@ -33,6 +34,29 @@ async function list(rig: Rig): Promise<ListedTask[]> {
 timedTest('the committed tasks/*.ts are what scripts/gen-catalogue.mjs generates from the catalogue', () => {
   const r = spawnSync(process.execPath, ['scripts/gen-catalogue.mjs', '--check', '--catalogue', CATALOGUE_PATH], { cwd: ROOT, encoding: 'utf8' });
   assert.equal(r.status, 0, `stale generated files (run node scripts/gen-catalogue.mjs):\n${r.stderr}`);
+});
+
+// V8 keeps a script's source as one byte per character only when every character is ASCII: one
+// arrow in a comment (esbuild escapes them in code, not in comments) made the 450 KB Samakia bundle
+// two bytes per character, ~5 ms more to read and compile at every start (bench/RESULTS.md, 13th pass).
+rigTest('the Samakia bundles and fabric\'s own dist files are ASCII-only', async (rig) => {
+  await samakiaRepo(rig.dir);
+  await list(rig);
+  const nonAscii = async (dir: string, ext: RegExp): Promise<string[]> => {
+    const out: string[] = [];
+    for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
+      if (!e.isFile() || !ext.test(e.name)) continue;
+      const file = join(e.parentPath, e.name);
+      const text = await readFile(file, 'utf8');
+      const at = text.search(/[^\x00-\x7f]/);
+      if (at !== -1) out.push(`${file}: ${JSON.stringify(text.slice(Math.max(0, at - 40), at + 10))}`);
+    }
+    return out;
+  };
+  const built = await nonAscii(join(rig.dir, '.fabric', 'build'), /\.(mjs|cjs)$/);
+  assert.ok((await readdir(join(rig.dir, '.fabric', 'build'), { recursive: true })).some((n) => String(n).endsWith('fabricfile.mjs')), 'no bundle was built');
+  assert.deepEqual(built, []);
+  assert.deepEqual(await nonAscii(join(ROOT, 'dist'), /\.js$/), []);
 });
 
 rigTest('fabric list covers exactly the 318 Makefile targets, under the same names', async (rig) => {
