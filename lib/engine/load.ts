@@ -271,6 +271,29 @@ async function compiledBuild(esbuild: typeof import('esbuild'), opts: LoadOption
   return files;
 }
 
+/** A character V8 cannot keep in a one-byte (Latin-1) string. */
+const WIDE = /[^\u0000-\u00ff]/;
+
+/**
+ * `text` with every character above U+00FF replaced by '?', one per UTF-16 unit (columns, and so the
+ * source map, stay as they were), when all of them stand in comments; otherwise undefined. esbuild
+ * escapes such characters in code (its default charset is ASCII) but not in comments, and one of them
+ * makes V8 keep the whole module as two bytes per character: one arrow in a comment cost ~5 ms of
+ * every start of the 450 KB Samakia bundle (bench/RESULTS.md, thirteenth pass). Only comments changed
+ * when both texts are the same once esbuild drops whitespace and comments; a character esbuild could
+ * not escape (a raw template string, a regular expression) makes them differ, and the text is kept.
+ */
+async function narrowComments(esbuild: typeof import('esbuild'), text: string): Promise<string | undefined> {
+  if (!WIDE.test(text)) return undefined;
+  const narrowed = text.replace(new RegExp(WIDE.source, 'g'), '?');
+  const bare = async (t: string) => (await esbuild.transform(t, { loader: 'js', minifyWhitespace: true, legalComments: 'none' })).code;
+  try {
+    return (await bare(text)) === (await bare(narrowed)) ? narrowed : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 async function coldBundle(opts: LoadOptions): Promise<BuildManifest> {
   const esbuild = await import('esbuild');
   const root = dirname(opts.fabricfile);
@@ -315,7 +338,14 @@ async function coldBundle(opts: LoadOptions): Promise<BuildManifest> {
   // outdir esbuild computed relative paths (source maps, chunk imports) for.
   const pending = join(opts.buildDir, PENDING);
   const compiled = await compiledBuild(esbuild, opts, pending);
-  const files = [...result.outputFiles!, ...(compiled ?? [])].sort((a, b) => (a.path < b.path ? -1 : 1));
+  const files = await Promise.all(
+    [...result.outputFiles!, ...(compiled ?? [])].map(async (f) => {
+      if (!/\.[mc]js$/.test(f.path)) return f;
+      const narrowed = await narrowComments(esbuild, Buffer.from(f.contents).toString('utf8'));
+      return narrowed === undefined ? f : { path: f.path, contents: Buffer.from(narrowed, 'utf8') };
+    }),
+  );
+  files.sort((a, b) => (a.path < b.path ? -1 : 1));
   const h = crypto().createHash('sha256');
   for (const f of files) h.update(relative(pending, f.path)).update('\0').update(f.contents);
   const dir = join(opts.buildDir, h.digest('hex').slice(0, 16));

@@ -328,6 +328,45 @@ rigTest('declarations load from the compiled build with a V8 code cache; run loa
   assert.match(logs, /heavy ran/);
 });
 
+rigTest('wide characters in comments are narrowed in the bundles (columns and strings kept); one in a raw string keeps the text', async (rig) => {
+  // One character above U+00FF makes V8 keep a whole module as two bytes per character.
+  const wide = (file: string) => [...readFileSync(file, 'utf8')].filter((c) => c.codePointAt(0)! > 0xff).join('');
+  await rig.write({
+    'fabricfile.ts': FF(`import './tasks/x.js';`),
+    'tasks/x.ts': FF(
+      [
+        `function where(): string {`,
+        `  return new Error('here').stack ?? '';`,
+        `}`,
+        // esbuild keeps comments that stand among an object literal's properties.
+        `task('a', {`,
+        `  // build → test — deploy 🚀`,
+        `  description: 'arrow → in a string',`,
+        `  run: (ctx) => { ctx.log('café → ok 🚀'); ctx.log(where()); },`,
+        `  /* ← the end */`,
+        `});`,
+      ].join('\n'),
+    ),
+  });
+  const listed = await rig.fabric(['list', '--json']);
+  assert.equal(listed.code, 0, listed.stderr);
+  assert.equal((JSON.parse(listed.stdout) as { name: string; description: string }[])[0]!.description, 'arrow → in a string');
+  const m = buildManifest(rig);
+  assert.equal(wide(m.bundle), '', 'the ES module bundle');
+  assert.equal(wide(m.compiled!), '', 'the compiled build');
+  const r = await rig.fabric(['run', 'a', '--no-evidence', '--no-cache'], { plainNode: true });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /\[a\] café → ok 🚀\n/);
+  // Frames still map to their source (the narrowed text kept every column).
+  assert.match(r.stdout, /\[a\]     at where \(.*tasks\/x\.ts:3:10\)\n/, r.stdout);
+  // A raw template string cannot be escaped: the bundle keeps its text, and the task its value.
+  await rig.write({ 'tasks/x.ts': FF(`task('a', {\n  // → a comment esbuild keeps\n  run: (ctx) => ctx.log(String.raw\`raw → kept\`),\n});`) });
+  const raw = await rig.fabric(['run', 'a', '--no-evidence', '--no-cache']);
+  assert.equal(raw.code, 0, raw.stderr);
+  assert.match(raw.stdout, /\[a\] raw → kept\n/);
+  assert.equal(wide(buildManifest(rig).bundle), '→→');
+});
+
 rigTest('sources that need ES module semantics get no compiled build, and still load', async (rig) => {
   await rig.write({
     'fabricfile.ts': FF(`const n = await Promise.resolve(2);\ntask('tla', { description: 'n=' + n });`),
