@@ -7,7 +7,7 @@ import type { Command, DepRef, Effect, ParamCondition, ParamSpec, RunSpec, RunSt
 import type { Diagnostic, Location, Result } from '../diagnostics/types.js';
 import { locationAt, narrowToLiteral } from '../diagnostics/location.js';
 import { nearest } from '../util/suggest.js';
-import { isSecretName, MIN_SECRET_LENGTH, REDACTED } from '../util/redact.js';
+import { isSecretName, MIN_SECRET_LENGTH, REDACTED, redactText } from '../util/redact.js';
 import type { NodeId } from './events.js';
 import type { Graph, Node, ResolvedStep } from './graph.js';
 import { expand, parseDuration } from './template.js';
@@ -155,34 +155,83 @@ interface Pending {
   via: string;
 }
 
-export function analyze(req: AnalyzeRequest): Result<Graph> {
-  // One memo for both passes: a computed default is called once per run.
-  const withMemo: AnalyzeRequest = req.defaultsMemo ? req : { ...req, defaultsMemo: new Map() };
-  const first = analyzeOnce(withMemo, []);
-  if (!first.ok) return first;
-  // A node knows its own secrets. A value that is secret only for another node of the run (a
-  // dependency's secret param fed from this node's plain param, a secret env var this node does not
-  // declare) would still show in this node's id, command displays, output and cache key: then the
-  // graph is analyzed again, and every node whose params or env hold a secret of the run takes it as
-  // its own. Params and env do not depend on ids or secrets, so the second pass finds the same ones.
-  const all = new Set<string>();
-  for (const n of first.value.nodes.values()) for (const v of n.secrets) if (v.length >= MIN_SECRET_LENGTH) all.add(v);
-  if (all.size === 0) return first;
-  const secrets = [...all];
-  for (const n of first.value.nodes.values()) {
-    const own = new Set(n.secrets);
-    const foreign = secrets.filter((v) => !own.has(v));
-    if (secrets.some((v) => n.id.includes(v)) || (foreign.length > 0 && Object.values(n.env).some((e) => foreign.some((v) => e.includes(v))))) return analyzeOnce(withMemo, secrets);
-  }
-  return first;
+/**
+ * The secrets of a whole run (each at least MIN_SECRET_LENGTH long): every value some node must not
+ * show, with one expression that tells whether a text holds any of them.
+ */
+interface RunSecrets {
+  readonly values: readonly string[];
+  readonly pattern: RegExp;
 }
 
-function analyzeOnce(req: AnalyzeRequest, runSecrets: readonly string[]): Result<Graph> {
+function runSecretsOf(values: Iterable<string>): RunSecrets | undefined {
+  const list = [...new Set(values)].filter((v) => v.length >= MIN_SECRET_LENGTH).sort((a, b) => b.length - a.length);
+  if (list.length === 0) return undefined;
+  return { values: list, pattern: new RegExp(list.map((v) => v.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')) };
+}
+
+/** The run's secrets that `values` hold and `own` does not list (one pattern test per value). */
+function foreignSecrets(run: RunSecrets, values: Iterable<string | undefined>, own: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const v of values) {
+    if (!v || own.includes(v) || !run.pattern.test(v)) continue;
+    for (const s of run.values) if (v.includes(s) && !own.includes(s) && !out.includes(s)) out.push(s);
+  }
+  return out;
+}
+
+/** The values of a node's params, variables and declared env vars: where another node's secret can reach it. */
+function* passedValues(params: Readonly<Record<string, string>>, vars: Readonly<Record<string, string>>, env: Readonly<Record<string, string | undefined>>, envNames: readonly string[]): Generator<string | undefined> {
+  for (const k in params) yield params[k];
+  for (const k in vars) yield vars[k];
+  for (const n of envNames) yield env[n];
+}
+
+/**
+ * What the first pass of an analysis leaves the second: the environment snapshots it read, so that the
+ * second reads the same ones at the same points (a computed default may set a variable, and it runs
+ * only once: see AnalyzeRequest.defaultsMemo).
+ */
+interface EnvTimeline {
+  initial: Record<string, string | undefined> | undefined;
+  readonly after: Map<() => string, Record<string, string | undefined>>;
+}
+
+export function analyze(req: AnalyzeRequest): Result<Graph> {
+  const memo = req.defaultsMemo ?? new Map<() => string, string>();
+  const timeline: EnvTimeline = { initial: undefined, after: new Map() };
+  // Every secret value met, failed nodes included: a diagnostic shows none of them.
+  const met = new Set<string>();
+  const first = analyzeOnce(req, memo, timeline, undefined, met);
+  const run = runSecretsOf(met);
+  if (!first.ok) return run ? { ok: false, error: redactDiagnostics(first.error, run.values) } : first;
+  if (!run) return first;
+  // A node knows its own secrets. A value that is secret only for another node of the run (a
+  // dependency's secret param fed from this node's plain param or variable, a secret env var this
+  // node does not declare) would still show in this node's id, command displays, output and cache
+  // key: then the graph is analyzed again, and every node whose params, variables or declared env
+  // hold a secret of the run takes it as its own. The second pass reads the same environment and
+  // defaults, so it finds the same params and secrets.
+  const again = [...first.value.nodes.values()].some((n) => run.pattern.test(n.id) || foreignSecrets(run, passedValues(n.params, n.vars, n.env, n.envNames), n.secrets).length > 0);
+  if (!again) return first;
+  const second = analyzeOnce(req, memo, timeline, run, new Set());
+  return second.ok ? second : { ok: false, error: redactDiagnostics(second.error, run.values) };
+}
+
+function redactDiagnostics(diags: readonly Diagnostic[], secrets: readonly string[]): Diagnostic[] {
+  return diags.map((d) => ({
+    ...d,
+    message: redactText(d.message, secrets),
+    ...(d.hint !== undefined ? { hint: redactText(d.hint, secrets) } : {}),
+    ...(d.related ? { related: d.related.map((r) => ({ ...r, message: redactText(r.message, secrets) })) } : {}),
+  }));
+}
+
+function analyzeOnce(req: AnalyzeRequest, memo: Map<() => string, string>, timeline: EnvTimeline, run: RunSecrets | undefined, met: Set<string>): Result<Graph> {
   const diags = validateDefinitions(req.tasks);
   if (diags.some((d) => d.severity === 'error')) return { ok: false, error: diags };
   const byName = new Map(req.tasks.map((t) => [t.name, t] as const));
   const names = req.tasks.map((t) => t.name);
-  const memo = req.defaultsMemo!;
 
   const selected: TaskDef[] = [];
   const selectedSet = new Set<TaskDef>();
@@ -211,11 +260,14 @@ function analyzeOnce(req: AnalyzeRequest, runSecrets: readonly string[]): Result
   const stackIds: string[] = [];
   const failedKeys = new Set<string>();
   const idOwner = new Map<NodeId, string>();
+  const nextNumber = new Map<NodeId, number>();
 
   // The CLI passes process.env, whose every read is a getenv() call (12+ per node): analysis reads a
   // copy, taken again after a computed default runs (user code that might set a variable).
-  const snapshot = (): AnalyzeRequest => ({ ...req, env: { ...req.env } });
-  let current = snapshot();
+  // A second pass reads the snapshots the first took, at the same points.
+  const snapshot = (): Record<string, string | undefined> => ({ ...req.env });
+  let current: AnalyzeRequest = { ...req, env: (timeline.initial ??= snapshot()) };
+  const used = new Set<() => string>();
   const resolveDefault = (p: ParamSpec): string | undefined => {
     if (typeof p.default === 'function') {
       const fn = p.default;
@@ -223,8 +275,14 @@ function analyzeOnce(req: AnalyzeRequest, runSecrets: readonly string[]): Result
       if (v === undefined) {
         v = String(fn());
         memo.set(fn, v);
-        current = snapshot();
+        const env = snapshot();
+        timeline.after.set(fn, env);
+        current = { ...req, env };
+      } else if (!used.has(fn)) {
+        const env = timeline.after.get(fn);
+        if (env) current = { ...req, env };
       }
+      used.add(fn);
       return v;
     }
     return p.default;
@@ -265,7 +323,7 @@ function analyzeOnce(req: AnalyzeRequest, runSecrets: readonly string[]): Result
         bad = true;
         const origin = source === 'explicit' ? pending.origin() : undefined;
         const from = source === 'env' ? 'from the environment' : source === 'default' ? 'as default' : origin ? `from the dependency edge ${pending.via}` : 'on the command line';
-        const shown = p.secret ? '[REDACTED]' : JSON.stringify(value);
+        const shown = p.secret || isSecretName(pname, current.secretPatterns) ? '[REDACTED]' : JSON.stringify(value);
         const here = loc();
         diags.push({
           severity: 'error',
@@ -281,18 +339,36 @@ function analyzeOnce(req: AnalyzeRequest, runSecrets: readonly string[]): Result
     }
     const pnames = Object.keys(params).sort();
     const key = `${def.name}\u0000${JSON.stringify(pnames.map((k) => [k, params[k]]))}`;
-    if (bad) return undefined;
+    const secretsHere = () => {
+      const own = secretValuesOf(spec, params, explicit, current.env, current.secretPatterns);
+      for (const v of own) met.add(v);
+      return own;
+    };
+    if (bad) {
+      secretsHere();
+      return undefined;
+    }
     const known = keyToId.get(key);
     if (known !== undefined) return known;
     if (failedKeys.has(key)) return undefined;
+    const own = secretsHere();
     // Secret values never appear in ids (not even hashed): a secret param, and a plain param whose
     // value holds one of the node's secrets (e.g. the value of a secret env var it declares), show as
     // <secret>; nodes that differ only in a secret are numbered.
-    const shown = pnames.filter((k) => params[k] !== defaults[k]);
-    const hidden = shown.length === 0 ? [] : [...runSecrets, ...secretValuesOf(spec, params, explicit, current.env, current.secretPatterns).filter((v) => v.length >= MIN_SECRET_LENGTH)];
-    const display = shown.map((k) => `${k}=${spec.params?.[k]?.secret || hidden.some((v) => params[k]!.includes(v)) ? '<secret>' : params[k]}`);
-    let id: NodeId = display.length ? `${def.name}[${display.join(',')}]` : def.name;
-    for (let n = 2; idOwner.has(id) && idOwner.get(id) !== key; n++) id = `${def.name}[${display.join(',')}]#${n}`;
+    const hidden = (v: string) => own.some((s) => s.length >= MIN_SECRET_LENGTH && v.includes(s)) || (run !== undefined && run.pattern.test(v));
+    const display = pnames
+      .filter((k) => params[k] !== defaults[k])
+      .map((k) => `${k}=${spec.params?.[k]?.secret || hidden(params[k]!) ? '<secret>' : params[k]}`);
+    const base: NodeId = display.length ? `${def.name}[${display.join(',')}]` : def.name;
+    let id = base;
+    if (idOwner.has(id) && idOwner.get(id) !== key) {
+      // Numbered from where the last node with this base stopped (N nodes that differ only in a
+      // secret would otherwise try 2..N each).
+      let n = nextNumber.get(base) ?? 2;
+      while (idOwner.has(`${base}#${n}`) && idOwner.get(`${base}#${n}`) !== key) n++;
+      id = `${base}#${n}`;
+      nextNumber.set(base, n + 1);
+    }
     idOwner.set(id, key);
     const cyc = onStack.indexOf(key);
     if (cyc !== -1) {
@@ -357,7 +433,7 @@ function analyzeOnce(req: AnalyzeRequest, runSecrets: readonly string[]): Result
       return undefined;
     }
 
-    const node = buildNode(current, def, id, params, vars, deps, skippedDeps, lookup, diags, runSecrets);
+    const node = buildNode(current, def, id, params, vars, deps, skippedDeps, lookup, diags, own, run);
     if (!node) {
       failedKeys.add(key);
       return undefined;
@@ -458,7 +534,8 @@ function buildNode(
   skippedDeps: { task: string; condition: string }[],
   lookup: (n: string) => string | undefined,
   diags: Diagnostic[],
-  runSecrets: readonly string[],
+  own: readonly string[],
+  runSecrets: RunSecrets | undefined,
 ): Node | undefined {
   const spec = def.spec;
   let problems = 0;
@@ -477,7 +554,7 @@ function buildNode(
   };
 
   const { run, effect, variant } = selectedRun(spec, params);
-  const secrets = secretValuesOf(spec, params, vars, req.env, req.secretPatterns);
+  const secrets = [...own];
   const envNames = [...(spec.env ?? [])];
   const env: Record<string, string> = {};
   for (const n of BASE_ENV) if (req.env[n] !== undefined) env[n] = req.env[n]!;
@@ -488,8 +565,8 @@ function buildNode(
     if (v !== undefined) env[n] = v;
   }
   for (const [k, v] of Object.entries(params)) env[k] = v;
-  // A secret of another node of the run that this node's params or env hold is this node's too.
-  for (const v of runSecrets) if (!secrets.includes(v) && Object.values(env).some((e) => e.includes(v))) secrets.push(v);
+  // A secret of another node of the run that this node's params, variables or declared env hold is this node's too.
+  if (runSecrets) secrets.push(...foreignSecrets(runSecrets, passedValues(params, vars, env, envNames), secrets));
   // In CI mode the scripts are told so with one canonical value, whatever spelling started fabric's CI mode.
   if (req.ci) env['CI'] = '1';
   env['FABRIC_NODE'] = id;

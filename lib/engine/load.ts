@@ -51,8 +51,8 @@ export interface LoadOptions {
 }
 
 interface BuildManifest {
-  /** 5: the compiled build's import() rewritten (4: input stats beside hashes; 3: hashes only; 2: inline maps). */
-  readonly version: 5;
+  /** 6: wide characters in comments narrowed (5: the compiled build's import() rewritten; 4: input stats beside hashes; 3: hashes only; 2: inline maps). */
+  readonly version: 6;
   readonly fabricfile: string;
   readonly apiModule: string;
   readonly bundle: string;
@@ -113,7 +113,7 @@ function warmBundle(opts: LoadOptions): BuildManifest | undefined {
   } catch {
     return undefined;
   }
-  if (m.version !== 5 || m.fabricfile !== opts.fabricfile || m.apiModule !== opts.apiModule || !existsSync(m.bundle)) return undefined;
+  if (m.version !== 6 || m.fabricfile !== opts.fabricfile || m.apiModule !== opts.apiModule || !existsSync(m.bundle)) return undefined;
   if (m.compiled !== null && !existsSync(m.compiled)) return undefined;
   // Taken before any stat: the new stats are recorded as of this moment (never later than they were
   // taken), as the cold build does.
@@ -365,7 +365,7 @@ async function coldBundle(opts: LoadOptions): Promise<BuildManifest> {
     }
   }
   const bundle = join(dir, 'fabricfile.mjs');
-  const manifest: BuildManifest = { version: 5, fabricfile: opts.fabricfile, apiModule: opts.apiModule, bundle, inputs, stats, statsAt, compiled: compiled ? join(dir, 'fabricfile.cjs') : null };
+  const manifest: BuildManifest = { version: 6, fabricfile: opts.fabricfile, apiModule: opts.apiModule, bundle, inputs, stats, statsAt, compiled: compiled ? join(dir, 'fabricfile.cjs') : null };
   writeManifest(opts, manifest, true);
   await pruneBundles(opts.buildDir);
   return manifest;

@@ -167,10 +167,19 @@ export const test: typeof uvuTest = new Proxy(uvuTest, {
     return Reflect.apply(target, self, args);
   },
   get(target, prop, receiver) {
-    if (prop !== 'run') return Reflect.get(target, prop, receiver) as unknown;
-    return () => {
-      started = true;
-      target.run();
-    };
+    const value = Reflect.get(target, prop, receiver) as unknown;
+    if (prop === 'run') {
+      return () => {
+        started = true;
+        target.run();
+      };
+    }
+    if ((prop === 'only' || prop === 'skip') && typeof value === 'function') {
+      return (...args: unknown[]) => {
+        if (started) throw new Error(`test.${prop} "${String(args[0])}" is registered after test.run(): it would never run`);
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    }
+    return value;
   },
 });

@@ -262,7 +262,7 @@ rigTest('a warm start trusts unchanged stats of settled inputs, and a content ch
   assert.equal((await rig.fabric(['list', '--json'])).code, 0);
   const manifest = readdirSync(rig.path('.fabric', 'build')).find((n) => n.endsWith('.json'))!;
   const m = JSON.parse(readFileSync(rig.path('.fabric', 'build', manifest), 'utf8')) as { version: number; stats: Record<string, number[]>; statsAt: number };
-  assert.equal(m.version, 5);
+  assert.equal(m.version, 6);
   assert.deepEqual(Object.keys(m.stats).map((p) => relative(rig.dir, p)).sort(), ['fabricfile.ts', 'tasks/desc.ts']);
   const written = statSync(rig.path('.fabric', 'build', manifest)).mtimeMs;
   // Warm, with nothing to re-hash: the manifest is not rewritten.
@@ -328,7 +328,7 @@ rigTest('declarations load from the compiled build with a V8 code cache; run loa
   assert.match(logs, /heavy ran/);
 });
 
-rigTest('wide characters in comments are narrowed in the bundles (columns and strings kept); one in a raw string keeps the text', async (rig) => {
+rigTest('wide characters in comments are narrowed in the bundles (strings and stack frames as before); one in a raw string keeps the text', async (rig) => {
   // One character above U+00FF makes V8 keep a whole module as two bytes per character.
   const wide = (file: string) => [...readFileSync(file, 'utf8')].filter((c) => c.codePointAt(0)! > 0xff).join('');
   await rig.write({
@@ -357,7 +357,7 @@ rigTest('wide characters in comments are narrowed in the bundles (columns and st
   const r = await rig.fabric(['run', 'a', '--no-evidence', '--no-cache'], { plainNode: true });
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /\[a\] café → ok 🚀\n/);
-  // Frames still map to their source (the narrowed text kept every column).
+  // Frames still map to their source.
   assert.match(r.stdout, /\[a\]     at where \(.*tasks\/x\.ts:3:10\)\n/, r.stdout);
   // A raw template string cannot be escaped: the bundle keeps its text, and the task its value.
   await rig.write({ 'tasks/x.ts': FF(`task('a', {\n  // → a comment esbuild keeps\n  run: (ctx) => ctx.log(String.raw\`raw → kept\`),\n});`) });

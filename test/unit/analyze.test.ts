@@ -214,10 +214,44 @@ timedTest('a plain param that holds a secret (its own, or another node\'s) is <s
   assert.equal(feed.env['FABRIC_NODE'], 'feed[V=<secret>]');
   assert.equal(calls, 1, 'a computed default runs once, though the graph is analyzed twice');
   const other = g.nodes.get('other[K=<secret>]')!;
-  assert.deepEqual(other.secrets, ['tok-abcdef']);
+  // V reaches every node as a command-line variable (a template could use it): a secret of each.
+  assert.deepEqual(other.secrets, ['tok-abcdef', 'hush-hush']);
   assert.deepEqual(other.steps.map((s) => s.kind === 'command' && s.display), ['echo [REDACTED]']);
   // Without a secret anywhere in the run, plain values show.
   assert.deepEqual(ids(ok(run([def('other', { params: { K: {} } })], ['other'], { K: 'tok-abcdef' }))), ['other[K=tok-abcdef]']);
+});
+
+timedTest('a secret that reaches a node only as a variable is its secret too; no diagnostic shows a secret', () => {
+  // `feed` declares no param: {{V}} is the command-line variable, which `sp` takes as a secret param.
+  const sp = def('sp', { params: { P: { secret: true }, Q: { default: 'a', enum: ['a', 'b'] } } });
+  const feed = (q: string) => def('feed', { deps: [{ task: 'sp', params: { P: '{{V}}', Q: q } }], run: 'echo {{V}}' });
+  const g = ok(run([sp, feed('a')], ['feed'], { V: 'hush-hush' }));
+  const n = g.nodes.get('feed')!;
+  assert.deepEqual(n.secrets, ['hush-hush']);
+  assert.deepEqual(n.steps.map((s) => s.kind === 'command' && s.display), ['echo [REDACTED]']);
+  // A failed analysis: the dependency edge, the value and a cycle's path name no secret.
+  const bad = errors(run([sp, feed('c')], ['feed'], { V: 'hush-hush', K: 'hush-hush' }));
+  assert.equal(bad.length, 1);
+  assert.match(bad[0]!, /Q="c"/);
+  const looped = errors(run([def('x', { params: { K: {} }, deps: [{ task: 'y', params: { T: '{{K}}' } }] }), def('y', { params: { T: { secret: true } }, deps: [{ task: 'x', params: { K: '{{T}}' } }] })], ['x'], { K: 'loop-secret' }));
+  assert.match(looped.join('\n'), /Dependency cycle/);
+  const named = errors(run([def('t', { params: { API_TOKEN: { enum: ['x'] } } })], ['t'], { API_TOKEN: 'Hush-1234' }));
+  assert.match(named.join('\n'), /API_TOKEN=\[REDACTED\]/);
+  for (const text of [...bad, ...looped, ...named]) assert.ok(!/hush-hush|loop-secret|Hush-1234/.test(text), text);
+});
+
+timedTest('the second pass reads the environment as the first did, though a computed default changed it', () => {
+  const env: Record<string, string> = { PATH: '/usr/bin' };
+  const tasks = [
+    def('early', { params: { X: { default: 'd' } } }),
+    def('setter', { params: { W: { default: () => ((env['X'] = 'late'), 'w') } } }),
+    def('late', { params: { X: { default: 'd' } } }),
+    def('sp', { params: { P: { secret: true } } }),
+    def('feed', { params: { V: {} }, deps: [{ task: 'sp', params: { P: '{{V}}' } }] }),
+  ];
+  const g = ok(analyze({ tasks, targets: ['early', 'setter', 'late', 'feed'], vars: { V: 'hush-hush' }, env, repoRoot: '/repo', fabricfile: '/repo/fabricfile.ts', secretPatterns: ['TOKEN'] }));
+  assert.ok(g.nodes.has('feed[V=<secret>]'), 'analyzed twice');
+  assert.deepEqual([...g.nodes.keys()].filter((id) => /^(early|late)/.test(id)).sort(), ['early', 'late[X=late]']);
 });
 
 // Call sites: formatting one is a source-mapped stack, so analysis asks only when it has a diagnostic to place.
