@@ -323,7 +323,7 @@ function analyzeOnce(req: AnalyzeRequest, memo: Map<() => string, string>, timel
         bad = true;
         const origin = source === 'explicit' ? pending.origin() : undefined;
         const from = source === 'env' ? 'from the environment' : source === 'default' ? 'as default' : origin ? `from the dependency edge ${pending.via}` : 'on the command line';
-        const shown = p.secret || isSecretName(pname, current.secretPatterns) ? '[REDACTED]' : JSON.stringify(value);
+        const shown = p.secret || isSecretName(pname, current.secretPatterns) ? REDACTED : JSON.stringify(value);
         const here = loc();
         diags.push({
           severity: 'error',
@@ -572,12 +572,6 @@ function buildNode(
   env['FABRIC_NODE'] = id;
   env['FABRIC_TASK'] = def.name;
 
-  const redact = (s: string): string => {
-    let out = s;
-    for (const sec of secrets) if (sec.length >= MIN_SECRET_LENGTH) out = out.split(sec).join(REDACTED);
-    return out;
-  };
-
   const steps: ResolvedStep[] = [];
   for (const step of runSteps(run)) {
     if (typeof step === 'function') {
@@ -606,7 +600,7 @@ function buildNode(
     steps.push({ kind: 'command', cmd, display: (envPrefix ? envPrefix + ' ' : '') + display, env: stepEnv, okCodes: cs.okCodes ?? [], ignoreFailure: cs.ignoreFailure ?? false, secretEnvFiles });
   }
   // Displays are redacted once every secret of the node is known.
-  const redactedSteps = steps.map((s) => (s.kind === 'command' ? { ...s, display: redact(s.display) } : s));
+  const redactedSteps = steps.map((s) => (s.kind === 'command' ? { ...s, display: redactText(s.display, secrets) } : s));
 
   const cwdRaw = spec.cwd !== undefined ? tmpl(spec.cwd, 'cwd') : '.';
   const cwd = isAbsolute(cwdRaw) ? cwdRaw : resolve(req.repoRoot, cwdRaw);

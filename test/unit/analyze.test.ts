@@ -240,6 +240,12 @@ timedTest('a secret that reaches a node only as a variable is its secret too; no
   for (const text of [...bad, ...looped, ...named]) assert.ok(!/hush-hush|loop-secret|Hush-1234/.test(text), text);
 });
 
+timedTest('a command display is redacted longest secret first (one secret inside another is not left half shown)', () => {
+  const t = def('t', { params: { A: { secret: true }, B: { secret: true } }, run: 'echo {{B}} {{A}}' });
+  const g = ok(run([t], ['t'], { A: 'abcd', B: 'zz-abcd-zz' }));
+  assert.deepEqual([...g.nodes.values()][0]!.steps.map((s) => s.kind === 'command' && s.display), ['echo [REDACTED] [REDACTED]']);
+});
+
 timedTest('the second pass reads the environment as the first did, though a computed default changed it', () => {
   const env: Record<string, string> = { PATH: '/usr/bin' };
   const tasks = [
